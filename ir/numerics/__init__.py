@@ -15,3 +15,9 @@ from .common import (  # noqa: F401
     encode_multiplier, encode_scales, group_accumulate, linear_int, quantize_act,
     quantize_rtn, requantize, rshift_round, sat, sat8, signed_range, signed_weight, wrap,
 )
+from .lut import (  # noqa: F401
+    LOOKUP_BITS, LUT_ENTRIES, LUT_G, LUT_SCHEMES, LUT_WEIGHT_BITS, TABLE_BITS, ZP_BITS,
+    LutTrace, LutWidths, bit_planes, lut_full_table, lut_group_accumulate, lut_linear,
+    lut_lookup, lut_precompute, lut_trace, lut_widths, odd_levels, odd_zero_point,
+    plane_indices,
+)
