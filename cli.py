@@ -1,0 +1,174 @@
+"""The `plait` command line.
+
+    plait compile MODEL [--recipe R] -o OUT [--shape-only] [--dump-dir D]
+    plait run OUT --prompt "..." [--max-new-tokens N]
+    plait eval OUT [--text FILE] [--max-tokens N] [--window W]
+    plait inspect OUT [--json]
+    plait hw report UNIT [--config KEY=VALUE ...]
+
+Errors that come from bad input (unknown model, bad recipe, corrupt artifact,
+missing tool) print one clear line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _compile(args) -> int:
+    from plait.frontend import load_model, load_tokenizer
+    from plait.passes import load_recipe, run_recipe
+    from plait.runtime.artifact import write_artifact
+
+    t0 = time.perf_counter()
+    recipe = load_recipe(args.recipe)
+    graph, weights = load_model(args.model, shape_only=args.shape_only)
+    t_load = time.perf_counter() - t0
+    graph, weights, report = run_recipe(graph, weights, recipe, dump_dir=args.dump_dir)
+    t_pass = time.perf_counter() - t0 - t_load
+    tok = None
+    if not args.shape_only:
+        tok = load_tokenizer(args.model)
+    write_artifact(Path(args.output), graph, weights, model=args.model, recipe=recipe.to_dict(),
+                   recipe_text=recipe.text, tokenizer=tok,
+                   extra={"compile_seconds": {"load": round(t_load, 2), "passes": round(t_pass, 2)}})
+    total = time.perf_counter() - t0
+    print(f"compiled {args.model} with recipe {recipe.name!r} -> {args.output} "
+          f"(load {t_load:.1f}s, passes {t_pass:.1f}s, total {total:.1f}s)")
+    for line in report.lines() if hasattr(report, "lines") else []:
+        print("  " + line)
+    return 0
+
+
+def _run(args) -> int:
+    from plait.runtime import Session
+    sess = Session(args.artifact, device=args.device)
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sess.generate(args.prompt, args.max_new_tokens, chat=not args.no_chat, on_text=show)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _eval(args) -> int:
+    from plait.runtime import Session
+    from plait.runtime.evaluate import default_text, perplexity
+    sess = Session(args.artifact)
+    text = Path(args.text).read_text() if args.text else default_text()
+    ids = sess.tokenizer.encode(text)
+    def logits_fn(w):
+        sess.interp.reset()
+        return sess.interp.logits(w[None, :])[0]
+    ppl, n = perplexity(logits_fn, ids, max_tokens=args.max_tokens, window=args.window)
+    src = args.text or "pydoc_data.topics"
+    print(f"perplexity {ppl:.4f} on {n} tokens of {src} (windows of {args.window})")
+    if args.json:
+        print(json.dumps({"perplexity": ppl, "tokens": n, "text": src, "window": args.window}))
+    return 0
+
+
+def _inspect(args) -> int:
+    from plait.ir.stats import format_summary, summarize
+    from plait.runtime.artifact import load_artifact
+    art = load_artifact(args.artifact, check=not args.no_check)
+    s = summarize(art.graph, context=args.context)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    m = art.manifest
+    print(f"artifact         {art.path}  (schema v{m['schema_version']}, model {m['model']}, "
+          f"recipe {m['recipe'].get('name', '?')}{', shape-only' if art.shape_only else ''})")
+    print(format_summary(s))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plait", description="LLM -> FPGA co-design compiler")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile a model into an artifact")
+    c.add_argument("model", help="smollm2 | a local HF directory | a named config (see plait.frontend.MODEL_CONFIGS)")
+    c.add_argument("--recipe", default="default", help="recipe name (bundled) or path to a TOML file")
+    c.add_argument("-o", "--output", required=True, help="artifact directory to write")
+    c.add_argument("--shape-only", action="store_true", help="plan without weights (meta device)")
+    c.add_argument("--dump-dir", help="save the graph after every pass here")
+    c.set_defaults(fn=_compile)
+
+    r = sub.add_parser("run", help="generate text from an artifact")
+    r.add_argument("artifact")
+    r.add_argument("--prompt", required=True)
+    r.add_argument("--max-new-tokens", type=int, default=64)
+    r.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    r.add_argument("--device", default="cpu")
+    r.set_defaults(fn=_run)
+
+    e = sub.add_parser("eval", help="perplexity of an artifact on a text")
+    e.add_argument("artifact")
+    e.add_argument("--text", help="text file (default: CPython's pydoc_data.topics)")
+    e.add_argument("--max-tokens", type=int, default=4096)
+    e.add_argument("--window", type=int, default=512)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=_eval)
+
+    i = sub.add_parser("inspect", help="summarise an artifact's graph")
+    i.add_argument("artifact")
+    i.add_argument("--context", type=int, default=512, help="context length for attention MACs")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--no-check", action="store_true", help="skip hash checks (large artifacts)")
+    i.set_defaults(fn=_inspect)
+
+    hw = sub.add_parser("hw", help="hardware: resource reports")
+    hw_sub = hw.add_subparsers(dest="hw_command", required=True)
+    try:
+        from plait.rtl.report import register_cli
+    except ImportError as exc:  # the rtl layer failed to import: say so when used
+        rep = hw_sub.add_parser("report", help="resource report (unavailable)")
+        rep.set_defaults(fn=lambda a, exc=exc: _fail(f"hw report unavailable: {exc}"))
+    else:
+        register_cli(hw_sub)
+    return p
+
+
+def _fail(msg: str) -> int:
+    print(f"plait: error: {msg}", file=sys.stderr)
+    return 2
+
+
+# Errors from bad input: one line, exit 2. Anything else is a bug and keeps its traceback.
+def _user_errors() -> tuple:
+    errs = [FileNotFoundError]
+    from plait.ir import GraphError, IRTypeError, OpError, ParseError, VerifyError, WeightError
+    errs += [GraphError, IRTypeError, OpError, ParseError, VerifyError, WeightError]
+    from plait.runtime.artifact import ArtifactError
+    from plait.runtime.session import DeviceUnavailable
+    errs += [ArtifactError, DeviceUnavailable]
+    for mod, names in (("plait.frontend", ("FrontendError", "UnsupportedOpError", "UnknownModelError")),
+                       ("plait.passes", ("RecipeError", "PassError")),
+                       ("plait.sim.verilator", ("ToolMissing",))):
+        try:
+            m = __import__(mod, fromlist=list(names))
+        except ImportError:
+            continue
+        errs += [getattr(m, n) for n in names if hasattr(m, n)]
+    return tuple(errs)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except _user_errors() as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Accuracy measurement: perplexity on a text.
+
+The default text is CPython's own ``pydoc_data.topics`` (ships with Python, no
+download).  Perplexity is computed over non-overlapping windows of ``window``
+tokens covering the first ``max_tokens`` tokens: ``exp(mean NLL)`` of every
+token predicted from at least one previous token of its window.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+
+def default_text() -> str:
+    from pydoc_data import topics
+    return "\n\n".join(topics.topics[k] for k in sorted(topics.topics))
+
+
+def token_windows(ids: list[int], max_tokens: int, window: int) -> list[np.ndarray]:
+    ids = np.asarray(ids[:max_tokens], np.int64)
+    return [ids[i:i + window] for i in range(0, len(ids) - 1, window) if len(ids[i:i + window]) > 1]
+
+
+def nll_of_window(logits: np.ndarray, ids: np.ndarray) -> tuple[float, int]:
+    """Sum of negative log-likelihoods of ids[1:] given logits[:-1] ([S, V]) and the count."""
+    lg = logits[:-1].astype(np.float64)
+    lg = lg - lg.max(-1, keepdims=True)
+    logp = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
+    tgt = ids[1:]
+    return float(-logp[np.arange(len(tgt)), tgt].sum()), len(tgt)
+
+
+def perplexity(logits_fn: Callable[[np.ndarray], np.ndarray], ids: list[int], *, max_tokens: int = 4096,
+               window: int = 512, progress: bool = True) -> tuple[float, int]:
+    """``logits_fn(ids[S]) -> logits[S, V]`` for one fresh window. Returns (ppl, tokens scored)."""
+    windows = token_windows(ids, max_tokens, window)
+    if not windows:
+        raise ValueError("text is too short: fewer than 2 tokens")
+    total, count = 0.0, 0
+    it = windows
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(windows, desc="perplexity", unit="window")
+    for w in it:
+        s, n = nll_of_window(logits_fn(w), w)
+        total += s
+        count += n
+    return math.exp(total / count), count
