@@ -8,38 +8,7 @@ from plait.ir import (Graph, GraphError, Interpreter, IRTypeError, OpError, Pars
 from plait.ir import serialize
 from plait.ir.ops import OPS, graph_cost
 
-H, HKV, HD, D, V, F = 4, 2, 8, 32, 50, 48
-
-
-def tiny_block(quant: bool = False):
-    """One Llama block + head, random weights: every LLM op appears once."""
-    rng = np.random.default_rng(0)
-    g, ws = Graph("tiny"), WeightStore()
-
-    def param(name, shape, qspec=None, sspec=None):
-        ws[name] = (rng.standard_normal(shape) * 0.2).astype(np.float32)
-        return g.add("param", attrs={"weight": name}, type=TensorType(shape, "f32", qspec, sspec), name=name)
-
-    tok = g.add("input", name="tokens", type=TensorType((1, "S"), "i64"))
-    emb = param("emb", (V, D))
-    x = g.add("embedding", [emb, tok], name="x", origin="model.embed_tokens")
-    n1 = g.add("rmsnorm", [x, param("n1", (D,))], {"eps": 1e-5}, name="n1o")
-    q = g.add("linear", [n1, param("wq", (H * HD, D))], name="q")
-    k = g.add("linear", [n1, param("wk", (HKV * HD, D))], name="k")
-    v = g.add("linear", [n1, param("wv", (HKV * HD, D))], name="v")
-    rq = g.add("rope", [q], {"n_heads": H, "head_dim": HD, "theta": 10000.0}, name="rq")
-    rk = g.add("rope", [k], {"n_heads": HKV, "head_dim": HD, "theta": 10000.0}, name="rk")
-    a = g.add("attention", [rq, rk, v], {"n_heads": H, "n_kv_heads": HKV, "head_dim": HD}, name="attn")
-    o = g.add("linear", [a, param("wo", (D, H * HD))], name="o")
-    x2 = g.add("add", [x, o], name="x2")
-    gate = g.add("linear", [x2, param("wg", (F, D))], name="gate")
-    up = g.add("linear", [x2, param("wu", (F, D))], name="up")
-    act = g.add("swiglu", [gate, up], name="act")
-    down = g.add("linear", [act, param("wd", (D, F))], name="down")
-    x3 = g.add("add", [x2, down], name="x3")
-    logits = g.add("linear", [x3, emb], name="logits", origin="lm_head")
-    g.outputs = [logits]
-    return g, ws
+from plait.tests.graphs import D, F, H, HD, HKV, V, tiny_block
 
 
 def test_type_text_round_trip():
