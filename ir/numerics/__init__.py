@@ -21,3 +21,9 @@ from .lut import (  # noqa: F401
     lut_lookup, lut_precompute, lut_trace, lut_widths, odd_levels, odd_zero_point,
     plane_indices,
 )
+from .dsp import (  # noqa: F401,E402
+    DSP_WEIGHT_BITS, MODES as DSP_MODES, ChainSchedule, DspMode, chain_beat, compress_nm,
+    decompress_nm, dsp_cascade, dsp_pack, dsp_weight_codes, encode_weight_codes,
+    overflow_adjust, parse_mode, prune_nm, run_chain, run_schedule, schedule_chain,
+    widen_code,
+)
