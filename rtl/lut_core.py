@@ -1,0 +1,208 @@
+"""Configuration and models of the LUT tensor core (``rtl/sv/lut_*.sv``).
+
+The core (after LUT Tensor Core, ISCA'25, T-MAC and MixPE) multiplies ``M`` int8
+activation rows by ``N`` low-bit weight columns, ``K = g = 4`` inputs per step, one
+weight bit-plane per cycle; it dequantizes once per quantization group and outputs
+the contract's 48-bit ``P`` (:func:`plait.ir.numerics.lut.lut_trace` is the golden
+model of every register; ``docs`` of the arithmetic live there).
+
+Sources (``rtl/sv/``): ``lut_precompute.sv`` (8-entry symmetrized table of 4 int8),
+``lut_lookup.sv`` (sign from the top index bit), ``lut_core.sv`` (streams, table
+stage, ``M x N`` lookup units and column accumulators, background group
+dequantizer with ``dq_lanes`` columns per cycle).  The parameters come from the
+generated ``lut_core_pkg.sv`` (:meth:`LutCoreConfig.sv_package`).
+
+Run-time modes (one build covers all): ``cfg_bits`` 1..4 planes, ``cfg_offset``
+(zero correction + halving for sym/asym/ternary; off for odd-level weights),
+``cfg_group_chunks = G/4`` and ``cfg_groups`` groups per tile.  :func:`mode_of`
+maps a :class:`~plait.ir.numerics.QuantizedWeight` to these values and
+:func:`stream_tile` produces the exact beats the RTL consumes.
+
+Performance terms used by the testbench and the report
+    *lookup units*   ``M * N`` (one table lookup per row and column per cycle);
+    *useful lookups* ``M * N * bits * K / 4`` per tile (one per plane per chunk; a
+    ternary weight uses 2 planes);
+    *utilisation*    useful lookups / (lookup units * cycles), i.e. the fraction of
+    cycles in which the lookup array consumes a weight plane;
+    *MACs per cycle* ``M * N * K_tile / cycles`` (weight x activation products).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from plait.ir.numerics import (
+    LUT_G, LOOKUP_BITS, P_BITS, SCALE_BITS, TABLE_BITS, ZP_BITS, NumericsError,
+    QuantizedWeight, encode_scales, lut_widths, odd_zero_point, plane_indices,
+)
+from .config import UnitConfig, clog2
+from .units import register_unit
+
+__all__ = ["LutCoreConfig", "LutMode", "mode_of", "stream_tile", "LUT_SOURCES"]
+
+LUT_SOURCES = ["lut_precompute.sv", "lut_lookup.sv", "lut_core.sv"]
+
+
+@dataclass
+class LutCoreConfig(UnitConfig):
+    """Build-time parameters of the LUT tensor core.
+
+    m, n, k     tile (rows x columns x inputs per step); ``k`` must be 4 (g = 4)
+    max_group   largest quantization group (inputs) the accumulators are sized for
+    dq_lanes    columns the group dequantizer handles per cycle (``n % dq_lanes == 0``)
+    cnt_w       width of the groups-per-tile counter (``cfg_groups < 2^cnt_w``)
+    """
+
+    pkg_name: ClassVar[str] = "lut_core_pkg"
+    m: int = 2
+    n: int = 64
+    k: int = 4
+    max_group: int = 256
+    dq_lanes: int = 8
+    cnt_w: int = 16
+
+    def validate(self) -> None:
+        if self.k != LUT_G:
+            raise ValueError(f"LutCoreConfig.k must be {LUT_G} (the table group g), got {self.k}")
+        if not 1 <= self.m <= 16:
+            raise ValueError(f"LutCoreConfig.m must be in [1, 16], got {self.m}")
+        if not 1 <= self.n <= 256:
+            raise ValueError(f"LutCoreConfig.n must be in [1, 256], got {self.n}")
+        if self.max_group < LUT_G or self.max_group % LUT_G or self.max_group > 4096:
+            raise ValueError(f"LutCoreConfig.max_group must be a multiple of {LUT_G} in "
+                             f"[{LUT_G}, 4096], got {self.max_group}")
+        if self.dq_lanes < 1 or self.n % self.dq_lanes:
+            raise ValueError(f"LutCoreConfig.dq_lanes must divide n={self.n}, got {self.dq_lanes}")
+        if not 1 <= self.cnt_w <= 24:
+            raise ValueError(f"LutCoreConfig.cnt_w must be in [1, 24], got {self.cnt_w}")
+
+    # ---------------------------------------------------------------- params
+    def derived(self) -> dict[str, int]:
+        w = lut_widths(self.max_group)
+        chunks = self.max_group // LUT_G
+        steps = self.n // self.dq_lanes
+        return {
+            "act_w": 8, "tbl_w": TABLE_BITS, "lk_w": LOOKUP_BITS, "wb_max": 4,
+            "acc_w": w.acc, "xs_w": w.xsum, "corr_w": w.corr, "grp_w": w.grp,
+            "prod_w": w.prod, "p_w": P_BITS, "mant_w": SCALE_BITS, "zp_w": ZP_BITS,
+            "max_chunks": chunks, "gc_w": clog2(chunks + 1),
+            "dq_steps": steps, "dqs_w": max(1, clog2(steps)),
+        }
+
+    # ---------------------------------------------------------------- models
+    def lookup_units(self) -> int:
+        return self.m * self.n
+
+    def macs_per_cycle(self, bits: int = 2) -> int:
+        """Peak MACs per cycle for ``bits``-plane weights (default W2, the paper's
+        headline): ``M * N * 4 / bits`` (one plane per cycle)."""
+        if bits not in (1, 2, 3, 4):
+            raise ValueError(f"the LUT core runs 1..4 weight planes, got {bits}")
+        return self.m * self.n * self.k // bits if (self.m * self.n * self.k) % bits == 0 \
+            else self.m * self.n * self.k / bits
+
+    def tile_cycles(self, bits: int, k: int, group: int) -> int:
+        """Cycles of one isolated tile from the first input beat to ``o_valid``.
+
+        Lookup array: ``bits`` cycles per chunk after a 1-cycle table fill; each
+        group end waits for the dequantizer (``n / dq_lanes`` cycles per group)
+        when groups are shorter than that; the last group's dequantization adds
+        ``n / dq_lanes`` cycles.
+        """
+        if k % group or group % LUT_G:
+            raise ValueError(f"K={k} must be a multiple of the group {group}, itself a multiple of 4")
+        steps = self.n // self.dq_lanes
+        per_group = max(bits * group // LUT_G, steps)
+        ngroups = k // group
+        # first group runs at full speed; later groups wait for the dequantizer
+        return 1 + bits * group // LUT_G + (ngroups - 1) * per_group + steps
+
+    def estimate_resources(self) -> dict[str, int]:
+        """Analytical LUT/FF/CARRY/DSP count (used when yosys is unavailable)."""
+        w = lut_widths(self.max_group)
+        units = self.m * self.n
+        lut_per_lookup = 2 * TABLE_BITS + LOOKUP_BITS          # 8:1 mux + negate
+        lut_per_acc = 2 * w.acc                                 # plane shift mux + adder
+        pre = self.m * 12 * TABLE_BITS                          # 12 adders per table
+        dq = self.m * self.dq_lanes * (w.corr + w.grp)          # zero-correction adders
+        out = units * P_BITS                                    # P accumulate adders
+        return {
+            "LUT": units * (lut_per_lookup + lut_per_acc) + pre + dq + out,
+            "FF": units * (2 * w.acc + P_BITS) + self.m * (8 * TABLE_BITS + 2 * w.xsum)
+                  + self.n * (SCALE_BITS + ZP_BITS) + 64,
+            "CARRY": (units * (LOOKUP_BITS + w.acc + P_BITS) + pre) // 8,
+            "DSP48E2": self.m * self.dq_lanes,
+            "BRAM": 0, "LUTRAM": 0,
+        }
+
+
+register_unit("lut_core", LutCoreConfig, top="lut_core", sources=LUT_SOURCES)
+
+
+# --------------------------------------------------------------------- streams
+
+@dataclass(frozen=True)
+class LutMode:
+    """Run-time configuration of the core for one weight format."""
+
+    bits: int           # planes per chunk (ternary: 2)
+    offset: bool        # zero correction + halving (sym / asym / ternary)
+    group_chunks: int   # G / 4
+
+    @property
+    def name(self) -> str:
+        return f"W{self.bits}{'' if not self.offset else '+z'}"
+
+
+def mode_of(qw: QuantizedWeight, cfg: LutCoreConfig | None = None) -> LutMode:
+    """The run-time mode for ``qw``; raises ``NumericsError`` if the core cannot run it."""
+    cfg = cfg or LutCoreConfig()
+    odd_zero_point(qw)  # validates bits / scheme / codes
+    if qw.group_size > cfg.max_group:
+        raise NumericsError(f"group size {qw.group_size} exceeds the core's max_group "
+                            f"{cfg.max_group}")
+    return LutMode(qw.bits, qw.scheme != "odd", qw.group_size // LUT_G)
+
+
+def stream_tile(x, qw: QuantizedWeight, cfg: LutCoreConfig):
+    """The beats of one tile: ``(mode, a_beats, w_beats, s_beats)``.
+
+    ``x``: int8 ``[M, K]``; ``qw``: ``[N, K]`` with ``M, N`` equal to the config.
+    ``a_beats[c]`` is the ``a_data`` integer of chunk ``c``; ``w_beats`` lists the
+    ``w_data`` integers in stream order (chunk-major, planes LSB first);
+    ``s_beats[g] = (s_mant, s_zp)`` integers of group ``g``.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    n, k = qw.codes.shape
+    if x.shape != (cfg.m, k) or n != cfg.n:
+        raise ValueError(f"tile shapes x{x.shape}, w{qw.codes.shape} do not match the core "
+                         f"M={cfg.m}, N={cfg.n}")
+    mode = mode_of(qw, cfg)
+    chunks = k // LUT_G
+    a_beats = []
+    for c in range(chunks):
+        v = 0
+        for m in range(cfg.m):
+            for kk in range(LUT_G):
+                v |= (int(x[m, c * LUT_G + kk]) & 0xFF) << ((m * LUT_G + kk) * 8)
+        a_beats.append(v)
+    idx = plane_indices(qw.codes, qw.bits)          # [b, N, C]
+    w_beats = []
+    for c in range(chunks):
+        for i in range(qw.bits):
+            v = 0
+            for col in range(n):
+                v |= int(idx[i, col, c]) << (col * LUT_G)
+            w_beats.append(v)
+    mant, _ = encode_scales(qw.scales)
+    zp = odd_zero_point(qw)
+    s_beats = []
+    for g in range(qw.n_groups):
+        mv = zv = 0
+        for col in range(n):
+            mv |= int(mant[col, g]) << (col * SCALE_BITS)
+            zv |= (int(zp[col, g]) & ((1 << ZP_BITS) - 1)) << (col * ZP_BITS)
+        s_beats.append((mv, zv))
+    return mode, a_beats, w_beats, s_beats

@@ -1,0 +1,251 @@
+// lut_core -- LUT tensor core (after LUT Tensor Core, ISCA'25; T-MAC; MixPE).
+//
+// Computes, for one output tile, P[m][n] = sum_g A[m][n][g] * mant[n][g] where
+// A[m][n][g] = sum_{k in group g} q[n][k] * x[m][k] is the contract's exact group
+// integer (plait.ir.numerics.lut documents every step; the golden model
+// plait.ir.numerics.lut.lut_trace reproduces every register of this module).
+//
+// Elongated tile M x N x K (default 2 x 64 x 4, from lut_core_pkg):
+//   * one table (8 stored entries, symmetrized) per activation row and chunk of
+//     K = g = 4 activations (lut_precompute), registered in the table stage;
+//   * M x N lookup units (lut_lookup): each cycle every column presents the 4 bits of
+//     one weight bit-plane of its 4 weights, every row's table answers all N columns;
+//   * bit-serial over planes, LSB first: the column accumulator adds L << plane;
+//     b cycles per chunk for b-bit weights (1..4 at run time; ternary = 2 planes);
+//   * per quantization group (cfg_group_chunks chunks) the odd-grid sum A' and the
+//     row's activation sum X (= sum of the table entries S[7]) are handed to the
+//     dequantizer, which runs in the background, DQ_L columns x M rows per cycle:
+//         offset mode (sym/asym/ternary):  A = (A' - z' * X) >>> 1   (exact)
+//         odd mode:                        A = A'
+//         P += A * mant                    (MixPE: once per group, never per weight)
+//   * after cfg_groups groups the tile's P (48 bits each) is presented on o_*.
+//
+// Streams (valid/ready, a word moves when valid && ready at a rising edge):
+//   a: one chunk of activations per beat, a_data[(m*4 + k)*8 +: 8] = x[m][4c + k].
+//   w: one weight bit-plane of one chunk per beat, planes 0..b-1 of chunk 0, then
+//      of chunk 1, ...: w_data[n*4 + k] = bit i of code u[n][4c + k].
+//   s: the group's parameters, consumed together with the group's last w beat:
+//      s_mant[n*16 +: 16] (unsigned mantissa), s_zp[n*5 +: 5] (signed z' = 2z+1-2^b;
+//      ignored in odd mode).
+//   o: o_p[(m*N + n)*48 +: 48] signed P; held until o_ready.
+// Run-time configuration (hold stable while a tile is in flight):
+//   cfg_bits 1..WB_MAX, cfg_offset (1: zero correction + halving), cfg_group_chunks
+//   (G/4, 1..MAX_GROUP/4), cfg_groups (groups per tile, >= 1).  An illegal value
+//   raises cfg_err and the core accepts nothing.
+// Reset: synchronous, active low; only control state is reset.
+module lut_core #(
+  parameter int M        = lut_core_pkg::M,
+  parameter int N        = lut_core_pkg::N,
+  parameter int ACT_W    = lut_core_pkg::ACT_W,
+  parameter int TBL_W    = lut_core_pkg::TBL_W,
+  parameter int LK_W     = lut_core_pkg::LK_W,
+  parameter int WB_MAX   = lut_core_pkg::WB_MAX,
+  parameter int ACC_W    = lut_core_pkg::ACC_W,
+  parameter int XS_W     = lut_core_pkg::XS_W,
+  parameter int CORR_W   = lut_core_pkg::CORR_W,
+  parameter int GRP_W    = lut_core_pkg::GRP_W,
+  parameter int PROD_W   = lut_core_pkg::PROD_W,
+  parameter int P_W      = lut_core_pkg::P_W,
+  parameter int MANT_W   = lut_core_pkg::MANT_W,
+  parameter int ZP_W     = lut_core_pkg::ZP_W,
+  parameter int MAX_GC   = lut_core_pkg::MAX_CHUNKS,
+  parameter int GC_W     = lut_core_pkg::GC_W,
+  parameter int CNT_W    = lut_core_pkg::CNT_W,
+  parameter int DQ_L     = lut_core_pkg::DQ_LANES,
+  parameter int DQ_STEPS = lut_core_pkg::DQ_STEPS,
+  parameter int DQS_W    = lut_core_pkg::DQS_W
+) (
+  input  logic                    clk,
+  input  logic                    rst_n,
+  // run-time configuration
+  input  logic [2:0]              cfg_bits,
+  input  logic                    cfg_offset,
+  input  logic [GC_W-1:0]         cfg_group_chunks,
+  input  logic [CNT_W-1:0]        cfg_groups,
+  output logic                    cfg_err,
+  // activations
+  input  logic                    a_valid,
+  output logic                    a_ready,
+  input  logic [M*4*ACT_W-1:0]    a_data,
+  // weight bit-planes
+  input  logic                    w_valid,
+  output logic                    w_ready,
+  input  logic [N*4-1:0]          w_data,
+  // group parameters
+  input  logic                    s_valid,
+  output logic                    s_ready,
+  input  logic [N*MANT_W-1:0]     s_mant,
+  input  logic [N*ZP_W-1:0]       s_zp,
+  // dequantized tile
+  output logic                    o_valid,
+  input  logic                    o_ready,
+  output logic [M*N*P_W-1:0]      o_p
+);
+  // ------------------------------------------------------------------ control
+  logic                  tbl_valid;
+  logic [M*8*TBL_W-1:0]  tbl;
+  logic [2:0]            plane;
+  logic [GC_W-1:0]       chunk;
+  logic [CNT_W-1:0]      group;
+
+  logic plane_last, chunk_last, group_last, grp_end, first_beat;
+  logic a_fire, w_fire;
+  logic dq_busy, dq_first, dq_last, dq_done, dq_free, dq_start;
+  logic [DQS_W-1:0] dq_step;
+
+  assign cfg_err = (cfg_bits == 3'd0) || (32'(cfg_bits) > WB_MAX) ||
+                   (cfg_group_chunks == '0) || (32'(cfg_group_chunks) > MAX_GC) ||
+                   (cfg_groups == '0);
+
+  assign plane_last = (plane == cfg_bits - 3'd1);
+  assign chunk_last = (chunk == cfg_group_chunks - 1'b1);
+  assign group_last = (group == cfg_groups - 1'b1);
+  assign grp_end    = plane_last && chunk_last;
+  assign first_beat = (plane == 3'd0) && (chunk == '0);
+
+  // The dequantizer takes a new group when idle or in its last step; the first group
+  // of a tile overwrites P, so it also waits until the previous tile has left.
+  assign dq_done  = dq_busy && (dq_step == DQS_W'(DQ_STEPS - 1));
+  assign dq_free  = (!dq_busy || (dq_done && !dq_last)) && ((group != '0) || !o_valid);
+
+  assign w_ready  = !cfg_err && tbl_valid && (!grp_end || (s_valid && dq_free));
+  assign w_fire   = w_valid && w_ready;
+  assign s_ready  = w_valid && w_ready && grp_end;
+  assign dq_start = w_fire && grp_end;
+  assign a_ready  = !cfg_err && (!tbl_valid || (w_fire && plane_last));
+  assign a_fire   = a_valid && a_ready;
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      tbl_valid <= 1'b0;
+      plane     <= 3'd0;
+      chunk     <= '0;
+      group     <= '0;
+    end else begin
+      if (a_fire)                      tbl_valid <= 1'b1;
+      else if (w_fire && plane_last)   tbl_valid <= 1'b0;
+      if (w_fire) begin
+        plane <= plane_last ? 3'd0 : plane + 3'd1;
+        if (plane_last) chunk <= chunk_last ? '0 : chunk + 1'b1;
+        if (grp_end)    group <= group_last ? '0 : group + 1'b1;
+      end
+    end
+  end
+
+  // ------------------------------------------------------------ table stage
+  genvar gm, gn, gl;
+  generate
+    for (gm = 0; gm < M; gm++) begin : g_pre
+      logic [8*TBL_W-1:0] s_row;
+      lut_precompute #(.ACT_W(ACT_W), .TBL_W(TBL_W)) u_pre (
+        .x(a_data[gm*4*ACT_W +: 4*ACT_W]), .s(s_row));
+      always_ff @(posedge clk) if (a_fire) tbl[gm*8*TBL_W +: 8*TBL_W] <= s_row;
+    end
+  endgenerate
+
+  // --------------------------------------------- lookup + column accumulators
+  logic [M*N*ACC_W-1:0] acc, dq_acc;
+  logic [M*XS_W-1:0]    xsum, dq_xs;
+
+  generate
+    for (gm = 0; gm < M; gm++) begin : g_row
+      // activation sum of the group: S[7] of each chunk
+      logic signed [TBL_W-1:0] s7;
+      logic signed [XS_W-1:0]  xs_next;
+      assign s7      = tbl[(gm*8 + 7)*TBL_W +: TBL_W];
+      assign xs_next = ((chunk == '0) ? XS_W'(0) : $signed(xsum[gm*XS_W +: XS_W]))
+                       + {{(XS_W-TBL_W){s7[TBL_W-1]}}, s7};
+      always_ff @(posedge clk) begin
+        if (w_fire && plane_last) xsum[gm*XS_W +: XS_W] <= xs_next;
+        if (dq_start)             dq_xs[gm*XS_W +: XS_W] <= xs_next;
+      end
+
+      for (gn = 0; gn < N; gn++) begin : g_col
+        logic signed [LK_W-1:0]  lk;
+        logic signed [ACC_W-1:0] lk_ext, contrib, acc_next;
+        lut_lookup #(.TBL_W(TBL_W), .LK_W(LK_W)) u_lk (
+          .tbl(tbl[gm*8*TBL_W +: 8*TBL_W]), .idx(w_data[gn*4 +: 4]), .val(lk));
+        assign lk_ext   = {{(ACC_W-LK_W){lk[LK_W-1]}}, lk};
+        assign contrib  = lk_ext <<< plane;                       // plane weight 2^i
+        assign acc_next = (first_beat ? ACC_W'(0) : $signed(acc[(gm*N + gn)*ACC_W +: ACC_W]))
+                          + contrib;
+        always_ff @(posedge clk) begin
+          if (w_fire)   acc[(gm*N + gn)*ACC_W +: ACC_W]    <= acc_next;
+          if (dq_start) dq_acc[(gm*N + gn)*ACC_W +: ACC_W] <= acc_next;
+        end
+      end
+    end
+  endgenerate
+
+  // ------------------------------------------------ group dequantizer (MixPE)
+  logic [N*MANT_W-1:0] dq_mant;
+  logic [N*ZP_W-1:0]   dq_zp;
+  logic                dq_offset;
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      dq_busy <= 1'b0;
+      o_valid <= 1'b0;
+    end else begin
+      if (dq_start) begin
+        dq_busy <= 1'b1;
+        dq_step <= '0;
+      end else if (dq_done) begin
+        dq_busy <= 1'b0;
+      end else if (dq_busy) begin
+        dq_step <= dq_step + 1'b1;
+      end
+      if (dq_done && dq_last)   o_valid <= 1'b1;
+      else if (o_valid && o_ready) o_valid <= 1'b0;
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (dq_start) begin
+      dq_first  <= (group == '0);
+      dq_last   <= group_last;
+      dq_mant   <= s_mant;
+      dq_zp     <= s_zp;
+      dq_offset <= cfg_offset;
+    end
+  end
+
+  // DQ_L x M lanes; lane l of step t handles column n = t*DQ_L + l
+  logic [M*DQ_L*PROD_W-1:0] prod;
+  generate
+    for (gm = 0; gm < M; gm++) begin : g_dqr
+      for (gl = 0; gl < DQ_L; gl++) begin : g_dql
+        logic signed [ACC_W-1:0]  a_sel;
+        logic signed [ZP_W-1:0]   z_sel;
+        logic [MANT_W-1:0]        m_sel;
+        logic signed [XS_W-1:0]   xs;
+        logic signed [CORR_W-1:0] corr;
+        logic signed [GRP_W-1:0]  grp;
+        logic signed [PROD_W-1:0] pr;
+        assign a_sel = dq_acc[(gm*N + dq_step*DQ_L + gl)*ACC_W +: ACC_W];
+        assign z_sel = dq_zp[(dq_step*DQ_L + gl)*ZP_W +: ZP_W];
+        assign m_sel = dq_mant[(dq_step*DQ_L + gl)*MANT_W +: MANT_W];
+        assign xs    = dq_xs[gm*XS_W +: XS_W];
+        // zero correction on the odd grid, then the exact halving
+        assign corr  = CORR_W'(a_sel) - CORR_W'(z_sel) * CORR_W'(xs);
+        assign grp   = dq_offset ? GRP_W'(corr >>> 1) : GRP_W'(corr);
+        assign pr    = PROD_W'(grp) * $signed({1'b0, m_sel});
+        assign prod[(gm*DQ_L + gl)*PROD_W +: PROD_W] = pr;
+      end
+    end
+
+    for (gm = 0; gm < M; gm++) begin : g_pr
+      for (gn = 0; gn < N; gn++) begin : g_pc
+        logic signed [PROD_W-1:0] pr;
+        logic signed [P_W-1:0]    pr_ext;
+        assign pr     = prod[(gm*DQ_L + (gn % DQ_L))*PROD_W +: PROD_W];
+        assign pr_ext = {{(P_W-PROD_W){pr[PROD_W-1]}}, pr};
+        always_ff @(posedge clk) begin
+          if (dq_busy && dq_step == DQS_W'(gn / DQ_L))
+            o_p[(gm*N + gn)*P_W +: P_W] <= dq_first ? pr_ext
+                                           : $signed(o_p[(gm*N + gn)*P_W +: P_W]) + pr_ext;
+        end
+      end
+    end
+  endgenerate
+endmodule : lut_core
