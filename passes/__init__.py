@@ -1,1 +1,17 @@
+"""Compiler passes: the pass manager, recipes and the transformations.
 
+* :mod:`.manager`      -- ``Pass``/registry, ``PassManager`` (timing, debug verify,
+  dumps of every intermediate graph, resume), the linear-weight selector.
+* :mod:`.recipe`       -- TOML recipes -> validated pipelines; ``load_recipe``,
+  ``run_recipe``; bundled recipes in ``passes/recipes/``.
+* :mod:`.canonicalize` -- ``dce``, ``cse``, ``fuse_swiglu``, ``fuse_linear_bias``,
+  ``canonicalize``.
+* :mod:`.sparsify`     -- ``sparsify``: magnitude N:M pruning (2:4, N:16).
+* :mod:`.quantize`     -- ``quantize``: RTN per-group weight quantization.
+"""
+from .manager import (  # noqa: F401
+    PASSES, Option, Pass, PassContext, PassError, PassManager, PassOptionError, PassResult,
+    PipelineReport, get_pass, linear_weights, make_pass, register_pass,
+)
+from . import canonicalize, quantize, sparsify  # noqa: F401  (register the passes)
+from .recipe import Recipe, RecipeError, list_recipes, load_recipe, run_recipe  # noqa: F401

@@ -1,0 +1,90 @@
+"""Magnitude N:M structured pruning (the ``sparsify`` pass).
+
+For every selected linear weight ``W[N, K]`` (float, not yet quantized) the pass
+keeps, in each block of M consecutive inputs of a row, the N entries of largest
+magnitude -- :func:`plait.ir.numerics.dsp.prune_nm`, the same definition the
+sparse DSP chain's golden model uses -- and zeroes the rest:
+
+* the store entry ``<weight>`` is replaced by the pruned float matrix
+  (dense storage with zeros in place; compression into values + indices is the
+  packing pass's job, with :func:`~plait.ir.numerics.dsp.compress_nm`);
+* every ``param`` node naming it gets ``SparsitySpec(n, m)`` (``indices=None``:
+  mask semantics, see :mod:`plait.ir.types`).
+
+Patterns are the ones the sparse DSP chain executes: ``2:4`` and ``N:16`` with
+N in {2, 4, 8}.  Run ``sparsify`` before ``quantize`` (pruning quantized codes
+would need a requantization; the pass refuses it).  A weight already carrying
+the same pattern is skipped (idempotent); a different pattern is an error.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from plait.ir.numerics.dsp import prune_nm
+from plait.ir.types import FLOAT_DTYPES, SparsitySpec
+
+from .manager import Option, Pass, PassError, register_pass, select
+
+PATTERNS = ("2:4", "2:16", "4:16", "8:16")
+
+
+@register_pass
+class Sparsify(Pass):
+    """Magnitude N:M pruning of linear weights selected by glob."""
+
+    name = "sparsify"
+    OPTIONS = {
+        "pattern": Option("str", "2:4", "N:M pattern", choices=PATTERNS),
+        "include": Option("list[str]", ("*",), "globs on weight names / module paths to prune"),
+        "exclude": Option("list[str]", (), "globs on weight names / module paths to keep dense"),
+    }
+
+    def run(self, graph, weights, ctx):
+        n, m = (int(v) for v in self.options["pattern"].split(":"))
+        selected, skipped = select(graph, self.options["include"], self.options["exclude"], self.name,
+                                   explicit_include=self.options["include"] != ["*"])
+        done = []
+        kept = total = 0
+        for item in selected:
+            w = item.weight
+            types = {p.type for p in item.params}
+            if len(types) > 1:
+                raise PassError(f"sparsify: params naming weight {w!r} disagree on its type: "
+                                f"{sorted(t.text() for t in types)}")
+            t = types.pop()
+            if t.sparsity is not None:
+                if (t.sparsity.n, t.sparsity.m) == (n, m):
+                    skipped[w] = f"already {n}:{m} sparse"
+                    continue
+                raise PassError(f"sparsify: weight {w!r} is already {t.sparsity.n}:{t.sparsity.m} sparse; "
+                                f"cannot re-prune it to {n}:{m}")
+            if t.quant is not None:
+                raise PassError(f"sparsify: weight {w!r} is already quantized ({t.text()}); "
+                                f"run sparsify before quantize")
+            if item.other_users:
+                node, op = item.other_users[0]
+                skipped[w] = f"also used by %{node} ({op}), not only as a linear weight"
+                continue
+            if t.dtype not in FLOAT_DTYPES:
+                skipped[w] = f"not a float weight ({t.dtype})"
+                continue
+            if t.rank != 2 or not t.concrete():
+                raise PassError(f"sparsify: weight {w!r} has type {t.text()}; expected a concrete [N, K]")
+            k = int(t.shape[1])
+            if k % m:
+                raise PassError(f"sparsify: weight {w!r} has K={k}, not a multiple of M={m} "
+                                f"(pattern {n}:{m}); exclude it or pick another pattern")
+            if weights.has_data(w):
+                arr = np.asarray(weights[w])
+                mask = prune_nm(arr, n, m)
+                weights[w] = np.where(mask, arr, arr.dtype.type(0))
+                kept += int(np.count_nonzero(weights[w]))
+                total += arr.size
+            new = t.with_(sparsity=SparsitySpec(n, m))
+            for p in item.params:
+                p.type = new
+            done.append(w)
+        ctx.details.update({"pattern": f"{n}:{m}", "pruned": len(done), "weights": done, "skipped": skipped})
+        if total:
+            ctx.details["density"] = kept / total
+        return bool(done)
