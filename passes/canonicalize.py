@@ -14,8 +14,9 @@ hand) may not.  These passes bring them to the same canonical form:
                       (either operand order) -> ``linear(x, w, b)``.
 ``canonicalize``      all of the above until nothing changes.
 
-Fused nodes take the place (in the printed order) of the node they replace and
-keep its origin.  Fusions preserve the reference semantics exactly: the
+Fused nodes take the place (in the printed order) of the node they replace; a
+fused ``swiglu`` keeps the ``mul``'s origin, a fused ``linear`` the linear's (so
+globs on module paths such as ``lm_head`` still select it).  Fusions preserve the reference semantics exactly: the
 interpreter's output is bit-identical before and after.
 """
 from __future__ import annotations
@@ -31,15 +32,21 @@ from .manager import Option, Pass, PassError, register_pass
 NOT_PURE = {"input", "attention"}
 
 
-def _reorder(graph: Graph, anchors: dict[str, str]) -> None:
-    """Put each new node where the node it replaced was (``anchors[new] = old``)
-    in the graph's insertion order, so printed graphs stay in program order."""
+def _ranks(graph: Graph) -> dict[str, tuple]:
+    return {n: (i, 0) for i, n in enumerate(graph.nx.nodes)}
+
+
+def _reorder(graph: Graph, before: dict[str, tuple], anchors: dict[str, str]) -> None:
+    """Put each new node where the node it replaced was (``anchors[new] = old``;
+    ``before``: :func:`_ranks` taken before the rewrite), so printed graphs stay
+    in program order."""
     if not anchors:
         return
-    rank = {n: (i, 0) for i, n in enumerate(graph.nx.nodes)}
+    end = len(before)
+    rank = {n: before.get(n, (end + i, 0)) for i, n in enumerate(graph.nx.nodes)}
     for new, old in anchors.items():
-        if old in rank and new in rank:
-            rank[new] = (rank[old][0], -1)  # just before the node it replaced
+        if old in before and new in rank:
+            rank[new] = (before[old][0], -1)  # just before the node it replaced
     order = list(nx.lexicographical_topological_sort(graph.nx, key=rank.__getitem__))
     g = nx.DiGraph()
     g.add_nodes_from((n, graph.nx.nodes[n]) for n in order)
@@ -48,10 +55,12 @@ def _reorder(graph: Graph, anchors: dict[str, str]) -> None:
     graph._order = None
 
 
-def _replace(graph: Graph, old: str, op: str, inputs, attrs=None, anchors=None, hint=None) -> str:
+def _replace(graph: Graph, old: str, op: str, inputs, attrs=None, anchors=None, hint=None,
+             origin=None) -> str:
     """Add a node computing ``old``'s value a new way and move every use onto it."""
     on = graph.node(old)
-    new = graph.add(op, inputs, attrs or {}, name=graph.fresh_name(hint or op), origin=on.origin)
+    new = graph.add(op, inputs, attrs or {}, name=graph.fresh_name(hint or op),
+                    origin=on.origin if origin is None else origin)
     if graph.node(new).type.shape != on.type.shape or graph.node(new).type.dtype != on.type.dtype:
         raise PassError(f"internal: rewriting %{old} as {op} changes its type "
                         f"{on.type.text()} -> {graph.node(new).type.text()}")
@@ -114,6 +123,7 @@ class FuseSwiGLU(Pass):
 
     def run(self, graph, weights, ctx):
         anchors: dict[str, str] = {}
+        ranks = _ranks(graph)
         for node in list(graph.nodes("mul")):
             a, b = node.inputs
             for act, up in ((a, b), (b, a)):
@@ -123,7 +133,7 @@ class FuseSwiGLU(Pass):
                     graph.remove(node.name)
                     _drop_if_dead(graph, act)
                     break
-        _reorder(graph, anchors)
+        _reorder(graph, ranks, anchors)
         ctx.details["fused"] = len(anchors)
         return bool(anchors)
 
@@ -135,6 +145,7 @@ class FuseLinearBias(Pass):
 
     def run(self, graph, weights, ctx):
         anchors: dict[str, str] = {}
+        ranks = _ranks(graph)
         for node in list(graph.nodes("add")):
             a, b = node.inputs
             for lin, bias in ((a, b), (b, a)):
@@ -145,11 +156,11 @@ class FuseLinearBias(Pass):
                         and bn.type.shape == (graph.node(ln.inputs[1]).type.shape[0],)
                         and _shape_eq(graph, node.name, lin)):
                     _replace(graph, node.name, "linear", [ln.inputs[0], ln.inputs[1], bias],
-                             dict(ln.attrs), anchors=anchors, hint=lin)
+                             dict(ln.attrs), anchors=anchors, hint=lin, origin=ln.origin)
                     graph.remove(node.name)
                     _drop_if_dead(graph, lin)
                     break
-        _reorder(graph, anchors)
+        _reorder(graph, ranks, anchors)
         ctx.details["fused"] = len(anchors)
         return bool(anchors)
 
