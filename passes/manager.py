@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -420,14 +421,12 @@ class PassManager:
         for old in d.glob("[0-9][0-9]-*"):
             # steps this run will (re)write, and stale steps of an older, longer run
             if old.is_dir() and (start == 0 or int(old.name[:2]) > start):
-                for f in old.iterdir():
-                    f.unlink()
-                old.rmdir()
+                shutil.rmtree(old)
         if start == 0:
             (d / INPUT_STEP).mkdir()
             (d / INPUT_STEP / GRAPH_FILE).write_text(print_graph(graph))
         elif self._resume_root is not None and self._resume_root.resolve() != d.resolve():
-            import shutil  # resuming into a new dump: bring the steps we start from
+            # resuming into a new dump: bring the steps we start from
             for sd in [self._resume_root / INPUT_STEP] + sorted(self._resume_root.glob("[0-9][0-9]-*")):
                 if sd.is_dir() and (sd.name == INPUT_STEP or int(sd.name[:2]) <= start):
                     shutil.copytree(sd, d / sd.name, dirs_exist_ok=True)

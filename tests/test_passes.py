@@ -497,3 +497,25 @@ def test_registry_errors():
 def test_pass_context_details_are_per_pass():
     ctx = PassContext()
     assert ctx.details == {} and not ctx.debug
+
+
+def test_compressed_graph_save_load_round_trip(tmp_path):
+    from plait.ir import serialize
+    g, w = llama(tied=False)
+    run(g, w, make_pass("sparsify", pattern="4:16", include=["*.mlp.*"]),
+        make_pass("quantize", bits=3, scheme="asym", group_size=32, exclude=["lm_head*"]))
+    serialize.save(g, w, tmp_path / "art")
+    g2, w2 = serialize.load(tmp_path / "art")
+    assert print_graph(g2) == print_graph(g)
+    verify(g2, w2)
+    assert ptype(g2, "model.layers.1.mlp.down_proj.weight") == ptype(g, "model.layers.1.mlp.down_proj.weight")
+    assert np.array_equal(logits(g2, w2), logits(g, w))
+
+
+def test_sparsify_shape_only_sets_types_only():
+    g, w = llama(shape_only=True)
+    _, _, rep = run(g, w, make_pass("sparsify", pattern="8:16"), make_pass("quantize", bits=4, group_size=64),
+                    debug=True)
+    t = ptype(g, "model.layers.0.mlp.gate_proj.weight")
+    assert t.sparsity == SparsitySpec(8, 16) and t.dtype == "u4" and w.shape_only
+    assert "density" not in rep.passes[0].details and rep.passes[0].details["pruned"] == len(LINEARS)
