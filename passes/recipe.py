@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from .manager import PASSES, Pass, PassError, PassManager, PassOptionError, PipelineReport, get_pass
+from .manager import PASSES, Pass, PassError, PassManager, PassOptionError, get_pass
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 TOP_KEYS = ("recipe", "passes")

@@ -7,7 +7,7 @@ import pytest
 from plait.ir import (Graph, Interpreter, QuantSpec, SparsitySpec, TensorType, WeightStore, parse_graph,
                       print_graph, verify)
 from plait.ir.numerics import QuantizedWeight, dequantize, quantize_rtn, signed_weight
-from plait.passes import (PASSES, Pass, PassError, PassManager, PassOptionError, make_pass, register_pass)
+from plait.passes import PASSES, Pass, PassError, PassManager, PassOptionError, make_pass
 from plait.passes.manager import PassContext, linear_weights
 from plait.tests.graphs import tiny_block
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from plait.ir import Interpreter, SparsitySpec, print_graph, verify
-from plait.passes import Recipe, RecipeError, list_recipes, load_recipe, run_recipe
+from plait.passes import RecipeError, list_recipes, load_recipe, run_recipe
 from plait.passes.recipe import RECIPE_DIR
 from plait.tests.graphs import tiny_block
 
