@@ -18,7 +18,8 @@ same error messages (each naming the offending key).
 
 * timing per pass, a tqdm progress bar (``progress=None``: only on a terminal);
 * ``debug=True`` (or ``PLAIT_DEBUG=1``) verifies the graph and its weights after
-  every pass and names the pass that broke it;
+  every pass and names the pass that broke it, and checks each pass's
+  ``changed`` answer against the printed graph and the weight store;
 * ``dump_dir``: writes ``NN-<pass>/graph.plait`` (the graph after pass NN), a
   ``changes.json`` (changed?, seconds, details, which weight-store entries were
   replaced, added or removed) and ``weights.safetensors`` holding only those
@@ -314,7 +315,9 @@ class PassManager:
     """Run a pipeline of passes over a graph and its weights (in place).
 
     ``pipeline``: pass instances, or ``(name, options)`` pairs / ``{"pass": name, ...}``
-    dicts.  ``run(graph, weights)`` mutates both and returns a :class:`PipelineReport`
+    dicts.  ``run(graph, weights)`` mutates both and returns ``(graph, weights,
+    report)`` (a :class:`PipelineReport`; on resume, the graph and weights rebuilt
+    from the dump)
     (callers that must keep their inputs pass ``graph.copy()`` / ``weights.copy()``:
     both are cheap, see :func:`plait.passes.run_recipe`).
     """
@@ -360,7 +363,7 @@ class PassManager:
             graph, weights, start, done = self._resume(graph, weights)
             report.passes.extend(done)
         if self.debug:
-            self._verify(graph, weights, "the input graph" if start == 0 else f"the dump at step {start}")
+            self._verify(graph, weights, "of the input graph" if start == 0 else f"of the dump at step {start}")
         if self.dump_dir is not None:
             self._dump_start(graph, weights, start)
 
@@ -372,6 +375,7 @@ class PassManager:
                     bar.set_description(p.name)
                 ctx = PassContext(self.debug, self.log)
                 before = _store_state(weights)
+                text_before = print_graph(graph) if self.debug else None
                 t0 = time.perf_counter()
                 try:
                     changed = p.run(graph, weights, ctx)
@@ -388,7 +392,11 @@ class PassManager:
                 res = PassResult(index, p.name, p.spec(), changed, seconds, _json_safe(ctx.details), delta)
                 report.passes.append(res)
                 if self.debug:
-                    self._verify(graph, weights, f"pass {index} ({p.name})")
+                    self._verify(graph, weights, f"after pass {index} ({p.name})")
+                    really = print_graph(graph) != text_before or any(delta.values())
+                    if really != changed:
+                        raise PassError(f"pass {index} ({p.name}) returned changed={changed} but it "
+                                        f"{'did' if really else 'did not'} change the graph or its weights")
                 if self.dump_dir is not None:
                     self._dump_step(graph, weights, res)
                 if self.print_ir:
@@ -412,7 +420,7 @@ class PassManager:
         try:
             verify(graph, weights)
         except VerifyError as e:
-            raise PassError(f"verification failed after {where}: {e}") from None
+            raise PassError(f"verification failed {where}: {e}") from None
 
     # ------------------------------------------------------------------ dump
     def _dump_start(self, graph: Graph, weights: WeightStore, start: int) -> None:

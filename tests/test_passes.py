@@ -446,6 +446,15 @@ class _Breaker(Pass):
         return True
 
 
+class _Liar(Pass):
+    name = "test_liar"
+
+    def run(self, graph, weights, ctx):
+        w = next(graph.params()).attrs["weight"]
+        weights[w] = weights[w] * 1.0
+        return False
+
+
 class _NotBool(Pass):
     name = "test_not_bool"
 
@@ -466,6 +475,8 @@ def test_debug_verify_names_the_breaking_pass(monkeypatch):
         run(g, w, _Breaker())
     with pytest.raises(PassError, match="must return True/False"):
         run(*llama(), _NotBool())
+    with pytest.raises(PassError, match=r"pass 1 \(test_liar\) returned changed=False but it did change"):
+        run(*llama(), _Liar(), debug=True)
 
 
 def test_report_progress_and_print_ir(capsys):
