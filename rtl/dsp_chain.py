@@ -1,0 +1,166 @@
+"""Configuration, registration and models of the sparse DSP chain engine.
+
+The hardware is hand-written SystemVerilog in ``rtl/sv/``:
+
+* ``dsp_slice.sv``         -- DSP48E2-style MAC slice (A/B, M, P registers; P = M + PCIN)
+* ``dsp_delay.sv``         -- operand skew of the cascade slices
+* ``dsp_lane_adjust.sv``   -- reduction node: overflow adjust / lane extraction
+* ``dsp_cascade_group.sv`` -- ``cascade`` slices on the PCOUT->PCIN path + reduction node
+* ``dsp_sparse_mux.sv``    -- sparse MUX, weight widening, two-lane packing per slice
+* ``dsp_chain.sv``         -- top: input stage, groups, adder tree (reconfigurable
+  links between groups), row accumulators, valid/ready control
+
+The architecture and the arithmetic are documented in
+:mod:`plait.ir.numerics.dsp` (its golden model is bit-exact to this RTL).
+:class:`DspChainConfig` generates ``dsp_chain_pkg.sv``; the runtime inputs
+``in_mode`` / ``in_wbits`` select the sparsity mode and the weight width, so one
+build covers every mode enabled in ``modes``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from plait.ir.numerics.dsp import (MODES, M_MAX, chain_acc_bits, check_lane_geometry,
+                                   lane_window, parse_mode)
+from plait.ir.numerics.common import NumericsError
+
+from .config import UnitConfig, clog2
+from .units import register_unit
+
+__all__ = ["DspChainConfig", "DSP_CHAIN_SOURCES", "P_W"]
+
+P_W = 48
+DSP_CHAIN_SOURCES = ("dsp_delay.sv", "dsp_slice.sv", "dsp_lane_adjust.sv",
+                     "dsp_cascade_group.sv", "dsp_sparse_mux.sv", "dsp_chain.sv")
+
+
+@dataclass
+class DspChainConfig(UnitConfig):
+    """Geometry of one sparse DSP chain.
+
+    ``n_dsp``: slices (a multiple of 16); ``cascade``: slices per cascade group (fixed
+    PCOUT->PCIN links; FlightLLM uses 2); ``lane_shift``: bit position of the upper
+    packed lane (18 for the DSP48E2's 27-bit A port, 16 fits the DSP48E1's 25 bits);
+    ``acc_w``: row accumulator width; ``modes``: comma-separated sparsity modes the
+    build accepts (a subset of ``dense,2:4,2:16,4:16,8:16``).
+    """
+
+    pkg_name: ClassVar[str] = "dsp_chain_pkg"
+    n_dsp: int = 16
+    cascade: int = 2
+    lane_shift: int = 18
+    acc_w: int = 32
+    modes: str = "dense,2:4,2:16,4:16,8:16"
+
+    def mode_list(self) -> list[str]:
+        return [parse_mode(m).name for m in self.modes.split(",") if m.strip()]
+
+    def validate(self) -> None:
+        if self.n_dsp <= 0 or self.n_dsp % M_MAX:
+            raise ValueError(f"DspChainConfig.n_dsp must be a positive multiple of {M_MAX}, "
+                             f"got {self.n_dsp}")
+        if self.cascade < 1 or self.cascade & (self.cascade - 1) or self.n_dsp % self.cascade:
+            raise ValueError(f"DspChainConfig.cascade must be a power of two dividing "
+                             f"n_dsp={self.n_dsp}, got {self.cascade}")
+        try:
+            check_lane_geometry(self.cascade, self.lane_shift)
+            modes = self.mode_list()
+        except NumericsError as e:
+            raise ValueError(f"DspChainConfig.cascade/lane_shift/modes: {e}") from None
+        if not modes:
+            raise ValueError("DspChainConfig.modes is empty")
+        for m in modes:
+            n = MODES[m][0]
+            if n % self.cascade:
+                raise ValueError(f"DspChainConfig.modes: mode {m} needs logical groups of {n} "
+                                 f"DSPs, not a multiple of cascade={self.cascade}")
+        need = chain_acc_bits()
+        if not need <= self.acc_w <= P_W:
+            raise ValueError(f"DspChainConfig.acc_w must be in [{need}, {P_W}] (exact group "
+                             f"sums up to K=65536), got {self.acc_w}")
+
+    # ------------------------------------------------------------- derived
+    @property
+    def n_groups(self) -> int:
+        return self.n_dsp // self.cascade
+
+    @property
+    def rows_max(self) -> int:
+        return self.n_dsp // min(MODES[m][0] for m in self.mode_list())
+
+    def derived(self) -> dict[str, int]:
+        mask = 0
+        for m in self.mode_list():
+            mask |= 1 << MODES[m][2]
+        return {
+            "n_groups": self.n_groups,
+            "levels": clog2(self.n_groups),
+            "rows_max": self.rows_max,
+            "a_w": self.lane_shift + 9,
+            "lane_w": self.lane_shift + 1,
+            "win_hi": lane_window(self.cascade, self.lane_shift)[1],
+            "mode_mask": mask,
+        }
+
+    def level(self, mode) -> int:
+        return clog2(parse_mode(mode).n // self.cascade)
+
+    def latency(self, mode) -> int:
+        """Clock edges from accepting a group's last beat to ``out_valid``."""
+        return 5 + self.cascade + self.level(mode)
+
+    def rows(self, mode) -> int:
+        return self.n_dsp // parse_mode(mode).n
+
+    # ------------------------------------------------------------- models
+    def macs_per_cycle(self) -> int:
+        """int8 MACs per clock: two packed lanes on every slice, in every mode."""
+        return 2 * self.n_dsp
+
+    def dense_equivalent_macs_per_cycle(self, mode) -> int:
+        """MACs of the dense product covered per clock (``M/N`` times more when sparse)."""
+        md = parse_mode(mode)
+        return 2 * self.n_dsp * md.m // md.n
+
+    def cycles_per_tile(self, k: int, mode) -> int:
+        """Beats of one tile (``rows(mode)`` rows x ``k`` inputs x 2 lanes), streaming."""
+        md = parse_mode(mode)
+        if k % md.m:
+            raise ValueError(f"K={k} is not a multiple of M={md.m}")
+        return k // md.m
+
+    def estimate_resources(self) -> dict[str, int]:
+        """Analytical counts (UltraScale+: LUT6, FF, CARRY8, DSP48E2).
+
+        Slice registers (A/B/M/P) are inside the DSP48E2.  Fabric: input registers,
+        per-slice operand registers + sparse MUX (2 lanes x 8 bits of a 16:1 mux = 5
+        LUT6 each) + widening/packing, the operand skew lines, reduction nodes, the
+        adder tree, the row accumulators and the control pipeline.
+        """
+        a_w, lane_w = self.lane_shift + 9, self.lane_shift + 1
+        levels = clog2(self.n_groups)
+        tree_w = lane_w + levels
+        rows = self.rows_max
+        n, c, ng = self.n_dsp, self.cascade, self.n_groups
+        skew_ff = ng * sum(j for j in range(c)) * (a_w + 8)
+        tree_nodes = sum(ng >> lv for lv in range(1, levels + 1))
+        depth = 4 + c + levels + 1
+        ff = (2 * 16 * 8 + n * 12 + 5            # input registers
+              + n * (a_w + 8)                    # operand registers
+              + skew_ff
+              + ng * 2 * lane_w                  # reduction nodes
+              + tree_nodes * 2 * tree_w          # tree registers
+              + rows * 2 * 2 * self.acc_w        # accumulators + output registers
+              + 2 * depth + 3 + 2 + 3)           # control
+        lut = (n * (2 * 8 * 5 + 8 + 9)           # mux, widening, packing add
+               + ng * (2 * lane_w)               # adjust (compare + borrow add)
+               + tree_nodes * 2 * tree_w         # tree adders
+               + rows * 2 * self.acc_w * 2       # accumulate + clear
+               + 16)
+        carry = (n * 2 + ng * 2 * -(-lane_w // 8) + tree_nodes * 2 * -(-tree_w // 8)
+                 + rows * 2 * -(-self.acc_w // 8))
+        return {"LUT": lut, "FF": ff, "CARRY": carry, "DSP48E2": n, "BRAM": 0, "LUTRAM": 0}
+
+
+register_unit("dsp_chain", DspChainConfig, top="dsp_chain", sources=list(DSP_CHAIN_SOURCES))

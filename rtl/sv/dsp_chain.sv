@@ -1,0 +1,202 @@
+// dsp_chain -- the sparse DSP chain engine (after FlightLLM, FPGA'24).
+//
+// N_DSP DSP48E2-style slices (dsp_slice), cut into cascade groups of CASCADE slices
+// (fixed PCOUT -> PCIN path, reduction node + overflow adjust at each group end),
+// each slice packing two int8 MACs (two token rows) that share one weight.  A
+// sparse MUX in front of each slice selects its activation by the stored N:M index;
+// the weight is widened from 2/3/4/8-bit codes.  The extracted lanes of the groups
+// are added by a registered binary tree (the reconfigurable links between groups);
+// tree level log2(N / CASCADE) holds the per-row beat sums of mode N:M, and a row
+// accumulator (ACC_W bits) sums them over a quantization group.
+//
+// Dataflow per beat (one accepted input word): every logical group of N slices
+// computes one output row of the current tile on one block of M activations of each
+// lane (broadcast to all groups): R = N_DSP / N rows per tile, M inputs of K per
+// beat, every slice busy in every mode.  Golden model and formats:
+// plait.ir.numerics.dsp (schedule_chain / run_schedule).
+//
+// Interface (clk, synchronous active-low rst_n):
+//   in_valid/in_ready   input stream; a beat moves when both are 1.
+//   in_mode  [2:0]      0 dense, 1 2:4, 2 2:16, 3 4:16, 4 8:16 (runtime, per beat).
+//                       A beat whose mode differs from the beats in flight waits
+//                       (in_ready = 0) until the pipeline has drained.  A mode not
+//                       enabled in dsp_chain_pkg::MODE_MASK is dropped and sets err.
+//   in_wbits [1:0]      weight code width: 0 = 2, 1 = 3, 2 = 4, 3 = 8 bits.
+//   in_last             last beat of a quantization group (emit and clear the rows).
+//   in_act   [2*16*8]   lane l (token row), block position j at [(l*16+j)*8 +: 8].
+//   in_w     [N_DSP*8]  weight code of slice i at [i*8 +: 8] (low wbits used).
+//   in_idx   [N_DSP*4]  sparse index of slice i at [i*4 +: 4] (ignored when dense).
+//   out_valid           one cycle per quantization group (no back-pressure).
+//   out_acc             lane l, row r at [(l*ROWS_MAX + r)*ACC_W +: ACC_W] (signed);
+//                       rows >= N_DSP / N of the mode read 0.
+//   out_mode            mode of the beats that produced out_acc.
+//   busy                a beat is in flight.
+//   err                 sticky: a beat with an unsupported mode was received.
+// Latency: out_valid rises 5 + CASCADE + level(mode) clock edges after the edge that
+// accepted the group's last beat (level(mode) = log2(N / CASCADE)).
+module dsp_chain (
+  input  logic                                   clk,
+  input  logic                                   rst_n,
+  input  logic                                   in_valid,
+  output logic                                   in_ready,
+  input  logic                                   in_last,
+  input  logic [2:0]                             in_mode,
+  input  logic [1:0]                             in_wbits,
+  input  logic [2*16*8-1:0]                      in_act,
+  input  logic [dsp_chain_pkg::N_DSP*8-1:0]      in_w,
+  input  logic [dsp_chain_pkg::N_DSP*4-1:0]      in_idx,
+  output logic                                   out_valid,
+  output logic [2:0]                             out_mode,
+  output logic [2*dsp_chain_pkg::ROWS_MAX*dsp_chain_pkg::ACC_W-1:0] out_acc,
+  output logic                                   busy,
+  output logic                                   err
+);
+  localparam int N_DSP    = dsp_chain_pkg::N_DSP;
+  localparam int C        = dsp_chain_pkg::CASCADE;
+  localparam int SH       = dsp_chain_pkg::LANE_SHIFT;
+  localparam int ACC_W    = dsp_chain_pkg::ACC_W;
+  localparam int NG       = dsp_chain_pkg::N_GROUPS;     // cascade groups
+  localparam int LEVELS   = dsp_chain_pkg::LEVELS;       // log2(NG)
+  localparam int ROWS_MAX = dsp_chain_pkg::ROWS_MAX;
+  localparam int A_W      = dsp_chain_pkg::A_W;
+  localparam int LANE_W   = dsp_chain_pkg::LANE_W;
+  localparam int TREE_W   = LANE_W + LEVELS;
+  localparam int WIN_HI   = dsp_chain_pkg::WIN_HI;
+  localparam logic [7:0] MODE_MASK = 8'(dsp_chain_pkg::MODE_MASK);
+  // control pipeline: v[k] = beat accepted k cycles ago; the tree level l of a beat
+  // is valid while v[4 + C + l] is set (input regs, operand regs, slice A/B/M, C
+  // P registers, reduction node register, l tree registers).
+  localparam int TAP0     = 4 + C;
+  localparam int DEPTH    = TAP0 + LEVELS + 1;
+
+  // log2(logical group / CASCADE): tree level holding the rows of a mode (modes
+  // whose group is shorter than the cascade are masked out by MODE_MASK)
+  localparam int LEV_2  = (C <= 2)  ? $clog2(2 / C)  : 0;
+  localparam int LEV_4  = (C <= 4)  ? $clog2(4 / C)  : 0;
+  localparam int LEV_8  = (C <= 8)  ? $clog2(8 / C)  : 0;
+  localparam int LEV_16 = (C <= 16) ? $clog2(16 / C) : 0;
+
+  // ------------------------------------------------------------ input stage
+  logic [DEPTH-1:0] v, last;
+  logic [2:0]       cur_mode;      // mode of the beats in flight
+  logic             mode_ok, accept;
+
+  assign mode_ok  = MODE_MASK[in_mode];
+  assign in_ready = !(|v) || (in_mode == cur_mode);
+  assign accept   = in_valid && in_ready;
+  assign busy     = |v;
+
+  logic [2*16*8-1:0]  act_r;
+  logic [N_DSP*8-1:0] w_r;
+  logic [N_DSP*4-1:0] idx_r;
+  logic [2:0]         mode_r;
+  logic [1:0]         wbits_r;
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      v        <= '0;
+      last     <= '0;
+      cur_mode <= 3'd0;
+      err      <= 1'b0;
+    end else begin
+      v    <= {v[DEPTH-2:0], accept && mode_ok};
+      last <= {last[DEPTH-2:0], in_last};
+      if (accept) cur_mode <= in_mode;
+      if (accept && !mode_ok) err <= 1'b1;
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    act_r   <= in_act;
+    w_r     <= in_w;
+    idx_r   <= in_idx;
+    mode_r  <= in_mode;
+    wbits_r <= in_wbits;
+  end
+
+  // ------------------------------------------- sparse MUX, widening, packing
+  logic [N_DSP*A_W-1:0] pk_r;
+  logic [N_DSP*8-1:0]   wq_r;
+
+  for (genvar i = 0; i < N_DSP; i++) begin : g_mux
+    logic signed [A_W-1:0] pk;
+    logic signed [7:0]     wq;
+    dsp_sparse_mux #(.POS(i), .SH(SH), .A_W(A_W)) u_mux (
+      .mode(mode_r), .wbits(wbits_r), .act(act_r), .code(w_r[i*8 +: 8]),
+      .idx(idx_r[i*4 +: 4]), .pk, .w(wq));
+    always_ff @(posedge clk) begin
+      pk_r[i*A_W +: A_W] <= pk;
+      wq_r[i*8 +: 8]     <= wq;
+    end
+  end
+
+  // ------------------------------------- cascade groups + reduction nodes
+  // tree_q: level l, node n, lane ln at ((l*NG + n)*2 + ln)*TREE_W (each node is a
+  // register: level 0 in the reduction nodes, levels >= 1 in g_level below)
+  logic [(LEVELS+1)*NG*2*TREE_W-1:0] tree_q;
+
+  for (genvar g = 0; g < NG; g++) begin : g_group
+    logic signed [LANE_W-1:0] s_lo, s_hi;
+    dsp_cascade_group #(.C(C), .A_W(A_W), .P_W(48), .SH(SH), .LANE_W(LANE_W),
+                        .WIN_HI(WIN_HI)) u_group (
+      .clk, .pk(pk_r[g*C*A_W +: C*A_W]), .w(wq_r[g*C*8 +: C*8]), .s_lo, .s_hi);
+    assign tree_q[(g*2 + 0)*TREE_W +: TREE_W] = TREE_W'(s_lo);
+    assign tree_q[(g*2 + 1)*TREE_W +: TREE_W] = TREE_W'(s_hi);
+  end
+
+  // ------------------------- reconfigurable links: registered adder tree
+  for (genvar l = 1; l <= LEVELS; l++) begin : g_level
+    for (genvar n = 0; n < (NG >> l); n++) begin : g_node
+      for (genvar ln = 0; ln < 2; ln++) begin : g_lane
+        logic signed [TREE_W-1:0] x0, x1, s_r;
+        assign x0 = tree_q[(((l-1)*NG + 2*n)     * 2 + ln)*TREE_W +: TREE_W];
+        assign x1 = tree_q[(((l-1)*NG + 2*n + 1) * 2 + ln)*TREE_W +: TREE_W];
+        always_ff @(posedge clk) s_r <= x0 + x1;
+        assign tree_q[((l*NG + n)*2 + ln)*TREE_W +: TREE_W] = s_r;
+      end
+    end
+    // nodes n >= NG >> l of level l do not exist
+    for (genvar n = (NG >> l); n < NG; n++) begin : g_none
+      assign tree_q[((l*NG + n)*2)*TREE_W +: 2*TREE_W] = '0;
+    end
+  end
+
+  // ------------------------------------------------------ row accumulators
+  int   lev;
+  logic acc_v, acc_last;
+  always_comb begin
+    case (cur_mode)
+      3'd0:       lev = LEV_16;
+      3'd1, 3'd2: lev = LEV_2;
+      3'd3:       lev = LEV_4;
+      default:    lev = LEV_8;
+    endcase
+  end
+  assign acc_v    = v[TAP0 + lev];
+  assign acc_last = last[TAP0 + lev];
+
+  for (genvar r = 0; r < ROWS_MAX; r++) begin : g_row
+    for (genvar ln = 0; ln < 2; ln++) begin : g_lane
+      logic signed [TREE_W-1:0] x;
+      logic signed [ACC_W-1:0]  acc, sum, o_r;
+      always_comb begin
+        x = '0;
+        for (int l = 0; l <= LEVELS; l++)
+          if (l == lev && r < (NG >> l)) x = tree_q[((l*NG + r)*2 + ln)*TREE_W +: TREE_W];
+      end
+      assign sum = acc + ACC_W'(x);
+      always_ff @(posedge clk) begin
+        if (!rst_n)     acc <= '0;
+        else if (acc_v) acc <= acc_last ? '0 : sum;
+        if (acc_v && acc_last) o_r <= sum;
+      end
+      assign out_acc[(ln*ROWS_MAX + r)*ACC_W +: ACC_W] = o_r;
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) out_valid <= 1'b0;
+    else        out_valid <= acc_v && acc_last;
+    if (acc_v && acc_last) out_mode <= cur_mode;
+  end
+endmodule

@@ -1,0 +1,387 @@
+"""cocotb testbench of the sparse DSP chain (``rtl/sv/dsp_chain.sv``).
+
+Launched from pytest (``tests/test_rtl_dsp_chain.py``) through
+:func:`plait.sim.runner.run_cocotb`; the chain's :class:`DspChainConfig` arrives as
+JSON in ``PLAIT_TB_CONFIG``.  Optional env: ``PLAIT_TB_BEATS`` (random beats per
+mode, default 2048), ``PLAIT_TB_TESTS`` (comma list restricting the tests that do
+work; others pass trivially -- used by the mutation test to run only the fast one).
+
+Every output word is checked twice with *equality*: against the bit-level golden
+model :func:`plait.ir.numerics.dsp.run_schedule` (scoreboard tag ``acc``) and,
+per schedule, against the numeric contract
+:func:`plait.ir.numerics.common.group_accumulate` (tag ``contract``).
+Each random test reports cycles per tile and utilisation
+(useful MACs / (2 MAC lanes x N_DSP x cycles)) through :class:`plait.sim.scoreboard.Perf`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from plait.ir.numerics.common import group_accumulate, signed_range
+from plait.ir.numerics.dsp import (DSP_WEIGHT_BITS, M_MAX, WBITS_CODE, ChainSchedule,
+                                   parse_mode, prune_nm, run_schedule, schedule_chain)
+from plait.rtl.dsp_chain import DspChainConfig
+from plait.sim.drivers import pack_signed, pack_unsigned, start_clock, to_int, unpack_signed
+from plait.sim.scoreboard import Perf, Scoreboard
+
+
+def _config() -> DspChainConfig:
+    raw = os.environ.get("PLAIT_TB_CONFIG")
+    if not raw:
+        return DspChainConfig()
+    d = json.loads(raw)
+    return DspChainConfig.from_dict(d.get("fields", d))
+
+
+def _enabled(name: str) -> bool:
+    sel = os.environ.get("PLAIT_TB_TESTS", "").strip()
+    return not sel or name in [s.strip() for s in sel.split(",")]
+
+
+class ChainTB:
+    def __init__(self, dut, cfg: DspChainConfig, name: str):
+        self.dut, self.cfg = dut, cfg
+        self.sb = Scoreboard(f"dsp_chain.{name}")
+        self.observed: list[np.ndarray] = []
+        self.out_cycles: list[int] = []
+        self.cycle = 0
+        self.accept_cycles: list[int] = []
+
+    async def start(self):
+        dut = self.dut
+        start_clock(dut.clk, 10)
+        dut.rst_n.value = 0
+        dut.in_valid.value = 0
+        dut.in_last.value = 0
+        dut.in_mode.value = 0
+        dut.in_wbits.value = 0
+        dut.in_act.value = 0
+        dut.in_w.value = 0
+        dut.in_idx.value = 0
+        for _ in range(4):
+            await RisingEdge(dut.clk)
+        dut.rst_n.value = 1
+        await RisingEdge(dut.clk)
+        cocotb.start_soon(self._monitor())
+
+    async def _monitor(self):
+        dut, cfg = self.dut, self.cfg
+        rmax = cfg.rows_max
+        while True:
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+            await ReadOnly()
+            if int(dut.out_valid.value):
+                vals = unpack_signed(dut.out_acc.value, cfg.acc_w, 2 * rmax)
+                self.observed.append(np.array(vals, np.int64).reshape(2, rmax))
+                self.out_cycles.append(self.cycle)
+
+    def expect(self, s: ChainSchedule) -> np.ndarray:
+        gold = run_schedule(s, cascade=self.cfg.cascade, lane_shift=self.cfg.lane_shift,
+                            acc_w=self.cfg.acc_w)
+        for o in gold:
+            self.sb.expect("acc", o)
+        return gold
+
+    def check(self, scheds: list[ChainSchedule], xs: list, qs: list) -> None:
+        """Compare everything observed since the last check."""
+        obs, self.observed = self.observed, []
+        pos = 0
+        for s, x, q in zip(scheds, xs, qs):
+            r = s.rows_per_tile
+            n = s.n_tiles * (s.k // s.group_size)
+            mine = [o[:, :r] for o in obs[pos:pos + n]]
+            for o in mine:
+                self.sb.observe("acc", o)
+            if len(mine) == n:
+                self.sb.expect("contract", group_accumulate(q, x, s.group_size))
+                self.sb.observe("contract", s.unschedule(np.array(mine)))
+            pos += n
+        for o in obs[pos:]:
+            self.sb.observe("acc", o)   # unexpected extra outputs
+
+    async def drive(self, scheds: list[ChainSchedule], gap_prob: float = 0.0,
+                    rng: random.Random | None = None) -> None:
+        """Stream the schedules' beats (back to back unless gap_prob > 0)."""
+        dut, cfg = self.dut, self.cfg
+        rng = rng or random.Random(1)
+        for s in scheds:
+            md, wb = s.mode.code, WBITS_CODE[s.bits]
+            act = [pack_signed(a.reshape(-1), 8) for a in s.act]
+            w = [pack_unsigned(c, 8) for c in s.codes]
+            idx = [pack_unsigned(i, 4) for i in s.idx]
+            t = 0
+            while t < s.beats:
+                valid = not (gap_prob and rng.random() < gap_prob)
+                dut.in_valid.value = int(valid)
+                dut.in_mode.value = md
+                dut.in_wbits.value = wb
+                dut.in_last.value = int(s.last[t])
+                dut.in_act.value = act[t]
+                dut.in_w.value = w[t]
+                dut.in_idx.value = idx[t]
+                await ReadOnly()
+                took = valid and int(dut.in_ready.value)
+                await RisingEdge(dut.clk)
+                if took:
+                    self.accept_cycles.append(self.cycle)
+                    t += 1
+        dut.in_valid.value = 0
+
+    async def drain(self, timeout: int = 200) -> None:
+        dut = self.dut
+        for _ in range(timeout):
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            if not int(dut.busy.value) and not int(dut.out_valid.value):
+                await RisingEdge(dut.clk)
+                return
+        raise AssertionError(f"dsp_chain still busy after {timeout} cycles")
+
+
+# ------------------------------------------------------------------ stimulus
+def random_weights(rng: np.random.Generator, rows: int, k: int, mode, bits: int,
+                   zero_group_prob: float = 0.0, group: int = 0) -> np.ndarray:
+    md = parse_mode(mode)
+    lo, hi = signed_range(bits)
+    q = rng.integers(lo, hi + 1, (rows, k))
+    if not md.dense:
+        q = q * prune_nm(rng.standard_normal((rows, k)), md.n, md.m)
+        # some blocks with fewer than N nonzeros (exercises the padding slots)
+        thin = rng.random((rows, k // md.m)) < 0.1
+        q = q * ~np.repeat(thin & (rng.random((rows, k // md.m)) < 0.5), md.m, axis=1)
+    if zero_group_prob and group:
+        z = rng.random((rows, k // group)) < zero_group_prob
+        q = q * ~np.repeat(z, group, axis=1)
+    return q
+
+
+def garbage_fill(s: ChainSchedule, rng: np.random.Generator) -> None:
+    """Inputs the hardware must ignore: activation positions >= M, dense indices."""
+    if s.mode.m < M_MAX:
+        s.act[:, :, s.mode.m:] = rng.integers(-128, 128, s.act[:, :, s.mode.m:].shape)
+    if s.mode.dense:
+        s.idx[:] = rng.integers(0, 16, s.idx.shape)
+
+
+def perf_report(tb: ChainTB, name: str, scheds: list[ChainSchedule], first: int,
+                n_out_before: int) -> Perf:
+    cfg = tb.cfg
+    beats = sum(s.beats for s in scheds)
+    tiles = sum(s.n_tiles for s in scheds)
+    last_out = tb.out_cycles[-1]
+    cycles = last_out - first + 1                   # first accepted beat .. last output
+    steady = tb.accept_cycles[-1] - first + 1       # first .. last accepted beat
+    perf = Perf(f"dsp_chain {name}", units=2 * cfg.n_dsp)
+    perf.add(cycles=cycles, macs=2 * cfg.n_dsp * beats, tiles=tiles)
+    md = scheds[0].mode
+    perf.extra.update({
+        "mode": md.name, "beats": beats, "steady_cycles": steady,
+        "steady_utilisation": beats / steady,
+        "rows_per_tile": scheds[0].rows_per_tile, "k": scheds[0].k,
+        "dense_equiv_macs_per_cycle": cfg.dense_equivalent_macs_per_cycle(md),
+        "latency": cfg.latency(md),
+    })
+    perf.log(tb.dut._log)
+    perf.write_json()
+    return perf
+
+
+# ------------------------------------------------------------------ tests
+RANDOM_GEOMETRY = {  # mode: (K, group size)
+    "dense": (512, 64), "2:4": (256, 32), "2:16": (512, 64), "4:16": (512, 64),
+    "8:16": (512, 64),
+}
+
+
+@cocotb.test()
+async def test_random_modes(dut):
+    """Constrained-random streams in every enabled mode and every weight width,
+    back to back (utilisation), with garbage on the inputs the mode ignores."""
+    if not _enabled("random"):
+        return
+    cfg = _config()
+    tb = ChainTB(dut, cfg, "random")
+    await tb.start()
+    beats_target = int(os.environ.get("PLAIT_TB_BEATS", "2048"))
+    rng = np.random.default_rng(2024)
+    for mname in cfg.mode_list():
+        md = parse_mode(mname)
+        k, g = RANDOM_GEOMETRY[mname]
+        r = cfg.rows(md)
+        beats_per_tile = k // md.m
+        tiles_per_sched = max(1, beats_target // (beats_per_tile * len(DSP_WEIGHT_BITS)))
+        scheds, xs, qs = [], [], []
+        for bits in DSP_WEIGHT_BITS:
+            rows = tiles_per_sched * r - (1 if r > 1 else 0)   # a padded last tile
+            x = rng.integers(-128, 128, (2, k))
+            q = random_weights(rng, rows, k, md, bits, zero_group_prob=0.05, group=g)
+            s = schedule_chain(x, q, md, g, n_dsp=cfg.n_dsp, bits=bits)
+            garbage_fill(s, rng)
+            tb.expect(s)
+            scheds.append(s)
+            xs.append(x)
+            qs.append(q)
+        first = tb.cycle + 1
+        n_before = len(tb.out_cycles)
+        await tb.drive(scheds)
+        await tb.drain()
+        tb.check(scheds, xs, qs)
+        perf = perf_report(tb, mname, scheds, first, n_before)
+        assert perf.utilisation > 0
+    # random idle gaps (bubbles) must not change any result
+    for mname in cfg.mode_list():
+        md = parse_mode(mname)
+        k, g = RANDOM_GEOMETRY[mname]
+        x = rng.integers(-128, 128, (2, k))
+        q = random_weights(rng, 2 * cfg.rows(md), k, md, 8)
+        s = schedule_chain(x, q, md, g, n_dsp=cfg.n_dsp, bits=8)
+        tb.expect(s)
+        await tb.drive([s], gap_prob=0.3, rng=random.Random(7))
+        await tb.drain()
+        tb.check([s], [x], [q])
+    tb.sb.assert_clean()
+    dut._log.info(tb.sb.summary())
+
+
+@cocotb.test()
+async def test_edge_cases(dut):
+    """-128 x -128 in every lane, all-zero groups, maximum accumulation length
+    (K = 65536 in one group), every 2:4 pattern, every index in every slot for N:16,
+    extreme codes of every weight width."""
+    if not _enabled("edges"):
+        return
+    cfg = _config()
+    tb = ChainTB(dut, cfg, "edges")
+    await tb.start()
+    rng = np.random.default_rng(7)
+    modes = cfg.mode_list()
+    scheds, xs, qs = [], [], []
+
+    def add(x, q, mode, g, bits=8):
+        s = schedule_chain(x, q, mode, g, n_dsp=cfg.n_dsp, bits=bits)
+        tb.expect(s)
+        scheds.append(s)
+        xs.append(x)
+        qs.append(q)
+
+    for mname in modes:
+        md = parse_mode(mname)
+        r = cfg.rows(md)
+        k = 64
+        # -128 x -128 in every lane and every kept weight; also -128 x 127
+        x = np.full((2, k), -128)
+        q = np.full((r, k), -128)
+        if not md.dense:
+            q = q * prune_nm(np.ones((r, k)), md.n, md.m)
+        add(x, q, md, 16 if md.m <= 16 else k)
+        add(x, -q - 1 * (q != 0), md, k)            # weights 127 where kept
+        # all-zero groups: zero weights in one group, zero activations in another
+        q = random_weights(rng, r, k, md, 8)
+        q[:, :16] = 0
+        x = rng.integers(-128, 128, (2, k))
+        x[:, 32:48] = 0
+        add(x, q, md, 16)
+        # extreme codes of every weight width (0 and 2^b - 1 -> -2^(b-1), 2^(b-1)-1)
+        for bits in DSP_WEIGHT_BITS:
+            lo, hi = signed_range(bits)
+            q = rng.choice([lo, hi], (r, k))
+            if not md.dense:
+                q = q * prune_nm(rng.standard_normal((r, k)), md.n, md.m)
+            add(rng.choice([-128, 127], (2, k)), q, md, 32 if md.m <= 32 else k, bits)
+        # every N:M pattern (2:4: all 6) / every index in every slot (N:16)
+        if md.name == "2:4":
+            pats = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+            q = np.zeros((r, 4 * len(pats)), np.int64)
+            for j, (a, b) in enumerate(pats):
+                q[:, 4 * j + a] = rng.integers(-128, 128, r)
+                q[:, 4 * j + b] = rng.integers(-128, 128, r)
+            q = np.concatenate([q, np.roll(q, 4, axis=1)], axis=0)
+            x = rng.integers(-128, 128, (2, q.shape[1]))
+            add(x, q, md, 8)
+        elif not md.dense:
+            blocks = []
+            for shift in range(md.m):
+                blk = np.zeros((r, md.m), np.int64)
+                for row in range(r):
+                    pos = (np.arange(md.n) * (md.m // md.n) + shift + row) % md.m
+                    blk[row, pos] = rng.integers(-128, 128, md.n)
+                blocks.append(blk)
+            q = np.concatenate(blocks, axis=1)
+            add(rng.integers(-128, 128, (2, q.shape[1])), q, md, 16)
+    await tb.drive(scheds)
+    await tb.drain()
+    tb.check(scheds, xs, qs)
+    # maximum accumulation length: one group of K = 65536, all -128 x -128 -> 2^30
+    for mname in [m for m in ("dense", "2:16") if m in modes] or modes[:1]:
+        md = parse_mode(mname)
+        r = cfg.rows(md)
+        k = 65536
+        x = np.full((2, k), -128)
+        q = np.full((r, k), -128)
+        if not md.dense:
+            q = q * prune_nm(np.ones((r, k)), md.n, md.m)
+        s = schedule_chain(x, q, md, k, n_dsp=cfg.n_dsp, bits=8)
+        gold = tb.expect(s)
+        assert int(np.abs(gold).max()) == 16384 * k * md.n // md.m
+        await tb.drive([s])
+        await tb.drain()
+        tb.check([s], [x], [q])
+    tb.sb.assert_clean()
+    dut._log.info(tb.sb.summary())
+
+
+@cocotb.test()
+async def test_mode_switch_and_errors(dut):
+    """Mode changes without draining (in_ready holds the new mode back), and an
+    unsupported mode code sets the sticky err flag without producing output."""
+    if not _enabled("switch"):
+        return
+    cfg = _config()
+    tb = ChainTB(dut, cfg, "switch")
+    await tb.start()
+    rng = np.random.default_rng(11)
+    scheds, xs, qs = [], [], []
+    for mname in cfg.mode_list() * 2:
+        md = parse_mode(mname)
+        x = rng.integers(-128, 128, (2, 64))
+        q = random_weights(rng, cfg.rows(md), 64, md, 4)
+        s = schedule_chain(x, q, md, 16, n_dsp=cfg.n_dsp, bits=4)
+        tb.expect(s)
+        scheds.append(s)
+        xs.append(x)
+        qs.append(q)
+    stalls_before = tb.cycle
+    await tb.drive(scheds)
+    await tb.drain()
+    tb.check(scheds, xs, qs)
+    if len(cfg.mode_list()) > 1:
+        beats = sum(s.beats for s in scheds)
+        assert tb.cycle - stalls_before > beats, "mode switches should have stalled in_ready"
+    assert int(dut.err.value) == 0
+    # unsupported mode codes: 5..7 always; codes of modes masked out of this build
+    bad = [c for c in range(8) if not (cfg.sv_params()["MODE_MASK"] >> c) & 1]
+    for code in bad:
+        dut.in_valid.value = 1
+        dut.in_mode.value = code
+        dut.in_last.value = 1
+        await RisingEdge(dut.clk)
+        dut.in_valid.value = 0
+        await tb.drain()
+        assert int(dut.err.value) == 1, f"mode code {code} was not flagged"
+        assert not tb.observed, f"mode code {code} produced output"
+        dut.rst_n.value = 0
+        await RisingEdge(dut.clk)
+        dut.rst_n.value = 1
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        assert int(dut.err.value) == 0, "reset must clear err"
+        await RisingEdge(dut.clk)
+    tb.sb.assert_clean()
+    dut._log.info(tb.sb.summary())
