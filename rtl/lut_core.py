@@ -53,6 +53,8 @@ class LutCoreConfig(UnitConfig):
     max_group   largest quantization group (inputs) the accumulators are sized for
     dq_lanes    columns the group dequantizer handles per cycle (``n % dq_lanes == 0``)
     cnt_w       width of the groups-per-tile counter (``cfg_groups < 2^cnt_w``)
+    max_bits    largest weight width (planes) the build supports, 1..4; accumulators
+                and the plane shifter are sized for it (a W1 build has no shifter)
     """
 
     pkg_name: ClassVar[str] = "lut_core_pkg"
@@ -62,6 +64,7 @@ class LutCoreConfig(UnitConfig):
     max_group: int = 256
     dq_lanes: int = 8
     cnt_w: int = 16
+    max_bits: int = 4
 
     def validate(self) -> None:
         if self.k != LUT_G:
@@ -75,16 +78,18 @@ class LutCoreConfig(UnitConfig):
                              f"[{LUT_G}, 4096], got {self.max_group}")
         if self.dq_lanes < 1 or self.n % self.dq_lanes:
             raise ValueError(f"LutCoreConfig.dq_lanes must divide n={self.n}, got {self.dq_lanes}")
+        if self.max_bits not in (1, 2, 3, 4):
+            raise ValueError(f"LutCoreConfig.max_bits must be 1..4, got {self.max_bits}")
         if not 1 <= self.cnt_w <= 24:
             raise ValueError(f"LutCoreConfig.cnt_w must be in [1, 24], got {self.cnt_w}")
 
     # ---------------------------------------------------------------- params
     def derived(self) -> dict[str, int]:
-        w = lut_widths(self.max_group)
+        w = lut_widths(self.max_group, self.max_bits)
         chunks = self.max_group // LUT_G
         steps = self.n // self.dq_lanes
         return {
-            "act_w": 8, "tbl_w": TABLE_BITS, "lk_w": LOOKUP_BITS, "wb_max": 4,
+            "act_w": 8, "tbl_w": TABLE_BITS, "lk_w": LOOKUP_BITS, "wb_max": self.max_bits,
             "acc_w": w.acc, "xs_w": w.xsum, "corr_w": w.corr, "grp_w": w.grp,
             "prod_w": w.prod, "p_w": P_BITS, "mant_w": SCALE_BITS, "zp_w": ZP_BITS,
             "max_chunks": chunks, "gc_w": clog2(chunks + 1),
@@ -121,7 +126,7 @@ class LutCoreConfig(UnitConfig):
 
     def estimate_resources(self) -> dict[str, int]:
         """Analytical LUT/FF/CARRY/DSP count (used when yosys is unavailable)."""
-        w = lut_widths(self.max_group)
+        w = lut_widths(self.max_group, self.max_bits)
         units = self.m * self.n
         lut_per_lookup = 2 * TABLE_BITS + LOOKUP_BITS          # 8:1 mux + negate
         lut_per_acc = 2 * w.acc                                 # plane shift mux + adder

@@ -101,12 +101,15 @@ class LutWidths:
     prod: int       # A * mant
 
 
-def lut_widths(max_group: int) -> LutWidths:
-    """Exact signed widths of every accumulator for groups of <= ``max_group`` inputs."""
+def lut_widths(max_group: int, max_bits: int = 4) -> LutWidths:
+    """Exact signed widths of every accumulator for groups of <= ``max_group`` inputs
+    and weights of <= ``max_bits`` bits."""
     if max_group < LUT_G or max_group % LUT_G:
         raise NumericsError(f"max group size must be a positive multiple of {LUT_G}, got {max_group}")
+    if max_bits not in LUT_WEIGHT_BITS:
+        raise NumericsError(f"max weight bits must be one of {LUT_WEIGHT_BITS}, got {max_bits}")
     chunks = max_group // LUT_G
-    top = (1 << max(LUT_WEIGHT_BITS)) - 1
+    top = (1 << max_bits) - 1
     acc = _bits_for(-top * 512 * chunks, top * 512 * chunks)
     xsum = _bits_for(-128 * max_group, 127 * max_group)
     corr = _bits_for(-2 * top * 128 * max_group, 2 * top * 128 * max_group)
@@ -236,11 +239,12 @@ class LutTrace:
     p: np.ndarray          # [M, N]                 48-bit P
 
 
-def lut_trace(x, qw: QuantizedWeight, max_group: int | None = None) -> LutTrace:
+def lut_trace(x, qw: QuantizedWeight, max_group: int | None = None,
+              max_bits: int | None = None) -> LutTrace:
     """Run the LUT core's arithmetic on ``x`` (int8 ``[M, K]``) and ``qw`` (``[N, K]``).
 
-    Every intermediate is range-checked against the width the RTL gives it
-    (``max_group`` defaults to the weight's group size).
+    Every intermediate is range-checked against the width the RTL gives it for a
+    build with ``max_group`` / ``max_bits`` (default: the weight's group size and bits).
     """
     _check_lut_weight(qw)
     x = as_int(x)
@@ -250,7 +254,9 @@ def lut_trace(x, qw: QuantizedWeight, max_group: int | None = None) -> LutTrace:
     if x.shape[1] != k:
         raise NumericsError(f"activation length {x.shape[1]} != weight K {k}")
     gsz = qw.group_size
-    w = lut_widths(max_group or gsz)
+    w = lut_widths(max_group or gsz, max_bits or qw.bits)
+    if qw.bits > (max_bits or qw.bits):
+        raise NumericsError(f"{qw.bits}-bit weights exceed the core's maximum {max_bits}")
     if gsz > w.max_group:
         raise NumericsError(f"group size {gsz} exceeds the core's maximum {w.max_group}")
     m = x.shape[0]

@@ -82,6 +82,9 @@ module lut_core #(
   output logic [M*N*P_W-1:0]      o_p
 );
   // ------------------------------------------------------------------ control
+  // planes above WB_MAX-1 never occur: mask the shift amount so that a build for
+  // fewer weight bits gets a smaller shifter
+  localparam logic [2:0] PL_MASK = (WB_MAX <= 1) ? 3'd0 : (WB_MAX <= 2) ? 3'd1 : 3'd3;
   logic                  tbl_valid;
   logic [M*8*TBL_W-1:0]  tbl;
   logic [2:0]            plane;
@@ -144,8 +147,9 @@ module lut_core #(
   endgenerate
 
   // --------------------------------------------- lookup + column accumulators
-  logic [M*N*ACC_W-1:0] acc, dq_acc;
+  logic [M*N*ACC_W-1:0] acc;
   logic [M*XS_W-1:0]    xsum, dq_xs;
+  logic [M*N*ACC_W-1:0] acc_grp;     // acc_next of every unit (group total at grp_end)
 
   generate
     for (gm = 0; gm < M; gm++) begin : g_row
@@ -161,26 +165,34 @@ module lut_core #(
       end
 
       for (gn = 0; gn < N; gn++) begin : g_col
-        logic signed [LK_W-1:0]  lk;
-        logic signed [ACC_W-1:0] lk_ext, contrib, acc_next;
+        logic signed [LK_W-1:0]  lk;              // L, kept for waveforms
+        logic signed [TBL_W-1:0] mag;
+        logic                    neg;
+        logic signed [ACC_W-1:0] mag_ext, contrib, base, acc_next;
         lut_lookup #(.TBL_W(TBL_W), .LK_W(LK_W)) u_lk (
-          .tbl(tbl[gm*8*TBL_W +: 8*TBL_W]), .idx(w_data[gn*4 +: 4]), .val(lk));
-        assign lk_ext   = {{(ACC_W-LK_W){lk[LK_W-1]}}, lk};
-        assign contrib  = lk_ext <<< plane;                       // plane weight 2^i
-        assign acc_next = (first_beat ? ACC_W'(0) : $signed(acc[(gm*N + gn)*ACC_W +: ACC_W]))
-                          + contrib;
+          .tbl(tbl[gm*8*TBL_W +: 8*TBL_W]), .idx(w_data[gn*4 +: 4]),
+          .val(lk), .mag(mag), .neg(neg));
+        assign mag_ext  = {{(ACC_W-TBL_W){mag[TBL_W-1]}}, mag};
+        assign contrib  = mag_ext <<< (plane & PL_MASK);          // plane weight 2^i
+        assign base     = first_beat ? ACC_W'(0) : $signed(acc[(gm*N + gn)*ACC_W +: ACC_W]);
+        // base + L * 2^i with the sign of L folded into the adder (add/subtract)
+        assign acc_next = base + (contrib ^ {ACC_W{neg}}) + ACC_W'(neg);
+        assign acc_grp[(gm*N + gn)*ACC_W +: ACC_W] = acc_next;
         always_ff @(posedge clk) begin
-          if (w_fire)   acc[(gm*N + gn)*ACC_W +: ACC_W]    <= acc_next;
-          if (dq_start) dq_acc[(gm*N + gn)*ACC_W +: ACC_W] <= acc_next;
+          if (w_fire) acc[(gm*N + gn)*ACC_W +: ACC_W] <= acc_next;
         end
       end
     end
   endgenerate
 
   // ------------------------------------------------ group dequantizer (MixPE)
-  logic [N*MANT_W-1:0] dq_mant;
-  logic [N*ZP_W-1:0]   dq_zp;
-  logic                dq_offset;
+  // At a group end the group totals, mantissas and zero points are copied into
+  // shift registers; each step the dequantizer handles the DQ_L columns at the
+  // bottom and shifts the next DQ_L columns down (no wide multiplexers).
+  logic [M*N*ACC_W-1:0] dq_acc;
+  logic [N*MANT_W-1:0]  dq_mant;
+  logic [N*ZP_W-1:0]    dq_zp;
+  logic                 dq_offset;
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
@@ -195,7 +207,7 @@ module lut_core #(
       end else if (dq_busy) begin
         dq_step <= dq_step + 1'b1;
       end
-      if (dq_done && dq_last)   o_valid <= 1'b1;
+      if (dq_done && dq_last)      o_valid <= 1'b1;
       else if (o_valid && o_ready) o_valid <= 1'b0;
     end
   end
@@ -204,33 +216,53 @@ module lut_core #(
     if (dq_start) begin
       dq_first  <= (group == '0);
       dq_last   <= group_last;
+      dq_offset <= cfg_offset;
       dq_mant   <= s_mant;
       dq_zp     <= s_zp;
-      dq_offset <= cfg_offset;
+    end else if (dq_busy) begin
+      dq_mant   <= dq_mant >> (DQ_L*MANT_W);
+      dq_zp     <= dq_zp >> (DQ_L*ZP_W);
     end
   end
 
+  generate
+    for (gm = 0; gm < M; gm++) begin : g_dqs      // each row's totals shift separately
+      always_ff @(posedge clk) begin
+        if (dq_start)
+          dq_acc[gm*N*ACC_W +: N*ACC_W] <= acc_grp[gm*N*ACC_W +: N*ACC_W];
+        else if (dq_busy)
+          dq_acc[gm*N*ACC_W +: N*ACC_W] <= dq_acc[gm*N*ACC_W +: N*ACC_W] >> (DQ_L*ACC_W);
+      end
+    end
+  endgenerate
+
   // DQ_L x M lanes; lane l of step t handles column n = t*DQ_L + l
+  localparam int ZX_W = ZP_W + XS_W;
+  localparam int PR_W = GRP_W + MANT_W + 1;
   logic [M*DQ_L*PROD_W-1:0] prod;
   generate
     for (gm = 0; gm < M; gm++) begin : g_dqr
       for (gl = 0; gl < DQ_L; gl++) begin : g_dql
         logic signed [ACC_W-1:0]  a_sel;
         logic signed [ZP_W-1:0]   z_sel;
-        logic [MANT_W-1:0]        m_sel;
+        logic signed [MANT_W:0]   m_sel;
         logic signed [XS_W-1:0]   xs;
+        logic signed [ZX_W-1:0]   zx;
         logic signed [CORR_W-1:0] corr;
         logic signed [GRP_W-1:0]  grp;
-        logic signed [PROD_W-1:0] pr;
-        assign a_sel = dq_acc[(gm*N + dq_step*DQ_L + gl)*ACC_W +: ACC_W];
-        assign z_sel = dq_zp[(dq_step*DQ_L + gl)*ZP_W +: ZP_W];
-        assign m_sel = dq_mant[(dq_step*DQ_L + gl)*MANT_W +: MANT_W];
+        /* verilator lint_off UNUSEDSIGNAL */
+        logic signed [PR_W-1:0]   pr;     // top bit redundant: |A * mant| < 2^(PROD_W-1)
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign a_sel = dq_acc[(gm*N + gl)*ACC_W +: ACC_W];
+        assign z_sel = dq_zp[gl*ZP_W +: ZP_W];
+        assign m_sel = {1'b0, dq_mant[gl*MANT_W +: MANT_W]};
         assign xs    = dq_xs[gm*XS_W +: XS_W];
         // zero correction on the odd grid, then the exact halving
-        assign corr  = CORR_W'(a_sel) - CORR_W'(z_sel) * CORR_W'(xs);
+        assign zx    = z_sel * xs;
+        assign corr  = CORR_W'(a_sel) - CORR_W'(zx);
         assign grp   = dq_offset ? GRP_W'(corr >>> 1) : GRP_W'(corr);
-        assign pr    = PROD_W'(grp) * $signed({1'b0, m_sel});
-        assign prod[(gm*DQ_L + gl)*PROD_W +: PROD_W] = pr;
+        assign pr    = grp * m_sel;
+        assign prod[(gm*DQ_L + gl)*PROD_W +: PROD_W] = PROD_W'(pr);
       end
     end
 

@@ -52,16 +52,17 @@ def _config() -> LutCoreConfig:
     return LutCoreConfig.from_dict(d.get("fields", d))
 
 
-def _modes():
+def _modes(cfg: LutCoreConfig):
+    """The modes to run: $PLAIT_LUT_MODES (or all), limited to the build's max_bits."""
     want = os.environ.get("PLAIT_LUT_MODES")
     if not want:
-        return MODES
+        return [md for md in MODES if md[2] <= cfg.max_bits]
     names = [w.strip() for w in want.split(",") if w.strip()]
     known = {m[0]: m for m in MODES}
     bad = [w for w in names if w not in known]
     if bad:
         raise ValueError(f"PLAIT_LUT_MODES: unknown mode(s) {bad}; known: {sorted(known)}")
-    return [known[w] for w in names]
+    return [known[w] for w in names if known[w][2] <= cfg.max_bits]
 
 
 # ------------------------------------------------------------------ stimulus
@@ -194,9 +195,9 @@ async def test_cfg_errors(dut):
     dut.a_valid.value = 1
     dut.w_valid.value = 1
     dut.s_valid.value = 1
-    bad = [dict(bits=0, gc=1, groups=1), dict(bits=5, gc=1, groups=1),
-           dict(bits=7, gc=1, groups=1), dict(bits=2, gc=0, groups=1),
-           dict(bits=2, gc=cfg.max_group // 4 + 1, groups=1), dict(bits=2, gc=1, groups=0)]
+    bad = [dict(bits=0, gc=1, groups=1), dict(bits=cfg.max_bits + 1, gc=1, groups=1),
+           dict(bits=7, gc=1, groups=1), dict(bits=1, gc=0, groups=1),
+           dict(bits=1, gc=cfg.max_group // 4 + 1, groups=1), dict(bits=1, gc=1, groups=0)]
     for b in bad:
         if b["gc"] >= (1 << len(dut.cfg_group_chunks)):
             continue
@@ -211,7 +212,7 @@ async def test_cfg_errors(dut):
             assert int(dut.w_ready.value) == 0, f"w_ready high under illegal config {b}"
             assert int(dut.s_ready.value) == 0, f"s_ready high under illegal config {b}"
             await RisingEdge(dut.clk)
-    dut.cfg_bits.value = 4
+    dut.cfg_bits.value = cfg.max_bits
     dut.cfg_group_chunks.value = cfg.max_group // 4
     dut.cfg_groups.value = 1
     await ReadOnly()
@@ -228,7 +229,7 @@ async def test_directed_edges(dut):
     await h.start()
     m, n, gmax = cfg.m, cfg.n, cfg.max_group
     ntile = 0
-    for name, scheme, bits in MODES:
+    for name, scheme, bits in _modes(cfg):
         top = (1 << bits) - 1
         hi = 2 if scheme == "ternary" else top
         for codes_val in (0, hi):
@@ -273,7 +274,7 @@ async def test_random_modes(dut):
     await h.start()
     groups = [g for g in GROUPS if g <= cfg.max_group]
     per_mode = {}
-    for name, scheme, bits in _modes():
+    for name, scheme, bits in _modes(cfg):
         done = 0
         values = 0
         while done < ntiles:
@@ -285,7 +286,7 @@ async def test_random_modes(dut):
                 x = rand_acts(rng, cfg.m, g * ng)
                 qw = rand_weight(rng, scheme, bits, cfg.n, g * ng, g)
                 # the golden model of the internals agrees with the contract
-                assert np.array_equal(lut_trace(x, qw, cfg.max_group).p,
+                assert np.array_equal(lut_trace(x, qw, cfg.max_group, cfg.max_bits).p,
                                       linear_int(x.astype(np.int8), qw)[0])
                 tiles.append((x, qw))
             await h.run_batch(tiles)
@@ -297,7 +298,7 @@ async def test_random_modes(dut):
         h.bp.stop(final=1)
     _log_sb(dut, sb)
     sb.assert_clean()
-    assert sb.compared == ntiles * len(_modes())
+    assert sb.compared == ntiles * len(_modes(cfg))
 
 
 @cocotb.test()
@@ -311,7 +312,7 @@ async def test_throughput(dut):
     h = LutHarness(dut, cfg, sb)
     await h.start()
     ntiles = 4
-    for name, scheme, bits in MODES[:5]:
+    for name, scheme, bits in [md for md in MODES[:5] if md[2] <= cfg.max_bits]:
         # one isolated tile: latency
         x = rand_acts(rng, cfg.m, k)
         qw = rand_weight(rng, scheme, bits, cfg.n, k, g)
