@@ -95,7 +95,7 @@ def yosys_version() -> str:
 
 # ----------------------------------------------------------------- results
 _CELL_CLASSES = [
-    ("LUT", re.compile(r"^LUT[1-6](_2)?$")),
+    ("LUT", re.compile(r"^(LUT[1-6](_2)?|INV)$")),
     ("FF", re.compile(r"^(FD[A-Z]*|LD[A-Z]*)$")),
     ("CARRY", re.compile(r"^CARRY(4|8)$")),
     ("DSP48E2", re.compile(r"^DSP48E2$")),

@@ -35,7 +35,10 @@ What it does
    its JSON there) and ``PLAIT_BUILD_DIR``.  Uninitialised state is randomised
    (``+verilator+rand+reset+2``, seed ``$PLAIT_SIM_SEED`` or 1).
 6. With ``waves=True`` (or env ``PLAIT_WAVES=1``) the model is built with
-   ``--trace-fst`` and ``dump.fst`` is written into the run directory.
+   ``--trace-fst`` and ``dump.fst`` is written into the run directory.  FST needs
+   the lz4 headers (``apt-get install liblz4-dev``; :func:`fst_supported`); without
+   them a clear ``ToolMissing`` is raised -- ``waves="vcd"`` (or
+   ``PLAIT_WAVES_FORMAT=vcd``) writes ``dump.vcd`` instead.
 7. Parses the cocotb results XML and raises :class:`SimulationFailed` (naming
    the failing tests, their messages and the tail of ``sim.log``) if any test
    failed or none ran.  Returns a :class:`SimRun` (a ``Path`` subclass: the
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -61,7 +65,7 @@ from plait.rtl.config import cache_dir
 
 from .verilator import ToolMissing, find_verilator, verilator_env, verilator_version
 
-__all__ = ["run_cocotb", "SimulationFailed", "BuildFailed", "SimRun", "TestResult",
+__all__ = ["run_cocotb", "lint", "fst_supported", "LintFailed", "SimulationFailed", "BuildFailed", "SimRun", "TestResult",
            "cache_dir", "parse_results", "read_perf", "BUILD_ARGS", "STAMP_NAME"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +90,10 @@ class SimulationFailed(AssertionError):
 
 class BuildFailed(RuntimeError):
     """Verilator or the C++ build failed; the message holds the end of the build log."""
+
+
+class LintFailed(AssertionError):
+    """``verilator --lint-only`` reported warnings or errors (listed in the message)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,31 @@ def _tail(path: Path, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
+def _waves_format(waves) -> str | None:
+    """None (no waves), "fst" or "vcd" from the ``waves`` argument / environment."""
+    if waves is None:
+        waves = _env_flag("PLAIT_WAVES")
+    if waves is False or waves == 0:
+        return None
+    fmt = waves if isinstance(waves, str) else os.environ.get("PLAIT_WAVES_FORMAT", "fst")
+    fmt = fmt.strip().lower()
+    if fmt not in ("fst", "vcd"):
+        raise ValueError(f"unsupported waveform format {fmt!r} (use 'fst' or 'vcd')")
+    return fmt
+
+
+@functools.lru_cache(maxsize=1)
+def fst_supported() -> bool:
+    """True if the C++ compiler finds ``lz4.h`` (needed by Verilator's FST writer)."""
+    import subprocess
+    cxx = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
+    if cxx is None:
+        return False
+    proc = subprocess.run([cxx, "-E", "-x", "c++", "-", "-o", os.devnull],
+                          input="#include <lz4.h>\n", capture_output=True, text=True)
+    return proc.returncode == 0
+
+
 def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:120]
 
@@ -215,7 +248,7 @@ def read_perf(run_dir: Path) -> list[dict]:
 def run_cocotb(top: str, sources: list[Path], test_module: str, *,
                parameters: dict | None = None, config=None, env: dict | None = None,
                build_dir: Path | None = None, testcase: str | None = None,
-               waves: bool | None = None, build_args: list[str] | None = None,
+               waves: bool | str | None = None, build_args: list[str] | None = None,
                seed: int | None = None) -> SimRun:
     """Build (cached) and run a cocotb test module on Verilator; see module docstring.
 
@@ -235,9 +268,15 @@ def run_cocotb(top: str, sources: list[Path], test_module: str, *,
     if not srcs:
         raise ValueError("run_cocotb: empty source list")
     parameters = dict(parameters or {})
-    waves = bool(waves) if waves is not None else _env_flag("PLAIT_WAVES")
+    fmt = _waves_format(waves)
+    waves = fmt is not None
     args = list(BUILD_ARGS) + list(build_args or [])
-    if waves:
+    if fmt == "fst":
+        if not fst_supported():
+            raise ToolMissing(
+                "FST waveforms need the lz4 development headers (lz4.h; Verilator's FST "
+                "writer compiles against them): `apt-get install liblz4-dev`; or ask for "
+                "VCD instead: waves='vcd' or PLAIT_WAVES_FORMAT=vcd")
         args.append("--trace-fst")
     if seed is None:
         seed = int(os.environ.get("PLAIT_SIM_SEED", "1"))
@@ -319,4 +358,38 @@ def run_cocotb(top: str, sources: list[Path], test_module: str, *,
                                f"(tail):\n{_tail(log)}", failures, results)
     out = SimRun(results)
     out.build_dir, out.run_dir, out.built, out.tests = bdir, run_dir, built, tests
+    return out
+
+
+def lint(top: str, sources: list[Path], *, config=None, parameters: dict | None = None,
+         wall: bool = True, waive: tuple[str, ...] = ("UNUSEDPARAM",)) -> str:
+    """``verilator --lint-only [-Wall]`` of a design (with its generated package).
+
+    ``waive`` lists warning codes to disable (default: ``UNUSEDPARAM``, since a
+    generated package defines parameters a given module may not use).  Raises
+    :class:`LintFailed` with Verilator's messages if anything is reported; returns
+    Verilator's (empty-of-warnings) output otherwise.
+    """
+    import subprocess
+    import tempfile
+
+    root = find_verilator()
+    srcs = [Path(s).resolve() for s in sources]
+    missing = [str(s) for s in srcs if not s.is_file()]
+    if missing:
+        raise FileNotFoundError(f"lint: missing source file(s): {missing}")
+    with tempfile.TemporaryDirectory(prefix="plait-lint-") as tmp:
+        files = list(srcs)
+        if config is not None:
+            files.insert(0, config.write_package(tmp))
+        cmd = [str(root / "bin" / "verilator"), "--lint-only", "--top-module", top,
+               *(["-Wall"] if wall else []), *(f"-Wno-{w}" for w in waive),
+               *(f"-G{k}={v}" for k, v in (parameters or {}).items()), *map(str, files)]
+        env = {**os.environ, **verilator_env()}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    msgs = [ln for ln in out.splitlines() if ln.startswith(("%Warning", "%Error"))]
+    if proc.returncode != 0 or msgs:
+        raise LintFailed(f"verilator lint of {top}: {len(msgs)} message(s):\n"
+                         + "\n".join(msgs[:40]))
     return out
