@@ -23,7 +23,7 @@
     exclude = ["lm_head*"]
 
 Top-level keys: ``[recipe]`` (``name``, ``description``; the name defaults to the
-file's stem) and ``[[passes]]``, one table per pass in order: ``pass`` names a
+file's stem; both may also be written at the top level) and ``[[passes]]``, one table per pass in order: ``pass`` names a
 registered pass (:data:`plait.passes.manager.PASSES`) and the other keys are that
 pass's options.  Every error (TOML syntax, unknown key, unknown pass, bad value)
 raises :class:`RecipeError` naming the file and the key, e.g.
@@ -52,7 +52,7 @@ from typing import Optional, Union
 from .manager import PASSES, Pass, PassError, PassManager, PassOptionError, get_pass
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
-TOP_KEYS = ("recipe", "passes")
+TOP_KEYS = ("recipe", "name", "description", "passes")
 META_KEYS = ("name", "description")
 
 
@@ -83,11 +83,16 @@ class Recipe:
         meta = data.get("recipe", {})
         if not isinstance(meta, dict):
             raise err("recipe", "must be a table ([recipe])")
+        for k in META_KEYS:  # flat form (what to_dict writes): name/description at the top
+            if k in data:
+                if k in meta:
+                    raise err(k, f"given twice (top level and recipe.{k})")
+                meta = {**meta, k: data[k]}
         for k, v in meta.items():
             if k not in META_KEYS:
                 raise err(f"recipe.{k}", f"unknown key (allowed: {', '.join(META_KEYS)})")
             if not isinstance(v, str):
-                raise err(f"recipe.{k}", f"must be a string, got {type(v).__name__}")
+                raise err(k if k in data else f"recipe.{k}", f"must be a string, got {type(v).__name__}")
         if "passes" not in data:
             raise err("passes", "missing: declare the pipeline with [[passes]] tables "
                                 "(an empty pipeline is `passes = []`)")
@@ -127,9 +132,9 @@ class Recipe:
         return cls.from_dict(data, str(path), text, default_name=path.stem)
 
     def to_dict(self) -> dict:
-        d = {"recipe": {"name": self.name}, "passes": [dict(p) for p in self.passes]}
-        if self.description:
-            d["recipe"]["description"] = self.description
+        """Flat JSON form ``{"name", "description", "passes"}`` (recorded in artifact
+        manifests); :func:`load_recipe` accepts it back."""
+        d = {"name": self.name, "description": self.description, "passes": [dict(p) for p in self.passes]}
         return json.loads(json.dumps(d))
 
     def build(self) -> list[Pass]:

@@ -79,8 +79,11 @@ def test_load_by_path_dict_and_round_trip(tmp_path):
     r = load_recipe(p)
     assert r.name == "mlp3" and r.source == str(p)
     assert load_recipe(str(p)).passes == r.passes
-    again = load_recipe(json.loads(json.dumps(r.to_dict())))
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["name"] == "mlp3" and d["description"] == "mlp only, 3-bit asym"
+    again = load_recipe(d)
     assert [x.spec() for x in again.pipeline] == [x.spec() for x in r.pipeline]
+    assert (again.name, again.description) == (r.name, r.description)
     assert load_recipe(r) is r
     g, w, _ = run_recipe(*llama(), r)
     for lw in LINEARS:
@@ -98,6 +101,8 @@ BAD = [
     ("[[passes]]\npass = 'quantize'\nbits = 4\n[extra]\nx = 1\n", "extra", "unknown top-level key"),
     ("[recipe]\nname = 'x'\nauthor = 'me'\npasses = []\n", "recipe.author", "unknown key"),
     ("[recipe]\nname = 3\npasses = []\n", "recipe.name", "must be a string"),
+    ("description = 1\npasses = []\n", "description", "must be a string"),
+    ("name = 'a'\npasses = []\n[recipe]\nname = 'b'\n", "name", "given twice"),
     ("[recipe]\nname = 'x'\n", "passes", "missing"),
     ("passes = 'quantize'\n", "passes", "array of tables"),
     ("passes = [1]\n", "passes[1]", "must be a table"),
