@@ -530,3 +530,24 @@ def test_sparsify_shape_only_sets_types_only():
     t = ptype(g, "model.layers.0.mlp.gate_proj.weight")
     assert t.sparsity == SparsitySpec(8, 16) and t.dtype == "u4" and w.shape_only
     assert "density" not in rep.passes[0].details and rep.passes[0].details["pruned"] == len(LINEARS)
+
+
+@pytest.mark.slow
+def test_default_recipe_on_smollm2():
+    """The real model: every linear but the tied head quantized W8 (g128, g64 where K=576),
+    the quantized graph equals the float graph with dequantized weights, same greedy token."""
+    from plait.frontend import load_model, load_tokenizer
+    from plait.passes import run_recipe
+    g0, w0 = load_model("smollm2", progress=False)
+    g, w, rep = run_recipe(g0, w0, "default", debug=True)
+    q = rep.passes[-1].details
+    assert q["quantized"] == 30 * 7 and q["group_sizes"] == {"64": 180, "128": 30}
+    assert "model.embed_tokens.weight" in q["skipped"]
+    ids = np.array([load_tokenizer("smollm2").encode("The capital of France is Paris. The capital of Italy is")])
+    wd = w0.copy()
+    for name in q["weights"]:
+        wd[name] = dequantize(qweight(g, w, name))
+    out = logits(g, w, ids)
+    assert np.array_equal(out, logits(g0, wd, ids))
+    ref = logits(g0, w0, ids)
+    assert out[0, -1].argmax() == ref[0, -1].argmax()
