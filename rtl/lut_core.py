@@ -165,6 +165,8 @@ def mode_of(qw: QuantizedWeight, cfg: LutCoreConfig | None = None) -> LutMode:
     """The run-time mode for ``qw``; raises ``NumericsError`` if the core cannot run it."""
     cfg = cfg or LutCoreConfig()
     odd_zero_point(qw)  # validates bits / scheme / codes
+    if qw.bits > cfg.max_bits:
+        raise NumericsError(f"{qw.bits}-bit weights exceed the core's max_bits {cfg.max_bits}")
     if qw.group_size > cfg.max_group:
         raise NumericsError(f"group size {qw.group_size} exceeds the core's max_group "
                             f"{cfg.max_group}")
@@ -211,3 +213,60 @@ def stream_tile(x, qw: QuantizedWeight, cfg: LutCoreConfig):
             zv |= (int(zp[col, g]) & ((1 << ZP_BITS) - 1)) << (col * ZP_BITS)
         s_beats.append((mv, zv))
     return mode, a_beats, w_beats, s_beats
+
+
+# --------------------------------------------------------------------- report
+
+def resource_rows(bits_list=(1, 2, 4), base: LutCoreConfig | None = None, **synth_kw):
+    """yosys ``synth_xilinx`` resources of one build per weight width (``max_bits = b``),
+    with totals and per-MAC figures (MACs = peak MACs per cycle of that width).
+
+    Returns a list of dicts ``{"mode": "W{b}A8", "macs_per_cycle", "LUT", "FF", "CARRY",
+    "DSP48E2", "BRAM"`` and the same keys with ``/MAC``}.  Raises
+    :class:`plait.rtl.synth.ToolMissing` if yosys is not installed.
+    """
+    from .synth import synthesize
+    from .units import unit_sources
+
+    base = base or LutCoreConfig()
+    rows = []
+    for b in bits_list:
+        cfg = base.replace(max_bits=b)
+        res = synthesize("lut_core", unit_sources("lut_core"), config=cfg, **synth_kw)
+        t = res.table()
+        macs = cfg.macs_per_cycle(b)
+        row = {"mode": f"W{b}A8", "config": cfg.to_dict(), "macs_per_cycle": macs}
+        for key in ("LUT", "FF", "CARRY", "DSP48E2", "BRAM"):
+            row[key] = t.get(key, 0)
+            row[f"{key}/MAC"] = t.get(key, 0) / macs
+        rows.append(row)
+    return rows
+
+
+def format_rows(rows) -> str:
+    head = (f"{'mode':8} {'MAC/cyc':>8} {'LUT':>8} {'FF':>8} {'CARRY':>6} {'DSP':>5} "
+            f"{'BRAM':>5} {'LUT/MAC':>8} {'FF/MAC':>7} {'CARRY/MAC':>9} {'DSP/MAC':>8}")
+    lines = [head]
+    for r in rows:
+        lines.append(f"{r['mode']:8} {r['macs_per_cycle']:>8.0f} {r['LUT']:>8.0f} {r['FF']:>8.0f} "
+                     f"{r['CARRY']:>6.0f} {r['DSP48E2']:>5.0f} {r['BRAM']:>5.1f} "
+                     f"{r['LUT/MAC']:>8.2f} {r['FF/MAC']:>7.2f} {r['CARRY/MAC']:>9.3f} "
+                     f"{r['DSP48E2/MAC']:>8.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``python -m plait.rtl.lut_core [FIELD=VALUE ...]``: the yosys resource table of
+    the LUT core for W1, W2 and W4 builds (A8)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    base = LutCoreConfig.from_overrides(args)
+    print(f"LUT tensor core {base.m}x{base.n}x{base.k}, max_group={base.max_group}, "
+          f"dq_lanes={base.dq_lanes} (yosys synth_xilinx, xcup)")
+    print(format_rows(resource_rows(base=base)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

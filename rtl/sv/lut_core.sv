@@ -165,7 +165,9 @@ module lut_core #(
       end
 
       for (gn = 0; gn < N; gn++) begin : g_col
+        /* verilator lint_off UNUSEDSIGNAL */
         logic signed [LK_W-1:0]  lk;              // L, kept for waveforms
+        /* verilator lint_on UNUSEDSIGNAL */
         logic signed [TBL_W-1:0] mag;
         logic                    neg;
         logic signed [ACC_W-1:0] mag_ext, contrib, base, acc_next;
@@ -247,7 +249,9 @@ module lut_core #(
         logic signed [ZP_W-1:0]   z_sel;
         logic signed [MANT_W:0]   m_sel;
         logic signed [XS_W-1:0]   xs;
-        logic signed [ZX_W-1:0]   zx;
+        /* verilator lint_off UNUSEDSIGNAL */
+        logic signed [ZX_W-1:0]   zx;     // z' X; top bits unused when |z'| is small
+        /* verilator lint_on UNUSEDSIGNAL */
         logic signed [CORR_W-1:0] corr;
         logic signed [GRP_W-1:0]  grp;
         /* verilator lint_off UNUSEDSIGNAL */
