@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import torch_ops
-from .lower import FrontendError, InputRecord, OpRecord, Program, Ref, UnsupportedOpError, ir_dtype
+from .lower import Dynamic, FrontendError, InputRecord, OpRecord, Program, Ref, UnsupportedOpError, ir_dtype
 
 # model_type values with the Llama block structure (q/k/v/o projections, gate/up/down MLP,
 # two RMSNorms per layer, rotary embeddings)
@@ -271,6 +271,7 @@ def program_from_exported(ep: torch.export.ExportedProgram, dim_names: Optional[
                 syms[str(val.shape[d])] = nm
     dims = _Dims(syms)
     prog = Program()
+    scalars: dict[str, str] = {}
     for n in placeholders:
         spec = specs[n.name]
         val = n.meta["val"]
@@ -289,10 +290,13 @@ def program_from_exported(ep: torch.export.ExportedProgram, dim_names: Optional[
             name = op_name(n.target)
             origin, mtype = module_origin(n)
             val = n.meta.get("val")
-            if not isinstance(val, torch.Tensor):
-                raise UnsupportedOpError(name, origin, "ops without a single tensor result are not supported", mtype)
             where = f"{name} at {origin or 'top level'}"
-            args = _normalized_args(n, where)
+            if not isinstance(val, torch.Tensor):
+                if isinstance(val, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in val):
+                    raise UnsupportedOpError(name, origin, "ops with several tensor results are not supported", mtype)
+                scalars[n.name] = where     # run-time shape checks: no data flow into the IR
+                continue
+            args = _normalized_args(n, where, scalars)
             prog.ops.append(OpRecord(name, args, n.name, dims.shape(val.shape, where), ir_dtype(val.dtype),
                                      origin, mtype))
         elif n.op != "placeholder":
@@ -300,11 +304,11 @@ def program_from_exported(ep: torch.export.ExportedProgram, dim_names: Optional[
     return prog
 
 
-def _normalized_args(n, where: str) -> list:
+def _normalized_args(n, where: str, scalars: dict) -> list:
     """Positional arguments in schema order, defaults filled in (as torch-mlir does)."""
     def conv(a):
         if isinstance(a, torch.fx.Node):
-            return Ref(a.name)
+            return Dynamic(scalars[a.name]) if a.name in scalars else Ref(a.name)
         if isinstance(a, (list, tuple)) and any(isinstance(x, torch.fx.Node) for x in a):
             return [conv(x) for x in a]
         return _const(a, where)

@@ -61,6 +61,12 @@ class Ref:
     name: str
 
 
+@dataclass(frozen=True)
+class Dynamic:
+    """A scalar argument computed at run time (e.g. ``aten.size.int``): no IR form."""
+    source: str
+
+
 @dataclass
 class InputRecord:
     ref: str
@@ -132,6 +138,9 @@ class _Lowering:
         a = r.args[i]
         if isinstance(a, Ref):
             raise self.fail(f"argument {i} must be a constant, got a tensor")
+        if isinstance(a, Dynamic) or (isinstance(a, list) and any(isinstance(x, Dynamic) for x in a)):
+            src = a.source if isinstance(a, Dynamic) else next(x.source for x in a if isinstance(x, Dynamic))
+            raise self.fail(f"argument {i} is computed at run time by {src}; run-time scalars have no IR form")
         return a
 
     def value(self, ref: str) -> str:

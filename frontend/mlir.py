@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import re
 from .capture import module_origin
-from .lower import FrontendError, InputRecord, OpRecord, Program, Ref, UnsupportedOpError
+from .lower import Dynamic, FrontendError, InputRecord, OpRecord, Program, Ref, UnsupportedOpError
 
 _TYPE_RE = re.compile(r"^!torch\.vtensor<\[([^\]]*)\],(\w+)>$")
-_MLIR_DTYPES = {"f32": "f32", "f16": "f16", "bf16": "bf16", "f64": "f32", "si64": "i64", "si32": "i32",
+_MLIR_DTYPES = {"f32": "f32", "f16": "f16", "bf16": "bf16", "si64": "i64", "si32": "i32",
                 "si16": "i16", "si8": "i8", "ui8": "u8", "i1": "bool"}
-_NAMELOC_RE = re.compile(r'^loc\("((?:[^"\\]|\\.)*)"')
+_NAMELOC_RE = re.compile(r'^loc\("((?:[^"\\]|\\.)*)"(?!:\d)')  # a name, not "file":line:col
 _FILELOC_RE = re.compile(r'"([^"]+)":(\d+)')
 PARAM_OP = "torch.plait.param"
 
@@ -156,9 +156,13 @@ def program_from_mlir(text: str, dim_name: str = "S") -> Program:
             names[v] = f"v{len(names)}"
         return names[v]
 
+    scalars: dict = {}      # ir.Value -> op that computes a scalar at run time (shape asserts)
+
     def arg(v, where: str):
         if v in consts:
             return consts[v]
+        if v in scalars:
+            return Dynamic(scalars[v])
         if v not in names:
             raise FrontendError(f"{where}: operand is not defined by a supported op")
         return Ref(names[v])
@@ -191,11 +195,7 @@ def program_from_mlir(text: str, dim_name: str = "S") -> Program:
                 raise FrontendError(f"MLIR op #{k}: unsupported constant {kind}")
             continue
         if kind == "torch.prim.ListConstruct":
-            items = [arg(v, f"MLIR op #{k}") for v in o.operands]
-            if any(isinstance(x, Ref) for x in items):
-                names[o.results[0]] = f"list{k}"
-                raise FrontendError(f"MLIR op #{k}: lists of tensors are not supported")
-            consts[o.results[0]] = items
+            consts[o.results[0]] = [arg(v, f"MLIR op #{k}") for v in o.operands]  # may hold Refs
             continue
         if kind == "func.return":
             prog.outputs = [names[v] for v in o.operands]
@@ -218,6 +218,11 @@ def program_from_mlir(text: str, dim_name: str = "S") -> Program:
             continue
         path, cls, pos = _location(o, k)
         target = target[len("torch."):] if target.startswith("torch.") else target
+        if all(not str(r.type).startswith("!torch.vtensor") for r in o.results):
+            # run-time shape checks (aten.size.int, aten.ge.int, runtime.assert ...): no data flow
+            for r in o.results:
+                scalars[r] = f"{target} ({pos})"
+            continue
         if len(o.results) != 1:
             raise UnsupportedOpError(target, path, f"{len(o.results)} results; only single-result ops are supported",
                                      cls, pos)
