@@ -27,7 +27,10 @@ What it does
 4. Builds through ``cocotb_tools.runner.get_runner("verilator")`` with
    ``--x-assign unique --x-initial unique --assert``, timescale 1ns/1ps and
    ``-j 2``; the Verilator/C++ log goes to ``<build>/build.log`` and a failed
-   build raises :class:`BuildFailed` with the log's tail.
+   build raises :class:`BuildFailed` with the log's tail.  Verilator's run-time
+   library objects (``verilated*.o``, design independent) are kept per flag set in
+   ``$PLAIT_CACHE/sim/_runtime/`` and reused by later builds (saves most of a small
+   design's C++ compile; ``PLAIT_NO_RUNTIME_CACHE=1`` disables it).
 5. Runs the cocotb test module (an importable module name) in
    ``<build>/runs/<module>[-<testcase>]``; ``env`` is passed to the simulator
    process (testbenches read their settings from env vars) together with
@@ -221,6 +224,61 @@ def _build_key(top: str, sources: list[Path], pkg_text: str | None,
     return h.hexdigest(), meta
 
 
+# Verilator's run-time library objects (verilated*.o) depend only on Verilator, the
+# compiler and the build flags -- not on the design.  They are most of a small
+# design's C++ build time, so they are kept once per flag set and copied into new
+# build directories before `make` runs (make then sees them up to date; their .d
+# files list only Verilator's own headers).
+def _runtime_dir(args: list[str], waves: bool) -> Path:
+    import cocotb
+
+    cxx = shutil.which(os.environ.get("CXX", "c++")) or ""
+    h = hashlib.sha256(json.dumps({
+        "root": str(find_verilator()), "version": list(verilator_version()),
+        "cxx": cxx, "cxx_env": [os.environ.get(k, "") for k in ("CXXFLAGS", "CPPFLAGS")],
+        "args": sorted(args), "waves": waves, "cocotb": cocotb.__version__,
+        "recipe": _RECIPE_VERSION}, sort_keys=True).encode()).hexdigest()
+    return cache_dir() / "sim" / "_runtime" / h[:16]
+
+
+def _seeding_runner(get_runner, rt_dir: Path):
+    """cocotb's Verilator runner, with a step between `verilator` and `make` that
+    copies cached run-time objects into the build dir (fresh mtimes: newer than the
+    just-generated Vtop.mk, so make keeps them)."""
+    base = type(get_runner("verilator"))
+    objs = [] if os.environ.get("PLAIT_NO_RUNTIME_CACHE") or not rt_dir.is_dir() else \
+        sorted(str(f) for f in rt_dir.glob("verilated*.[od]"))
+
+    class _PlaitVerilator(base):  # type: ignore[misc, valid-type]
+        def _build_command(self):
+            cmds = list(super()._build_command())
+            if objs and len(cmds) >= 2:
+                cmds.insert(1, ["cp", *objs, str(self.build_dir)])
+            return cmds
+
+    return _PlaitVerilator()
+
+
+def _save_runtime_objects(bdir: Path, rt_dir: Path) -> None:
+    if os.environ.get("PLAIT_NO_RUNTIME_CACHE") or rt_dir.is_dir():
+        return
+    objs = sorted(bdir.glob("verilated*.o"))
+    if not objs:
+        return
+    tmp = rt_dir.with_name(f"{rt_dir.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for o in objs:
+        shutil.copy2(o, tmp / o.name)
+        d = o.with_suffix(".d")
+        if d.is_file():
+            shutil.copy2(d, tmp / d.name)
+    try:
+        tmp.rename(rt_dir)
+    except OSError:                       # another process saved it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def parse_results(results: Path) -> list[TestResult]:
     """The test cases of a cocotb (xUnit) results file."""
     tree = ET.parse(results)
@@ -299,8 +357,9 @@ def run_cocotb(top: str, sources: list[Path], test_module: str, *,
             if config is not None:
                 build_sources.insert(0, config.write_package(bdir))
             stamp.unlink(missing_ok=True)
+            rt_dir = _runtime_dir(args, waves)
             log = bdir / "build.log"
-            runner = get_runner("verilator")
+            runner = _seeding_runner(get_runner, rt_dir)
             t0 = time.time()
             try:
                 with _patched_environ(verilator_env()):
@@ -313,6 +372,7 @@ def run_cocotb(top: str, sources: list[Path], test_module: str, *,
             if not exe.is_file():
                 raise BuildFailed(f"Verilator build of {top} produced no executable {exe}; "
                                   f"log {log}:\n{_tail(log)}")
+            _save_runtime_objects(bdir, rt_dir)
             stamp.write_text(json.dumps({**meta, "key": key, "built_at": time.time(),
                                          "build_seconds": round(time.time() - t0, 2)},
                                         indent=1))

@@ -273,6 +273,8 @@ def test_skid_buffer_runs_and_caches(sim_cache):
     # the package was generated into the build dir and compiled
     pkg = r1.build_dir / "plait_skid_buffer_pkg.sv"
     assert "localparam int WIDTH = 12;" in pkg.read_text()
+    # Verilator's design-independent run-time objects were kept for later builds
+    assert list((sim_cache / "sim" / "_runtime").glob("*/verilated.o"))
     perf = r1.perf()
     assert len(perf) == 1 and perf[0]["utilisation"] == 1.0 and perf[0]["cycles"] == 64
 
