@@ -25,7 +25,6 @@ The torch-mlir FX importer emits these as ``torch.operator "torch.plait.<op>"``.
 from __future__ import annotations
 
 import json
-import math
 
 import torch
 import torch.nn.functional as F
@@ -117,6 +116,3 @@ def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
 def _swiglu_fake(gate, up):
     return torch.empty_like(gate)
 
-
-def default_scale(head_dim: int) -> float:
-    return 1.0 / math.sqrt(head_dim)

@@ -280,3 +280,70 @@ def test_tokenizers_of_named_configs():
     assert set(MODEL_CONFIGS) >= {"smollm2-135m-random", "tinyllama-1.1b", "llama2-7b", "llama3-8b",
                                   "mistral-7b", "qwen2-0.5b"}
     assert build_model("llama2-7b", shape_only=True)[0].model.embed_tokens.weight.is_meta
+
+
+# ---------------------------------------------------------------------------- GGUF files
+def _write_gguf(path, hf, arch):
+    """Write a tiny HF model as a float32 GGUF file the way llama.cpp's converter lays it out."""
+    import gguf
+    cfg = hf.config
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+    w.add_vocab_size(cfg.vocab_size)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+             "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+             "mlp.down_proj": "ffn_down"}
+
+    def permute(t, n_head):  # llama.cpp's q/k row interleaving
+        return t.reshape(n_head, 2, t.shape[0] // n_head // 2, *t.shape[1:]).swapaxes(1, 2).reshape(t.shape)
+
+    for k, v in hf.state_dict().items():
+        v = v.numpy().astype(np.float32)
+        if k == "model.embed_tokens.weight":
+            g = "token_embd.weight"
+        elif k == "model.norm.weight":
+            g = "output_norm.weight"
+        elif k == "lm_head.weight":
+            if cfg.tie_word_embeddings:
+                continue
+            g = "output.weight"
+        else:
+            parts = k.split(".")
+            layer, mod, kind = parts[2], ".".join(parts[3:-1]), parts[-1]
+            g = f"blk.{layer}.{names[mod]}.{kind}"
+            if arch == "llama" and mod in ("self_attn.q_proj", "self_attn.k_proj") and kind == "weight":
+                v = permute(v, cfg.num_attention_heads if "q_proj" in mod else cfg.num_key_value_heads)
+        w.add_tensor(g, np.ascontiguousarray(v))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("name,arch", [("llama-tiny", "llama"), ("smollm2-tiny", "llama"), ("qwen2-tiny", "qwen2")])
+def test_gguf_file_source(tmp_path, name, arch):
+    hf = load_hf_model(name, seed=2)
+    path = tmp_path / f"{name}.gguf"
+    _write_gguf(path, hf, arch)
+    back = load_hf_model(str(path))
+    for k, v in hf.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v), k
+    assert back.config.tie_word_embeddings == hf.config.tie_word_embeddings
+    g, ws = load_model(str(path), progress=False)
+    assert g.meta["source"] == f"gguf:{path}" and g.name == name
+    ids = np.arange(3, 14, dtype=np.int64)[None]
+    with torch.no_grad():
+        ref = hf(torch.from_numpy(ids)).logits.numpy()
+    assert np.abs(Interpreter(g, ws).logits(ids) - ref).max() < 1e-4
+    gs, wss = load_model(str(path), shape_only=True, progress=False)
+    assert wss.shape_only and gs.meta["n_params"] == g.meta["n_params"]
