@@ -100,8 +100,8 @@ def to_int(value: Any) -> int:
 
 def to_signed(value: Any, width: int | None = None) -> int:
     """Signed (two's complement) integer of a handle or value; ``ValueError`` on X/Z."""
-    if hasattr(value, "value") and not isinstance(value, int) and width is None:
-        width = len(value)
+    if width is None and not isinstance(value, int) and hasattr(value, "__len__"):
+        width = len(value)              # a handle or a LogicArray knows its width
     u = to_int(value)
     if width is None:
         raise ValueError("to_signed: width required for a plain int")
