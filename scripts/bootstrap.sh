@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
-# Debian packages: yosys (synthesis reports), g++ (HLS C-simulation, Verilator builds).
+# Debian packages: yosys (synthesis reports), g++ (HLS C-simulation, Verilator builds),
+# liblz4-dev (Verilator's FST waveform writer, PLAIT_WAVES=1).
 need=()
 command -v yosys >/dev/null || need+=(yosys)
+dpkg -s liblz4-dev >/dev/null 2>&1 || need+=(liblz4-dev)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 if [ ${#need[@]} -gt 0 ]; then
