@@ -9,7 +9,9 @@ model of every register; ``docs`` of the arithmetic live there).
 Sources (``rtl/sv/``): ``lut_precompute.sv`` (8-entry symmetrized table of 4 int8),
 ``lut_lookup.sv`` (sign from the top index bit), ``lut_core.sv`` (streams, table
 stage, ``M x N`` lookup units and column accumulators, background group
-dequantizer with ``dq_lanes`` columns per cycle).  The parameters come from the
+dequantizer with ``dq_lanes`` columns per cycle: group totals, mantissas and zero
+points in shift registers, ``P`` of each row in a ring of ``N`` registers so only
+``M * dq_lanes`` multipliers and 48-bit adders exist).  The parameters come from the
 generated ``lut_core_pkg.sv`` (:meth:`LutCoreConfig.sv_package`).
 
 Run-time modes (one build covers all): ``cfg_bits`` 1..4 planes, ``cfg_offset``
@@ -132,12 +134,12 @@ class LutCoreConfig(UnitConfig):
         lut_per_acc = 2 * w.acc                                 # plane shift mux + adder
         pre = self.m * 12 * TABLE_BITS                          # 12 adders per table
         dq = self.m * self.dq_lanes * (w.corr + w.grp)          # zero-correction adders
-        out = units * P_BITS                                    # P accumulate adders
+        out = self.m * self.dq_lanes * P_BITS                   # P adders (ring of N)
         return {
             "LUT": units * (lut_per_lookup + lut_per_acc) + pre + dq + out,
             "FF": units * (2 * w.acc + P_BITS) + self.m * (8 * TABLE_BITS + 2 * w.xsum)
                   + self.n * (SCALE_BITS + ZP_BITS) + 64,
-            "CARRY": (units * (LOOKUP_BITS + w.acc + P_BITS) + pre) // 8,
+            "CARRY": (units * w.acc + self.m * self.dq_lanes * (w.corr + P_BITS) + pre) // 8,
             "DSP48E2": self.m * self.dq_lanes,
             "BRAM": 0, "LUTRAM": 0,
         }

@@ -18,6 +18,10 @@
 //         offset mode (sym/asym/ternary):  A = (A' - z' * X) >>> 1   (exact)
 //         odd mode:                        A = A'
 //         P += A * mant                    (MixPE: once per group, never per weight)
+//     The group totals wait in shift registers and P of each row is a ring of N
+//     registers, so only M*DQ_L multipliers and 48-bit adders exist; a group end
+//     stalls the lookup array only if the previous group is still being dequantized
+//     (groups shorter than N/DQ_L cycles).
 //   * after cfg_groups groups the tile's P (48 bits each) is presented on o_*.
 //
 // Streams (valid/ready, a word moves when valid && ready at a rising edge):
@@ -270,17 +274,25 @@ module lut_core #(
       end
     end
 
+    // P of each row is a ring of N registers: every step the DQ_L columns at the
+    // bottom (those the lanes hold) are updated and re-enter at the top, so only
+    // M*DQ_L 48-bit adders exist and after DQ_STEPS steps the order is restored.
     for (gm = 0; gm < M; gm++) begin : g_pr
-      for (gn = 0; gn < N; gn++) begin : g_pc
+      logic [DQ_L*P_W-1:0] upd;
+      for (gl = 0; gl < DQ_L; gl++) begin : g_pl
         logic signed [PROD_W-1:0] pr;
-        logic signed [P_W-1:0]    pr_ext;
-        assign pr     = prod[(gm*DQ_L + (gn % DQ_L))*PROD_W +: PROD_W];
+        logic signed [P_W-1:0]    pr_ext, pold;
+        assign pr     = prod[(gm*DQ_L + gl)*PROD_W +: PROD_W];
         assign pr_ext = {{(P_W-PROD_W){pr[PROD_W-1]}}, pr};
-        always_ff @(posedge clk) begin
-          if (dq_busy && dq_step == DQS_W'(gn / DQ_L))
-            o_p[(gm*N + gn)*P_W +: P_W] <= dq_first ? pr_ext
-                                           : $signed(o_p[(gm*N + gn)*P_W +: P_W]) + pr_ext;
-        end
+        assign pold   = o_p[(gm*N + gl)*P_W +: P_W];
+        assign upd[gl*P_W +: P_W] = dq_first ? pr_ext : pold + pr_ext;
+      end
+      if (DQ_STEPS == 1) begin : g_one
+        always_ff @(posedge clk) if (dq_busy) o_p[gm*N*P_W +: N*P_W] <= upd;
+      end else begin : g_ring
+        always_ff @(posedge clk)
+          if (dq_busy)
+            o_p[gm*N*P_W +: N*P_W] <= {upd, o_p[(gm*N + DQ_L)*P_W +: (N - DQ_L)*P_W]};
       end
     end
   endgenerate
