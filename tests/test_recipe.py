@@ -12,7 +12,7 @@ from plait.tests.graphs import tiny_block
 
 from .test_passes import LINEARS, TOKENS, llama, ptype
 
-BUNDLED = ["default", "fp32", "w8", "w4g128", "sparse24", "w4-sparse24"]
+BUNDLED = ["default", "fp32", "w8", "w4g128", "w4g32-asym", "sparse24", "w4-sparse24"]
 
 
 def write(tmp_path, text, name="r.toml"):
@@ -46,7 +46,7 @@ def test_bundled_recipes_run_on_a_small_model(name):
     assert rep.recipe == name
     for lw in LINEARS:
         t = ptype(g, lw)
-        assert (t.quant is not None) == (name in ("default", "w8", "w4g128", "w4-sparse24"))
+        assert (t.quant is not None) == (name in ("default", "w8", "w4g128", "w4g32-asym", "w4-sparse24"))
         assert (t.sparsity == SparsitySpec(2, 4)) == ("sparse24" in name)
         if t.quant:
             assert t.quant.bits == (4 if "w4" in name else 8)

