@@ -32,7 +32,8 @@ __all__ = ["DspChainConfig", "DSP_CHAIN_SOURCES", "P_W"]
 
 P_W = 48
 DSP_CHAIN_SOURCES = ("dsp_delay.sv", "dsp_slice.sv", "dsp_lane_adjust.sv",
-                     "dsp_cascade_group.sv", "dsp_sparse_mux.sv", "dsp_chain.sv")
+                     "dsp_cascade_group.sv", "dsp_operand_decode.sv", "dsp_sparse_mux.sv",
+                     "dsp_chain.sv")
 
 
 @dataclass

@@ -1,8 +1,10 @@
 // dsp_chain -- the sparse DSP chain engine (after FlightLLM, FPGA'24).
 //
-// N_DSP DSP48E2-style slices (dsp_slice), cut into cascade groups of CASCADE slices
-// (fixed PCOUT -> PCIN path, reduction node + overflow adjust at each group end),
-// each slice packing two int8 MACs (two token rows) that share one weight.  A
+// N_DSP DSP48E2 slices (dsp_slice: the DSP48E2 primitive in synthesis, the same
+// pipeline in behavioural form in simulation), cut into cascade groups of CASCADE
+// slices (dedicated PCOUT -> PCIN path, reduction node + overflow adjust at each
+// group end), each slice packing two int8 MACs (two token rows) that share one
+// weight (the DSP's pre-adder packs the two activation lanes).  A
 // sparse MUX in front of each slice selects its activation by the stored N:M index;
 // the weight is widened from 2/3/4/8-bit codes.  The extracted lanes of the groups
 // are added by a registered binary tree (the reconfigurable links between groups);
@@ -58,14 +60,13 @@ module dsp_chain (
   localparam int NG       = dsp_chain_pkg::N_GROUPS;     // cascade groups
   localparam int LEVELS   = dsp_chain_pkg::LEVELS;       // log2(NG)
   localparam int ROWS_MAX = dsp_chain_pkg::ROWS_MAX;
-  localparam int A_W      = dsp_chain_pkg::A_W;
   localparam int LANE_W   = dsp_chain_pkg::LANE_W;
   localparam int TREE_W   = LANE_W + LEVELS;
   localparam int WIN_HI   = dsp_chain_pkg::WIN_HI;
   localparam logic [7:0] MODE_MASK = 8'(dsp_chain_pkg::MODE_MASK);
   // control pipeline: v[k] = beat accepted k cycles ago; the tree level l of a beat
-  // is valid while v[4 + C + l] is set (input regs, operand regs, slice A/B/M, C
-  // P registers, reduction node register, l tree registers).
+  // is valid while v[4 + C + l] is set (input regs, slice A2/D/B1, AD/B2 and M
+  // registers, C P registers, reduction node register, l tree registers).
   localparam int TAP0     = 4 + C;
   localparam int DEPTH    = TAP0 + LEVELS + 1;
 
@@ -86,12 +87,6 @@ module dsp_chain (
   assign accept   = in_valid && in_ready;
   assign busy     = |v;
 
-  logic [2*16*8-1:0]  act_r;
-  logic [N_DSP*8-1:0] w_r;
-  logic [N_DSP*4-1:0] idx_r;
-  logic [2:0]         mode_r;
-  logic [1:0]         wbits_r;
-
   always_ff @(posedge clk) begin
     if (!rst_n) begin
       v        <= '0;
@@ -106,28 +101,35 @@ module dsp_chain (
     end
   end
 
-  always_ff @(posedge clk) begin
-    act_r   <= in_act;
-    w_r     <= in_w;
-    idx_r   <= in_idx;
-    mode_r  <= in_mode;
-    wbits_r <= in_wbits;
+  // per-slice decode (MUX select, weight widening) before the input register
+  logic [2*16*8-1:0]  act_r;
+  logic [N_DSP*8-1:0] wq_r;
+  logic [N_DSP*4-1:0] sel_r;
+
+  for (genvar i = 0; i < N_DSP; i++) begin : g_dec
+    logic [3:0]        sel;
+    logic signed [7:0] wq;
+    dsp_operand_decode #(.POS(i), .MODE_MASK(MODE_MASK)) u_dec (
+      .mode(in_mode), .wbits(in_wbits), .idx(in_idx[i*4 +: 4]), .code(in_w[i*8 +: 8]),
+      .sel, .w(wq));
+    always_ff @(posedge clk) begin
+      sel_r[i*4 +: 4] <= sel;
+      wq_r[i*8 +: 8]  <= wq;
+    end
   end
 
-  // ------------------------------------------- sparse MUX, widening, packing
-  logic [N_DSP*A_W-1:0] pk_r;
-  logic [N_DSP*8-1:0]   wq_r;
+  always_ff @(posedge clk) act_r <= in_act;
+
+  // ------------------------------------------------------------ sparse MUX
+  // The MUX outputs go straight into the slices' input registers (A2/D/B1 of the
+  // DSP48E2); the pre-adder packs the two lanes.
+  logic [N_DSP*8-1:0] a_lo_m, a_hi_m;
 
   for (genvar i = 0; i < N_DSP; i++) begin : g_mux
-    logic signed [A_W-1:0] pk;
-    logic signed [7:0]     wq;
-    dsp_sparse_mux #(.POS(i), .SH(SH), .A_W(A_W)) u_mux (
-      .mode(mode_r), .wbits(wbits_r), .act(act_r), .code(w_r[i*8 +: 8]),
-      .idx(idx_r[i*4 +: 4]), .pk, .w(wq));
-    always_ff @(posedge clk) begin
-      pk_r[i*A_W +: A_W] <= pk;
-      wq_r[i*8 +: 8]     <= wq;
-    end
+    logic signed [7:0] a_lo, a_hi;
+    dsp_sparse_mux u_mux (.act(act_r), .sel(sel_r[i*4 +: 4]), .a_lo, .a_hi);
+    assign a_lo_m[i*8 +: 8] = a_lo;
+    assign a_hi_m[i*8 +: 8] = a_hi;
   end
 
   // ------------------------------------- cascade groups + reduction nodes
@@ -137,9 +139,9 @@ module dsp_chain (
 
   for (genvar g = 0; g < NG; g++) begin : g_group
     logic signed [LANE_W-1:0] s_lo, s_hi;
-    dsp_cascade_group #(.C(C), .A_W(A_W), .P_W(48), .SH(SH), .LANE_W(LANE_W),
-                        .WIN_HI(WIN_HI)) u_group (
-      .clk, .pk(pk_r[g*C*A_W +: C*A_W]), .w(wq_r[g*C*8 +: C*8]), .s_lo, .s_hi);
+    dsp_cascade_group #(.C(C), .P_W(48), .SH(SH), .LANE_W(LANE_W), .WIN_HI(WIN_HI)) u_group (
+      .clk, .a_hi(a_hi_m[g*C*8 +: C*8]), .a_lo(a_lo_m[g*C*8 +: C*8]), .w(wq_r[g*C*8 +: C*8]),
+      .s_lo, .s_hi);
     assign tree_q[(g*2 + 0)*TREE_W +: TREE_W] = TREE_W'(s_lo);
     assign tree_q[(g*2 + 1)*TREE_W +: TREE_W] = TREE_W'(s_hi);
   end
@@ -162,18 +164,31 @@ module dsp_chain (
   end
 
   // ------------------------------------------------------ row accumulators
+  // lev: tree level of the beats in flight.  Only enabled modes are decoded (a
+  // disabled mode never has a valid beat in flight), so a single-mode build has a
+  // constant level and no level MUX in front of the accumulators.
+  localparam int LEV_ANY = MODE_MASK[0] ? LEV_16 : (MODE_MASK[1] || MODE_MASK[2]) ? LEV_2 :
+                           MODE_MASK[3] ? LEV_4 : LEV_8;
   int   lev;
-  logic acc_v, acc_last;
+  logic acc_v, acc_last, first;
   always_comb begin
-    case (cur_mode)
-      3'd0:       lev = LEV_16;
-      3'd1, 3'd2: lev = LEV_2;
-      3'd3:       lev = LEV_4;
-      default:    lev = LEV_8;
-    endcase
+    lev = LEV_ANY;
+    if (MODE_MASK[0] && cur_mode == 3'd0) lev = LEV_16;
+    if (MODE_MASK[1] && cur_mode == 3'd1) lev = LEV_2;
+    if (MODE_MASK[2] && cur_mode == 3'd2) lev = LEV_2;
+    if (MODE_MASK[3] && cur_mode == 3'd3) lev = LEV_4;
+    if (MODE_MASK[4] && cur_mode == 3'd4) lev = LEV_8;
   end
   assign acc_v    = v[TAP0 + lev];
   assign acc_last = last[TAP0 + lev];
+
+  // first: the next valid beat starts a quantization group -- the accumulators load
+  // its beat sum instead of adding (one LUT per bit in front of the carry chain; no
+  // clear/reset logic on the accumulator registers)
+  always_ff @(posedge clk) begin
+    if (!rst_n)     first <= 1'b1;
+    else if (acc_v) first <= acc_last;
+  end
 
   for (genvar r = 0; r < ROWS_MAX; r++) begin : g_row
     for (genvar ln = 0; ln < 2; ln++) begin : g_lane
@@ -184,10 +199,9 @@ module dsp_chain (
         for (int l = 0; l <= LEVELS; l++)
           if (l == lev && r < (NG >> l)) x = tree_q[((l*NG + r)*2 + ln)*TREE_W +: TREE_W];
       end
-      assign sum = acc + ACC_W'(x);
+      assign sum = (first ? '0 : acc) + ACC_W'(x);
       always_ff @(posedge clk) begin
-        if (!rst_n)     acc <= '0;
-        else if (acc_v) acc <= acc_last ? '0 : sum;
+        if (acc_v)             acc <= sum;
         if (acc_v && acc_last) o_r <= sum;
       end
       assign out_acc[(ln*ROWS_MAX + r)*ACC_W +: ACC_W] = o_r;

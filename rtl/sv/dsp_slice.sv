@@ -1,39 +1,106 @@
-// dsp_slice -- one DSP48E2-style MAC slice of the sparse DSP chain.
+// dsp_slice -- one DSP48E2 MAC slice of the sparse DSP chain: two int8 MACs that
+// share one weight (see plait.ir.numerics.dsp).
 //
-//   P = M + (CASCADE_IN ? PCIN : 0),   M = A * B
+//   AD = (a_hi << SH) + a_lo        pre-adder: packs the two activation lanes
+//   M  = AD * b                     27 x 18 signed multiplier (b = int8 weight)
+//   P  = M + (CASCADE_IN ? PCIN : 0)
 //
-// with the DSP48 pipeline: input registers A/B (AREG = BREG = 1), the multiplier
-// register M (MREG = 1) and the output register P (PREG = 1): latency 3 cycles
-// from a/b to p.  `pcin` is the previous slice's `p` (the PCOUT -> PCIN cascade of
-// the real primitive); the first slice of a cascade group has CASCADE_IN = 0,
-// i.e. the Z-MUX selects 0 -- that cut is the reduction node of FlightLLM's chain.
+// Pipeline (the DSP48E2's own registers, latency 4 from a_hi/a_lo/b to p):
+//   stage 1  A2 = a_hi << SH (AREG = 1), D = a_lo (DREG = 1), B1 = b
+//   stage 2  AD = A2 + D (ADREG = 1),  B2 = B1            (BREG = 2)
+//   stage 3  M  = AD * B2 (MREG = 1)
+//   stage 4  P  = M + Z, Z = PCIN or 0 (PREG = 1)
+// `pcin` is the previous slice's `pcout` (the dedicated PCOUT -> PCIN cascade);
+// the first slice of a cascade group has CASCADE_IN = 0: its Z-MUX selects 0 --
+// that cut is FlightLLM's reduction node.  Datapath registers have no reset:
+// validity travels in the chain's control pipeline.
 //
-// A carries the packed pair of int8 activations (a_hi << LANE_SHIFT) + a_lo,
-// B the int8 weight shared by both lanes (see plait.ir.numerics.dsp).
-// Written in the multiply/add/register form synthesis tools pack into a DSP
-// (yosys' xilinx_dsp folds A/B/M/P registers and the P -> C add into a DSP48E1
-// cascade; for xcup it maps the multiplier onto a DSP48E2).  Datapath registers
-// have no reset: validity travels in the chain's control pipeline.
+// Two implementations of the same pipeline:
+//  * `PLAIT_DSP_PRIMITIVE defined: an instance of the DSP48E2 primitive with
+//      A = a_hi << SH (30 bits), D = a_lo, B = b (sign-extended)
+//      INMODE  = 5'b00100  A2 into the pre-adder, D enabled, add, B2 to the multiplier
+//      OPMODE  = 9'b00_001_01_01 (W = 0, Z = PCIN, Y = X = M) or 9'b00_000_01_01 (Z = 0)
+//      ALUMODE = 4'b0000 (Z + W + X + Y + CIN), CARRYINSEL = 000, CARRYIN = 0
+//      AMULTSEL = "AD", AREG = 1, BREG = 2, DREG = ADREG = MREG = PREG = 1.
+//    Synthesis (yosys defines SYNTHESIS) selects it by default, so
+//    `synth_xilinx -family xcup` keeps one DSP48E2 per slice and the PCOUT -> PCIN
+//    links (yosys 0.23 packs registers and cascades only for DSP48E1 when it infers).
+//    Define PLAIT_DSP_BEHAVIOURAL to synthesize the behavioural form instead.
+//    The branch is simulated (Verilator) with -DPLAIT_DSP_PRIMITIVE and the model
+//    rtl/sv/dsp_model_dsp48e2.sv as an extra source (tests/test_rtl_dsp_chain.py).
+//  * otherwise: behavioural registers (the default in Verilator).
+`ifdef SYNTHESIS
+`ifndef PLAIT_DSP_BEHAVIOURAL
+`ifndef PLAIT_DSP_PRIMITIVE
+`define PLAIT_DSP_PRIMITIVE
+`endif
+`endif
+`endif
 module dsp_slice #(
-  parameter int A_W        = 27,   // packed activation operand (signed)
-  parameter int B_W        = 8,    // weight (signed)
-  parameter int P_W        = 48,   // cascade / P path
+  parameter int SH         = 18,   // lane shift: a_hi's weight 2^SH in the packed operand
+  parameter int P_W        = 48,   // cascade / P path (48: the DSP48E2's)
   parameter bit CASCADE_IN = 1'b1
 ) (
   input  logic                  clk,
-  input  logic signed [A_W-1:0] a,
-  input  logic signed [B_W-1:0] b,
+  input  logic signed [7:0]     a_hi,   // lane 1 (token row 1) activation
+  input  logic signed [7:0]     a_lo,   // lane 0 (token row 0) activation
+  input  logic signed [7:0]     b,      // int8 weight
   input  logic signed [P_W-1:0] pcin,
-  output logic signed [P_W-1:0] p
+  output logic signed [P_W-1:0] p,
+  output logic signed [P_W-1:0] pcout
 );
-  logic signed [A_W-1:0] a_r;
-  logic signed [B_W-1:0] b_r;
-  logic signed [P_W-1:0] m_r;
+  localparam int AD_W = 27;          // pre-adder / multiplier A operand
+
+`ifdef PLAIT_DSP_PRIMITIVE
+  localparam logic [8:0] OPMODE = CASCADE_IN ? 9'b00_001_01_01 : 9'b00_000_01_01;
+  logic [29:0] a_port;
+  logic [26:0] d_port;
+  logic [17:0] b_port;
+  logic [47:0] p_port, pcout_port, pcin_port;
+  assign a_port    = 30'(a_hi) << SH;        // sign-extended, then shifted
+  assign d_port    = 27'(a_lo);
+  assign b_port    = 18'(b);
+  assign pcin_port = 48'(pcin);
+
+  DSP48E2 #(
+    .A_INPUT("DIRECT"), .B_INPUT("DIRECT"), .AMULTSEL("AD"), .BMULTSEL("B"),
+    .PREADDINSEL("A"), .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"),
+    .USE_PATTERN_DETECT("NO_PATDET"),
+    .AREG(1), .ACASCREG(1), .BREG(2), .BCASCREG(2), .DREG(1), .ADREG(1), .MREG(1),
+    .PREG(1), .CREG(0), .INMODEREG(0), .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0),
+    .CARRYINSELREG(0)
+  ) u_dsp (
+    .CLK(clk),
+    .A(a_port), .B(b_port), .C(48'd0), .D(d_port), .PCIN(pcin_port),
+    .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
+    .INMODE(5'b00100), .OPMODE(OPMODE), .ALUMODE(4'b0000),
+    .CARRYIN(1'b0), .CARRYINSEL(3'b000),
+    .CEA1(1'b1), .CEA2(1'b1), .CEB1(1'b1), .CEB2(1'b1), .CED(1'b1), .CEAD(1'b1),
+    .CEM(1'b1), .CEP(1'b1), .CEC(1'b0), .CECTRL(1'b1), .CEINMODE(1'b1),
+    .CEALUMODE(1'b1), .CECARRYIN(1'b1),
+    .RSTA(1'b0), .RSTB(1'b0), .RSTC(1'b0), .RSTD(1'b0), .RSTM(1'b0), .RSTP(1'b0),
+    .RSTCTRL(1'b0), .RSTINMODE(1'b0), .RSTALUMODE(1'b0), .RSTALLCARRYIN(1'b0),
+    .P(p_port), .PCOUT(pcout_port),
+    .ACOUT(), .BCOUT(), .CARRYCASCOUT(), .CARRYOUT(), .MULTSIGNOUT(), .OVERFLOW(),
+    .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT(), .XOROUT()
+  );
+  assign p     = P_W'(signed'(p_port));
+  assign pcout = P_W'(signed'(pcout_port));
+`ifndef SYNTHESIS
+  initial if (P_W != 48) $fatal(1, "dsp_slice: the DSP48E2 primitive path needs P_W = 48");
+`endif
+`else
+  logic signed [AD_W-1:0] a2_r, d_r, ad_r;
+  logic signed [7:0]      b1_r, b2_r;
+  logic signed [P_W-1:0]  m_r;
 
   always_ff @(posedge clk) begin
-    a_r <= a;
-    b_r <= b;
-    m_r <= P_W'(a_r * b_r);
+    a2_r <= AD_W'(a_hi) <<< SH;
+    d_r  <= AD_W'(a_lo);
+    b1_r <= b;
+    ad_r <= a2_r + d_r;                       // pre-adder (27 bits, like the DSP's)
+    b2_r <= b1_r;
+    m_r  <= P_W'(ad_r * b2_r);
   end
 
   if (CASCADE_IN) begin : g_cascade
@@ -44,4 +111,6 @@ module dsp_slice #(
     logic unused_pcin;
     assign unused_pcin = ^pcin;
   end
+  assign pcout = p;
+`endif
 endmodule
