@@ -2,13 +2,22 @@
 
 The hardware is hand-written SystemVerilog in ``rtl/sv/``:
 
-* ``dsp_slice.sv``         -- DSP48E2-style MAC slice (A/B, M, P registers; P = M + PCIN)
+* ``dsp_slice.sv``         -- DSP48E2 MAC slice: pre-adder packs the two int8 lanes,
+  A2/D/B1, AD/B2, M and P registers, P = M + PCIN.  In synthesis an instance of the
+  ``DSP48E2`` primitive (``PLAIT_DSP_PRIMITIVE``), otherwise the same pipeline in
+  behavioural form
 * ``dsp_delay.sv``         -- operand skew of the cascade slices
 * ``dsp_lane_adjust.sv``   -- reduction node: overflow adjust / lane extraction
 * ``dsp_cascade_group.sv`` -- ``cascade`` slices on the PCOUT->PCIN path + reduction node
-* ``dsp_sparse_mux.sv``    -- sparse MUX, weight widening, two-lane packing per slice
+* ``dsp_operand_decode.sv`` -- per-slice MUX select (mode + N:M index), weight widening
+* ``dsp_sparse_mux.sv``    -- sparse MUX (16:1 per activation bit, both lanes)
 * ``dsp_chain.sv``         -- top: input stage, groups, adder tree (reconfigurable
   links between groups), row accumulators, valid/ready control
+
+``dsp_model_dsp48e2.sv`` is a simulation-only functional model of the DSP48E2
+primitive (yosys 0.23 ships none); :func:`primitive_sim_sources` plus the Verilator
+define ``-DPLAIT_DSP_PRIMITIVE`` (:data:`PRIMITIVE_BUILD_ARGS`) simulate the
+primitive path with the same cocotb testbench.
 
 The architecture and the arithmetic are documented in
 :mod:`plait.ir.numerics.dsp` (its golden model is bit-exact to this RTL).
@@ -19,6 +28,7 @@ build covers every mode enabled in ``modes``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from plait.ir.numerics.dsp import (MODES, M_MAX, chain_acc_bits, check_lane_geometry,
@@ -28,12 +38,25 @@ from plait.ir.numerics.common import NumericsError
 from .config import UnitConfig, clog2
 from .units import register_unit
 
-__all__ = ["DspChainConfig", "DSP_CHAIN_SOURCES", "P_W"]
+__all__ = ["DspChainConfig", "DSP_CHAIN_SOURCES", "P_W", "DSP48E2_SIM_MODEL",
+           "PRIMITIVE_DEFINE", "PRIMITIVE_BUILD_ARGS", "primitive_sim_sources"]
 
 P_W = 48
 DSP_CHAIN_SOURCES = ("dsp_delay.sv", "dsp_slice.sv", "dsp_lane_adjust.sv",
                      "dsp_cascade_group.sv", "dsp_operand_decode.sv", "dsp_sparse_mux.sv",
                      "dsp_chain.sv")
+#: simulation-only functional model of the DSP48E2 primitive (never synthesized)
+DSP48E2_SIM_MODEL = "dsp_model_dsp48e2.sv"
+#: define that selects the DSP48E2 primitive in dsp_slice.sv (synthesis sets it itself)
+PRIMITIVE_DEFINE = "PLAIT_DSP_PRIMITIVE"
+PRIMITIVE_BUILD_ARGS = (f"-D{PRIMITIVE_DEFINE}",)
+
+
+def primitive_sim_sources() -> list[Path]:
+    """Sources for simulating the DSP48E2 primitive path: the sim model first, then
+    the unit's sources (build with :data:`PRIMITIVE_BUILD_ARGS`)."""
+    from .units import SV_DIR, unit_sources
+    return [SV_DIR / DSP48E2_SIM_MODEL, *unit_sources("dsp_chain")]
 
 
 @dataclass
@@ -134,32 +157,41 @@ class DspChainConfig(UnitConfig):
     def estimate_resources(self) -> dict[str, int]:
         """Analytical counts (UltraScale+: LUT6, FF, CARRY8, DSP48E2).
 
-        Slice registers (A/B/M/P) are inside the DSP48E2.  Fabric: input registers,
-        per-slice operand registers + sparse MUX (2 lanes x 8 bits of a 16:1 mux = 5
-        LUT6 each) + widening/packing, the operand skew lines, reduction nodes, the
-        adder tree, the row accumulators and the control pipeline.
+        Slice registers (A2/D/B1, AD/B2, M, P) and the lane-packing pre-adder are
+        inside the DSP48E2.  Fabric: input registers (activations, decoded select and
+        widened weight per slice), the sparse MUX (16 bits of a 16:1 MUX = 5 LUT6 per
+        bit with N:16 modes, one LUT per bit for a 4:1 MUX with 2:4 only, none when
+        dense only), select decode + widening, the operand skew lines, reduction
+        nodes, the adder tree, the row accumulators (one LUT per bit: load/add) and
+        the control pipeline.
         """
-        a_w, lane_w = self.lane_shift + 9, self.lane_shift + 1
+        lane_w = self.lane_shift + 1
         levels = clog2(self.n_groups)
         tree_w = lane_w + levels
         rows = self.rows_max
         n, c, ng = self.n_dsp, self.cascade, self.n_groups
-        skew_ff = ng * sum(j for j in range(c)) * (a_w + 8)
+        modes = self.mode_list()
+        if any(parse_mode(m).m == 16 and not parse_mode(m).dense for m in modes):
+            mux_per_bit = 5
+        elif "2:4" in modes:
+            mux_per_bit = 1
+        else:
+            mux_per_bit = 0
+        skew_ff = ng * sum(j for j in range(c)) * 24
         tree_nodes = sum(ng >> lv for lv in range(1, levels + 1))
         depth = 4 + c + levels + 1
-        ff = (2 * 16 * 8 + n * 12 + 5            # input registers
-              + n * (a_w + 8)                    # operand registers
+        ff = (2 * 16 * 8 + n * 12 + 5            # input registers (act, sel, weight)
               + skew_ff
               + ng * 2 * lane_w                  # reduction nodes
               + tree_nodes * 2 * tree_w          # tree registers
               + rows * 2 * 2 * self.acc_w        # accumulators + output registers
-              + 2 * depth + 3 + 2 + 3)           # control
-        lut = (n * (2 * 8 * 5 + 8 + 9)           # mux, widening, packing add
+              + 2 * depth + 3 + 2 + 4)           # control
+        lut = (n * (2 * 8 * mux_per_bit + 8 + 4)  # mux, widening, select decode
                + ng * (2 * lane_w)               # adjust (compare + borrow add)
                + tree_nodes * 2 * tree_w         # tree adders
-               + rows * 2 * self.acc_w * 2       # accumulate + clear
+               + rows * 2 * self.acc_w           # accumulate / load
                + 16)
-        carry = (n * 2 + ng * 2 * -(-lane_w // 8) + tree_nodes * 2 * -(-tree_w // 8)
+        carry = (ng * 2 * -(-lane_w // 8) + tree_nodes * 2 * -(-tree_w // 8)
                  + rows * 2 * -(-self.acc_w // 8))
         return {"LUT": lut, "FF": ff, "CARRY": carry, "DSP48E2": n, "BRAM": 0, "LUTRAM": 0}
 

@@ -2,7 +2,7 @@
 
 :func:`synthesize` runs::
 
-    read_verilog -sv [-D...] <pkg.sv> <sources...>
+    read_verilog -sv -DPLAIT_FAMILY_<FAMILY> [-D...] <pkg.sv> <sources...>
     chparam -set NAME VALUE TOP           # for each entry of params
     synth_xilinx -family xcup -top TOP -flatten -noiopad
     tee -q -o stat.json stat -json
@@ -210,6 +210,8 @@ def _count_cascades(netlist: dict) -> dict[str, int]:
 # ---------------------------------------------------------------- running
 def _script(top: str, files: list[Path], family: str, params: dict, defines: dict,
             flatten: bool) -> str:
+    # PLAIT_FAMILY_<FAMILY> lets the RTL pick family-specific primitives (e.g. DSP48E2)
+    defines = {f"PLAIT_FAMILY_{family.upper()}": None, **defines}
     dflags = " ".join(f"-D{k}={v}" if v is not None else f"-D{k}"
                       for k, v in sorted(defines.items()))
     lines = [f"read_verilog -sv {dflags} " + " ".join(f'"{f}"' for f in files)]

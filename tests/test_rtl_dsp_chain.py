@@ -1,6 +1,9 @@
 """RTL tests of the sparse DSP chain: cocotb on Verilator (all modes, bit-exact to
-plait.ir.numerics), a mutation test (the scoreboard catches a one-bit change in the
-overflow adjust), yosys synthesis (DSP count, PCOUT->PCIN cascade, resources per
+plait.ir.numerics) for both slice implementations -- the behavioural pipeline and the
+DSP48E2 primitive path (run on our simulation model of the primitive, since yosys
+0.23 ships none) --, mutation tests (the scoreboard catches a one-bit change in the
+overflow adjust and a wrong Z-MUX in the primitive's OPMODE), yosys synthesis
+(DSP48E2 per slice, PCOUT->PCIN cascade inside every group on xcup, resources per
 MAC) and the configuration's / tools' error paths.
 
 Performance table (mode, cycles/tile, utilisation) is printed by
@@ -13,7 +16,8 @@ import shutil
 
 import pytest
 
-from plait.rtl.dsp_chain import DSP_CHAIN_SOURCES, DspChainConfig
+from plait.rtl.dsp_chain import (DSP48E2_SIM_MODEL, DSP_CHAIN_SOURCES, PRIMITIVE_BUILD_ARGS,
+                                 DspChainConfig, primitive_sim_sources)
 from plait.rtl.units import SV_DIR, get_unit, unit_sources
 
 TB = "plait.sim.tb.test_dsp_chain"
@@ -22,21 +26,30 @@ TB = "plait.sim.tb.test_dsp_chain"
 BUILD_ARGS = ["--output-split", "0"]
 
 
-def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None = None):
+def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None = None,
+         primitive: bool = False):
+    """Run the cocotb testbench; ``primitive``: build the DSP48E2 primitive path
+    (``-DPLAIT_DSP_PRIMITIVE`` + the simulation model as an extra source)."""
     from plait.sim.runner import run_cocotb
-    env = {"PLAIT_TB_CONFIG": cfg.to_json()}
+    env = {"PLAIT_TB_CONFIG": cfg.to_json(),
+           "PLAIT_TB_EXPECT_SLICE": "primitive" if primitive else "behavioural"}
     if tests:
         env["PLAIT_TB_TESTS"] = tests
     if beats:
         env["PLAIT_TB_BEATS"] = str(beats)
-    return run_cocotb("dsp_chain", sources or unit_sources("dsp_chain"), TB, config=cfg,
-                      env=env, build_args=BUILD_ARGS)
+    srcs = sources or (primitive_sim_sources() if primitive else unit_sources("dsp_chain"))
+    args = BUILD_ARGS + (list(PRIMITIVE_BUILD_ARGS) if primitive else [])
+    return run_cocotb("dsp_chain", srcs, TB, config=cfg, env=env, build_args=args)
 
 
 def test_unit_registered():
     spec = get_unit("dsp_chain")
     assert spec.config_cls is DspChainConfig and spec.top == "dsp_chain"
     assert [p.name for p in unit_sources("dsp_chain")] == list(DSP_CHAIN_SOURCES)
+    # the DSP48E2 simulation model is never part of the synthesized sources
+    assert DSP48E2_SIM_MODEL not in DSP_CHAIN_SOURCES
+    assert [p.name for p in primitive_sim_sources()] == [DSP48E2_SIM_MODEL, *DSP_CHAIN_SOURCES]
+    assert all(p.is_file() for p in primitive_sim_sources())
 
 
 @pytest.mark.slow
@@ -45,7 +58,7 @@ def test_rtl_all_modes():
     cases and mode switching, bit-exact against run_schedule and group_accumulate."""
     cfg = DspChainConfig()
     run = _run(cfg)
-    assert [t.passed for t in run.tests] == [True, True, True], run.tests
+    assert [t.passed for t in run.tests] == [True] * 4, run.tests
     perf = {p["mode"]: p for p in run.perf()}
     assert sorted(perf) == sorted(cfg.mode_list())
     print("\nmode    rows/tile  K    cycles/tile  utilisation  steady  latency  dense-eq MAC/cyc")
@@ -73,6 +86,52 @@ def test_rtl_narrow_lanes_overflow_adjust():
 
 
 @pytest.mark.slow
+def test_rtl_primitive_path_all_modes():
+    """The DSP48E2 primitive path (what synthesis builds) on the same testbench:
+    every slice is a DSP48E2 instance (pre-adder packing, AREG/BREG/DREG/ADREG/MREG/
+    PREG, OPMODE Z = PCIN inside a group and 0 at the cut), simulated on
+    rtl/sv/dsp_model_dsp48e2.sv; all modes, every weight width, edge cases and mode
+    switching bit-exact against run_schedule and group_accumulate."""
+    cfg = DspChainConfig()
+    run = _run(cfg, primitive=True)
+    assert [t.passed for t in run.tests] == [True] * 4, run.tests
+    perf = {p["mode"]: p for p in run.perf()}
+    assert sorted(perf) == sorted(cfg.mode_list())
+    for m in cfg.mode_list():
+        assert perf[m]["beats"] >= 2000 and perf[m]["steady_utilisation"] == 1.0
+
+
+@pytest.mark.slow
+def test_primitive_opmode_mutation_is_caught(tmp_path):
+    """Cut the cascade inside a group (OPMODE Z-MUX = 0 instead of PCIN on the
+    non-first slices of the primitive path): the testbench must fail on its
+    scoreboard, i.e. the primitive's configuration is what the tests check."""
+    from plait.sim.runner import SimulationFailed
+    srcs = []
+    for p in primitive_sim_sources():
+        dst = tmp_path / p.name
+        shutil.copy(p, dst)
+        srcs.append(dst)
+    sl = tmp_path / "dsp_slice.sv"
+    text = sl.read_text()
+    site = "CASCADE_IN ? 9'b00_001_01_01 : 9'b00_000_01_01"
+    assert text.count(site) == 1, "mutation site not found in dsp_slice.sv"
+    sl.write_text(text.replace(site, "9'b00_000_01_01"))
+    with pytest.raises(SimulationFailed) as exc:
+        _run(DspChainConfig(), sources=srcs, tests="edges", primitive=True)
+    msg = str(exc.value)
+    assert "scoreboard dsp_chain.edges" in msg and "mismatched" in msg, msg[:2000]
+
+
+@pytest.mark.slow
+def test_primitive_path_without_model_is_reported():
+    """-DPLAIT_DSP_PRIMITIVE without a DSP48E2 model: the build fails naming DSP48E2."""
+    from plait.sim.runner import BuildFailed
+    with pytest.raises(BuildFailed, match="DSP48E2"):
+        _run(DspChainConfig(), sources=unit_sources("dsp_chain"), primitive=True)
+
+
+@pytest.mark.slow
 def test_mutation_is_caught(tmp_path):
     """Invert the borrow bit of the upper-lane correction in the overflow adjust (a
     one-bit change of the arithmetic): the same testbench must fail on its scoreboard."""
@@ -94,36 +153,59 @@ def test_mutation_is_caught(tmp_path):
 
 
 # ------------------------------------------------------------------ synthesis
-def _synth(cfg, family="xcup"):
-    from plait.rtl.synth import synthesize
-    return synthesize("dsp_chain", unit_sources("dsp_chain"), config=cfg, family=family)
+def _synth(cfg, family="xcup", defines=None):
+    from plait.rtl.synth import synthesize_unit
+    return synthesize_unit("dsp_chain", cfg, family=family, defines=defines)
+
+
+#: LUT per int8 MAC ceilings (measured with yosys 0.23, n_dsp=16, cascade=2: all
+#: modes 92.1, dense 19.2, 2:4 46.5; before the MUX rewrite 185.3 / 144.9 / 185.1)
+LUT_PER_MAC_MAX = {"dense,2:4,2:16,4:16,8:16": 100, "dense": 24, "2:4": 55}
 
 
 @pytest.mark.slow
-def test_yosys_xcup_resources_per_mac():
-    """synth_xilinx -family xcup maps every slice onto one DSP48E2; resources per MAC
-    for the full (all-mode) chain, and per dense-equivalent MAC in 2:4 mode."""
-    cfg = DspChainConfig()
+@pytest.mark.parametrize("modes", list(LUT_PER_MAC_MAX))
+def test_yosys_xcup_dsp48e2_cascade_and_resources(modes):
+    """synth_xilinx -family xcup: one DSP48E2 per slice and the PCOUT -> PCIN cascade
+    used inside every cascade group (cascade - 1 links per group, none across the
+    reduction node); resources per MAC for the all-mode, dense-only and 2:4-only
+    builds (the sparse MUX is a plain 16:1 / 4:1 MUX, absent when dense only)."""
+    cfg = DspChainConfig(modes=modes)
     res = _synth(cfg)
-    assert res.dsp == cfg.n_dsp, res.cells
+    assert res.cells.get("DSP48E2", 0) == cfg.n_dsp == res.dsp, res.cells
+    assert res.pcin_cascades == cfg.n_dsp - cfg.n_groups, res
+    assert res.dsp_cascades == res.pcin_cascades        # no A/B cascades are used
     macs = cfg.macs_per_cycle()
-    eq24 = cfg.dense_equivalent_macs_per_cycle("2:4")
-    print(f"\nxcup dsp_chain n_dsp={cfg.n_dsp}: {res.table()} (PCOUT->PCIN links: "
-          f"{res.pcin_cascades}; yosys 0.23 packs registers/cascades only for DSP48E1)")
-    for name, n in (("int8 MAC (dense, any mode)", macs), ("dense-equivalent MAC in 2:4", eq24)):
-        print(f"  per {name}: LUT {res.lut / n:.1f}  FF {res.ff / n:.1f}  "
-              f"DSP48E2 {res.dsp / n:.3f}")
-    assert res.lut > 0 and res.ff > 0
+    print(f"\nxcup dsp_chain modes={modes}: {res.table()} PCOUT->PCIN links "
+          f"{res.pcin_cascades}")
+    print(f"  per int8 MAC: LUT {res.lut / macs:.1f}  FF {res.ff / macs:.1f}  "
+          f"CARRY {res.carry / macs:.2f}  DSP48E2 {res.dsp / macs:.3f}")
+    if "2:4" in cfg.mode_list():
+        eq = cfg.dense_equivalent_macs_per_cycle("2:4")
+        print(f"  per dense-equivalent MAC in 2:4: LUT {res.lut / eq:.1f}  "
+              f"FF {res.ff / eq:.1f}  DSP48E2 {res.dsp / eq:.3f}")
+    assert 0 < res.lut / macs <= LUT_PER_MAC_MAX[modes], res.table()
+    assert res.ff > 0 and res.muxf < res.lut / 4, res.cells
 
 
 @pytest.mark.slow
-def test_yosys_xc7_cascade_inferred():
-    """The same RTL with 16-bit lanes (25-bit packed operand) on xc7: yosys' xilinx_dsp
-    infers one DSP48E1 per slice and turns every in-group P -> add link into a
-    PCOUT -> PCIN cascade (cascade - 1 links per group)."""
+def test_yosys_xcup_cascade_of_four():
+    """Longer cascade groups (cascade = 4, 32 slices): 3 PCOUT -> PCIN links per group."""
+    cfg = DspChainConfig(n_dsp=32, cascade=4, modes="dense,4:16,8:16")
+    res = _synth(cfg)
+    assert res.dsp == 32 and res.cells.get("DSP48E2") == 32, res.cells
+    assert res.pcin_cascades == cfg.n_groups * 3 == 24, res
+
+
+@pytest.mark.slow
+def test_yosys_xc7_behavioural_slice_infers_cascade():
+    """On xc7 (no DSP48E2; plait.rtl.synth defines PLAIT_FAMILY_XC7) the slice is the
+    behavioural twin of the primitive, and yosys' DSP48E1 packer turns it into one
+    DSP48E1 per slice with the same in-group PCOUT -> PCIN links: the behavioural
+    pipeline has the primitive's structure (16-bit lanes: 25-bit packed operand)."""
     cfg = DspChainConfig(lane_shift=16, cascade=2)
     res = _synth(cfg, family="xc7")
-    assert res.dsp == cfg.n_dsp, res.cells
+    assert "DSP48E2" not in res.cells and res.cells.get("DSP48E1") == cfg.n_dsp, res.cells
     assert res.pcin_cascades == cfg.n_groups * (cfg.cascade - 1), res
     print(f"\nxc7 dsp_chain lane_shift=16: {res.table()} PCIN links {res.pcin_cascades}")
 

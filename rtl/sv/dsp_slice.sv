@@ -25,14 +25,22 @@
 //    Synthesis (yosys defines SYNTHESIS) selects it by default, so
 //    `synth_xilinx -family xcup` keeps one DSP48E2 per slice and the PCOUT -> PCIN
 //    links (yosys 0.23 packs registers and cascades only for DSP48E1 when it infers).
-//    Define PLAIT_DSP_BEHAVIOURAL to synthesize the behavioural form instead.
+//    Define PLAIT_DSP_BEHAVIOURAL to synthesize the behavioural form instead; the
+//    7-series/Spartan-6 families (no DSP48E2; PLAIT_FAMILY_XC7/XC7S/XC6S, set by
+//    plait.rtl.synth) always get it, and yosys infers DSP48E1 cascades from it.
 //    The branch is simulated (Verilator) with -DPLAIT_DSP_PRIMITIVE and the model
 //    rtl/sv/dsp_model_dsp48e2.sv as an extra source (tests/test_rtl_dsp_chain.py).
 //  * otherwise: behavioural registers (the default in Verilator).
 `ifdef SYNTHESIS
 `ifndef PLAIT_DSP_BEHAVIOURAL
+`ifndef PLAIT_FAMILY_XC7      // families without DSP48E2 (plait.rtl.synth defines
+`ifndef PLAIT_FAMILY_XC7S     // PLAIT_FAMILY_<FAMILY> for the synth_xilinx family)
+`ifndef PLAIT_FAMILY_XC6S
 `ifndef PLAIT_DSP_PRIMITIVE
 `define PLAIT_DSP_PRIMITIVE
+`endif
+`endif
+`endif
 `endif
 `endif
 `endif
@@ -49,7 +57,7 @@ module dsp_slice #(
   output logic signed [P_W-1:0] p,
   output logic signed [P_W-1:0] pcout
 );
-  localparam int AD_W = 27;          // pre-adder / multiplier A operand
+  localparam int AD_W = SH + 9;      // packed operand (the DSP48E2 pre-adder has 27 bits)
 
 `ifdef PLAIT_DSP_PRIMITIVE
   localparam logic [8:0] OPMODE = CASCADE_IN ? 9'b00_001_01_01 : 9'b00_000_01_01;

@@ -4,7 +4,11 @@ Launched from pytest (``tests/test_rtl_dsp_chain.py``) through
 :func:`plait.sim.runner.run_cocotb`; the chain's :class:`DspChainConfig` arrives as
 JSON in ``PLAIT_TB_CONFIG``.  Optional env: ``PLAIT_TB_BEATS`` (random beats per
 mode, default 2048), ``PLAIT_TB_TESTS`` (comma list restricting the tests that do
-work; others pass trivially -- used by the mutation test to run only the fast one).
+work; others pass trivially -- used by the mutation test to run only the fast one),
+``PLAIT_TB_EXPECT_SLICE`` (``primitive`` / ``behavioural``: ``test_slice_structure``
+checks which slice implementation the build contains -- the DSP48E2 primitive path,
+built with ``-DPLAIT_DSP_PRIMITIVE`` and the simulation model
+``rtl/sv/dsp_model_dsp48e2.sv``, or the behavioural pipeline).
 
 Every output word is checked twice with *equality*: against the bit-level golden
 model :func:`plait.ir.numerics.dsp.run_schedule` (scoreboard tag ``acc``) and,
@@ -385,3 +389,33 @@ async def test_mode_switch_and_errors(dut):
         await RisingEdge(dut.clk)
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
+
+
+@cocotb.test()
+async def test_slice_structure(dut):
+    """Which slice implementation this build simulates (``PLAIT_TB_EXPECT_SLICE`` =
+    ``primitive``: every slice is a DSP48E2 instance, Z-MUX = 0 on the first slice of
+    each cascade group and PCIN on the others; ``behavioural``: no primitive)."""
+    want = os.environ.get("PLAIT_TB_EXPECT_SLICE", "").strip()
+    if not want or not _enabled("structure"):
+        return
+    if want not in ("primitive", "behavioural"):
+        raise ValueError(f"PLAIT_TB_EXPECT_SLICE must be 'primitive' or 'behavioural', "
+                         f"got {want!r}")
+    cfg = _config()
+    start_clock(dut.clk, 10)
+    await RisingEdge(dut.clk)
+    await ReadOnly()
+    for g in range(cfg.n_groups):
+        for j in range(cfg.cascade):
+            sl = dut.g_group[g].u_group.g_slice[j].u_slice
+            has = hasattr(sl, "u_dsp")
+            assert has == (want == "primitive"), \
+                f"group {g} slice {j}: DSP48E2 instance {'missing' if not has else 'present'}"
+            if has:
+                opmode = int(sl.u_dsp.OPMODE.value)
+                z = (opmode >> 4) & 0b111
+                assert z == (0b001 if j else 0b000), \
+                    f"group {g} slice {j}: OPMODE {opmode:09b} (Z-MUX {z:03b})"
+                assert (opmode & 0b1111) == 0b0101 and int(sl.u_dsp.ALUMODE.value) == 0
+                assert int(sl.u_dsp.INMODE.value) == 0b00100
