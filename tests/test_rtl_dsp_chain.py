@@ -152,6 +152,19 @@ def test_mutation_is_caught(tmp_path):
     assert "scoreboard dsp_chain.edges" in msg and "mismatched" in msg, msg[:2000]
 
 
+@pytest.mark.parametrize("primitive", [False, True], ids=["behavioural", "primitive"])
+@pytest.mark.parametrize("modes", ["dense,2:4,2:16,4:16,8:16", "dense", "2:4"])
+def test_verilator_lint_clean(tmp_path, primitive, modes):
+    """verilator --lint-only -Wall is clean for both slice implementations."""
+    from plait.sim.runner import lint
+    srcs = unit_sources("dsp_chain")
+    if primitive:
+        define = tmp_path / "plait_dsp_primitive.svh"
+        define.write_text("`define PLAIT_DSP_PRIMITIVE\n")
+        srcs = [define, *primitive_sim_sources()]
+    lint("dsp_chain", srcs, config=DspChainConfig(modes=modes))
+
+
 # ------------------------------------------------------------------ synthesis
 def _synth(cfg, family="xcup", defines=None):
     from plait.rtl.synth import synthesize_unit

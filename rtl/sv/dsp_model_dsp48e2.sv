@@ -31,6 +31,7 @@
 // PREADDINSEL = "B", BMULTSEL = "AD", inverted-pin attributes.
 /* verilator lint_off UNUSEDSIGNAL */
 /* verilator lint_off UNUSEDPARAM */
+/* verilator lint_off DECLFILENAME */
 module DSP48E2 #(
   parameter integer ACASCREG = 1,
   parameter integer ADREG = 1,
@@ -279,5 +280,6 @@ module DSP48E2 #(
   assign PATTERNBDETECT = 1'b0;
   assign XOROUT         = '0;
 endmodule
+/* verilator lint_on DECLFILENAME */
 /* verilator lint_on UNUSEDPARAM */
 /* verilator lint_on UNUSEDSIGNAL */

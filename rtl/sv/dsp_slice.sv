@@ -70,6 +70,8 @@ module dsp_slice #(
   assign b_port    = 18'(b);
   assign pcin_port = 48'(pcin);
 
+  // unused primitive outputs stay open
+  /* verilator lint_off PINCONNECTEMPTY */
   DSP48E2 #(
     .A_INPUT("DIRECT"), .B_INPUT("DIRECT"), .AMULTSEL("AD"), .BMULTSEL("B"),
     .PREADDINSEL("A"), .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"),
@@ -92,6 +94,7 @@ module dsp_slice #(
     .ACOUT(), .BCOUT(), .CARRYCASCOUT(), .CARRYOUT(), .MULTSIGNOUT(), .OVERFLOW(),
     .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT(), .XOROUT()
   );
+  /* verilator lint_on PINCONNECTEMPTY */
   assign p     = P_W'(signed'(p_port));
   assign pcout = P_W'(signed'(pcout_port));
 `ifndef SYNTHESIS
