@@ -8,10 +8,13 @@ model of every register; ``docs`` of the arithmetic live there).
 
 Sources (``rtl/sv/``): ``lut_precompute.sv`` (8-entry symmetrized table of 4 int8),
 ``lut_lookup.sv`` (sign from the top index bit), ``lut_core.sv`` (streams, table
-stage, ``M x N`` lookup units and column accumulators, background group
-dequantizer with ``dq_lanes`` columns per cycle: group totals, mantissas and zero
-points in shift registers, ``P`` of each row in a ring of ``N`` registers so only
-``M * dq_lanes`` multipliers and 48-bit adders exist).  The parameters come from the
+stage whose table register doubles after each weight plane (so the plane weight
+``2^i`` costs no shifter per column), ``M x N`` lookup units (8:1 MUX) and column
+accumulators (one add/subtract each), background group dequantizer with
+``dq_lanes`` columns per cycle: group totals, mantissas and zero points in holding
+registers read through ``N/dq_lanes``:1 MUX trees (``lut_sel.sv``), ``P`` of each
+row in a ring of ``N`` registers so only ``M * dq_lanes`` multipliers and 48-bit
+adders exist).  The parameters come from the
 generated ``lut_core_pkg.sv`` (:meth:`LutCoreConfig.sv_package`).
 
 Run-time modes (one build covers all): ``cfg_bits`` 1..4 planes, ``cfg_offset``
@@ -44,7 +47,7 @@ from .units import register_unit
 
 __all__ = ["LutCoreConfig", "LutMode", "mode_of", "stream_tile", "LUT_SOURCES"]
 
-LUT_SOURCES = ["lut_precompute.sv", "lut_lookup.sv", "lut_core.sv"]
+LUT_SOURCES = ["lut_precompute.sv", "lut_lookup.sv", "lut_sel.sv", "lut_core.sv"]
 
 
 @dataclass
@@ -127,20 +130,39 @@ class LutCoreConfig(UnitConfig):
         return 1 + bits * group // LUT_G + (ngroups - 1) * per_group + steps
 
     def estimate_resources(self) -> dict[str, int]:
-        """Analytical LUT/FF/CARRY/DSP count (used when yosys is unavailable)."""
+        """Analytical LUT/FF/CARRY/DSP count of ``lut_core.sv`` (used when yosys is
+        unavailable; within ~15% of yosys 0.23 ``synth_xilinx -family xcup`` for the
+        default tile at max_bits 1, 2 and 4).
+
+        Per lookup unit: an 8:1 MUX of ``SH_W = 10 + max_bits - 1`` bit entries (the
+        row's table register is pre-shifted by the plane: 2 LUT6 + MUXF7 per bit), the
+        select XOR, and one add/subtract LUT per accumulator bit on the carry chain.
+        Per row: the table shift register (load/shift select per bit; none for W1),
+        12 precompute adders.  Dequantizer: an ``N/dq_lanes``:1 MUX tree per lane bit
+        (group totals per row and lane, mantissa and zero point per lane), the
+        zero-correction subtract and halving select, the 48-bit P adder per lane; two
+        DSP48E2 per lane (``z' X`` and ``A * mant``).
+        """
         w = lut_widths(self.max_group, self.max_bits)
+        sh_w = TABLE_BITS + self.max_bits - 1
         units = self.m * self.n
-        lut_per_lookup = 2 * TABLE_BITS + LOOKUP_BITS          # 8:1 mux + negate
-        lut_per_acc = 2 * w.acc                                 # plane shift mux + adder
-        pre = self.m * 12 * TABLE_BITS                          # 12 adders per table
-        dq = self.m * self.dq_lanes * (w.corr + w.grp)          # zero-correction adders
-        out = self.m * self.dq_lanes * P_BITS                   # P adders (ring of N)
+        lanes = self.m * self.dq_lanes
+        steps = self.n // self.dq_lanes
+        mux_lut = 0 if steps == 1 else -(-(steps - 1) // 3)     # LUTs per bit of a steps:1 MUX
+        c4 = lambda bits: -(-bits // 4)                          # CARRY4 per adder
+        unit_lut = 2 * sh_w + 2 + w.acc
+        table = self.m * 8 * (sh_w if self.max_bits > 1 else 0)
+        pre = self.m * 12 * TABLE_BITS
+        dq_sel = mux_lut * (lanes * w.acc + self.dq_lanes * (SCALE_BITS + ZP_BITS))
+        dq = lanes * (w.corr + w.grp + P_BITS)
+        ctrl = 100
         return {
-            "LUT": units * (lut_per_lookup + lut_per_acc) + pre + dq + out,
-            "FF": units * (2 * w.acc + P_BITS) + self.m * (8 * TABLE_BITS + 2 * w.xsum)
+            "LUT": units * unit_lut + table + pre + dq_sel + dq + ctrl,
+            "FF": units * (2 * w.acc + P_BITS) + self.m * (8 * sh_w + TABLE_BITS + 2 * w.xsum)
                   + self.n * (SCALE_BITS + ZP_BITS) + 64,
-            "CARRY": (units * w.acc + self.m * self.dq_lanes * (w.corr + P_BITS) + pre) // 8,
-            "DSP48E2": self.m * self.dq_lanes,
+            "CARRY": units * c4(w.acc + 1) + lanes * (c4(w.corr) + c4(P_BITS))
+                     + self.m * 36 + 16,
+            "DSP48E2": 2 * lanes,
             "BRAM": 0, "LUTRAM": 0,
         }
 

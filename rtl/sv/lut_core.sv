@@ -86,16 +86,22 @@ module lut_core #(
   output logic [M*N*P_W-1:0]      o_p
 );
   // ------------------------------------------------------------------ control
-  // planes above WB_MAX-1 never occur: mask the shift amount so that a build for
-  // fewer weight bits gets a smaller shifter
-  localparam logic [2:0] PL_MASK = (WB_MAX <= 1) ? 3'd0 : (WB_MAX <= 2) ? 3'd1 : 3'd3;
+  // The table register of each row is a shift register: loaded with S at a new chunk
+  // and doubled after every plane, so during plane i it holds S << i (the plane weight
+  // 2^i is applied once per row, not by a shifter in each of the N columns).  Its
+  // entries are SH_W = TBL_W + WB_MAX - 1 bits (a W1 build never shifts).
+  localparam int SH_W = TBL_W + WB_MAX - 1;
   logic                  tbl_valid;
-  logic [M*8*TBL_W-1:0]  tbl;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic                  tbl_shift;     // unused in a W1 build (one plane)
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [M*8*SH_W-1:0]   tbl;
+  logic [M*TBL_W-1:0]    s7_r;          // S[7] = sum of the chunk's 4 activations, per row
   logic [2:0]            plane;
   logic [GC_W-1:0]       chunk;
   logic [CNT_W-1:0]      group;
 
-  logic plane_last, chunk_last, group_last, grp_end, first_beat;
+  logic plane_last, chunk_last, group_last, grp_end;
   logic a_fire, w_fire;
   logic dq_busy, dq_first, dq_last, dq_done, dq_free, dq_start;
   logic [DQS_W-1:0] dq_step;
@@ -108,7 +114,6 @@ module lut_core #(
   assign chunk_last = (chunk == cfg_group_chunks - 1'b1);
   assign group_last = (group == cfg_groups - 1'b1);
   assign grp_end    = plane_last && chunk_last;
-  assign first_beat = (plane == 3'd0) && (chunk == '0);
 
   // The dequantizer takes a new group when idle or in its last step; the first group
   // of a tile overwrites P, so it also waits until the previous tile has left.
@@ -121,6 +126,7 @@ module lut_core #(
   assign dq_start = w_fire && grp_end;
   assign a_ready  = !cfg_err && (!tbl_valid || (w_fire && plane_last));
   assign a_fire   = a_valid && a_ready;
+  assign tbl_shift = w_fire && !plane_last;       // next plane of the same chunk
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
@@ -146,7 +152,22 @@ module lut_core #(
       logic [8*TBL_W-1:0] s_row;
       lut_precompute #(.ACT_W(ACT_W), .TBL_W(TBL_W)) u_pre (
         .x(a_data[gm*4*ACT_W +: 4*ACT_W]), .s(s_row));
-      always_ff @(posedge clk) if (a_fire) tbl[gm*8*TBL_W +: 8*TBL_W] <= s_row;
+      // S[7] = x_0 + x_1 + x_2 + x_3 (unshifted) for the group's activation sum X
+      always_ff @(posedge clk) if (a_fire) s7_r[gm*TBL_W +: TBL_W] <= s_row[7*TBL_W +: TBL_W];
+      for (gl = 0; gl < 8; gl++) begin : g_ent
+        logic [TBL_W-1:0] s_new;
+        assign s_new = s_row[gl*TBL_W +: TBL_W];
+        if (SH_W == TBL_W) begin : g_fix          // W1 build: no plane shift
+          always_ff @(posedge clk) if (a_fire) tbl[(gm*8 + gl)*SH_W +: SH_W] <= s_new;
+        end else begin : g_shl
+          always_ff @(posedge clk) begin
+            if (a_fire)
+              tbl[(gm*8 + gl)*SH_W +: SH_W] <= {{(SH_W-TBL_W){s_new[TBL_W-1]}}, s_new};
+            else if (tbl_shift)
+              tbl[(gm*8 + gl)*SH_W +: SH_W] <= tbl[(gm*8 + gl)*SH_W +: SH_W] << 1;
+          end
+        end
+      end
     end
   endgenerate
 
@@ -160,7 +181,7 @@ module lut_core #(
       // activation sum of the group: S[7] of each chunk
       logic signed [TBL_W-1:0] s7;
       logic signed [XS_W-1:0]  xs_next;
-      assign s7      = tbl[(gm*8 + 7)*TBL_W +: TBL_W];
+      assign s7      = s7_r[gm*TBL_W +: TBL_W];
       assign xs_next = ((chunk == '0) ? XS_W'(0) : $signed(xsum[gm*XS_W +: XS_W]))
                        + {{(XS_W-TBL_W){s7[TBL_W-1]}}, s7};
       always_ff @(posedge clk) begin
@@ -170,22 +191,28 @@ module lut_core #(
 
       for (gn = 0; gn < N; gn++) begin : g_col
         /* verilator lint_off UNUSEDSIGNAL */
-        logic signed [LK_W-1:0]  lk;              // L, kept for waveforms
+        logic signed [SH_W:0]    lk;              // L * 2^i, kept for waveforms
+        logic [ACC_W:0]          sum;             // bit 0: carry-in trick, dropped
         /* verilator lint_on UNUSEDSIGNAL */
-        logic signed [TBL_W-1:0] mag;
+        logic signed [SH_W-1:0]  mag;             // S[sel] << i (table pre-shifted)
         logic                    neg;
-        logic signed [ACC_W-1:0] mag_ext, contrib, base, acc_next;
-        lut_lookup #(.TBL_W(TBL_W), .LK_W(LK_W)) u_lk (
-          .tbl(tbl[gm*8*TBL_W +: 8*TBL_W]), .idx(w_data[gn*4 +: 4]),
+        logic signed [ACC_W-1:0] contrib, acc_next;
+        lut_lookup #(.TBL_W(SH_W), .LK_W(SH_W + 1)) u_lk (
+          .tbl(tbl[gm*8*SH_W +: 8*SH_W]), .idx(w_data[gn*4 +: 4]),
           .val(lk), .mag(mag), .neg(neg));
-        assign mag_ext  = {{(ACC_W-TBL_W){mag[TBL_W-1]}}, mag};
-        assign contrib  = mag_ext <<< (plane & PL_MASK);          // plane weight 2^i
-        assign base     = first_beat ? ACC_W'(0) : $signed(acc[(gm*N + gn)*ACC_W +: ACC_W]);
-        // base + L * 2^i with the sign of L folded into the adder (add/subtract)
-        assign acc_next = base + (contrib ^ {ACC_W{neg}}) + ACC_W'(neg);
+        assign contrib  = {{(ACC_W-SH_W){mag[SH_W-1]}}, mag};     // S * 2^i
+        // acc + L * 2^i with the sign of L folded into one adder: acc + (c ^ neg) + neg,
+        // the +neg entering as the carry of an extra low bit ({acc,1} + {c^neg,neg}),
+        // so one carry chain per column and the register's value feeds DI directly
+        assign sum      = {acc[(gm*N + gn)*ACC_W +: ACC_W], 1'b1}
+                          + {contrib ^ {ACC_W{neg}}, neg};
+        assign acc_next = signed'(sum[ACC_W:1]);
         assign acc_grp[(gm*N + gn)*ACC_W +: ACC_W] = acc_next;
+        // the group total leaves through acc_grp at the group's last beat and the
+        // register restarts from 0 (synchronous reset pin, no operand gating)
         always_ff @(posedge clk) begin
-          if (w_fire) acc[(gm*N + gn)*ACC_W +: ACC_W] <= acc_next;
+          if (!rst_n || (w_fire && grp_end)) acc[(gm*N + gn)*ACC_W +: ACC_W] <= '0;
+          else if (w_fire)                   acc[(gm*N + gn)*ACC_W +: ACC_W] <= acc_next;
         end
       end
     end
@@ -193,8 +220,10 @@ module lut_core #(
 
   // ------------------------------------------------ group dequantizer (MixPE)
   // At a group end the group totals, mantissas and zero points are copied into
-  // shift registers; each step the dequantizer handles the DQ_L columns at the
-  // bottom and shifts the next DQ_L columns down (no wide multiplexers).
+  // holding registers (load only: no per-bit load/shift multiplexer); in step t lane
+  // l handles column t*DQ_L + l, picked by an N/DQ_L : 1 tree (lut_sel) per lane --
+  // M*DQ_L*ACC_W + DQ_L*(MANT_W+ZP_W) multiplexer bits instead of a 2:1 select in
+  // front of every one of the M*N*ACC_W + N*(MANT_W+ZP_W) holding bits.
   logic [M*N*ACC_W-1:0] dq_acc;
   logic [N*MANT_W-1:0]  dq_mant;
   logic [N*ZP_W-1:0]    dq_zp;
@@ -225,20 +254,25 @@ module lut_core #(
       dq_offset <= cfg_offset;
       dq_mant   <= s_mant;
       dq_zp     <= s_zp;
-    end else if (dq_busy) begin
-      dq_mant   <= dq_mant >> (DQ_L*MANT_W);
-      dq_zp     <= dq_zp >> (DQ_L*ZP_W);
+      dq_acc    <= acc_grp;
     end
   end
 
+  // per lane: the mantissa and zero point of its column in this step (shared by rows)
+  logic [DQ_L*MANT_W-1:0] mant_l;
+  logic [DQ_L*ZP_W-1:0]   zp_l;
   generate
-    for (gm = 0; gm < M; gm++) begin : g_dqs      // each row's totals shift separately
-      always_ff @(posedge clk) begin
-        if (dq_start)
-          dq_acc[gm*N*ACC_W +: N*ACC_W] <= acc_grp[gm*N*ACC_W +: N*ACC_W];
-        else if (dq_busy)
-          dq_acc[gm*N*ACC_W +: N*ACC_W] <= dq_acc[gm*N*ACC_W +: N*ACC_W] >> (DQ_L*ACC_W);
+    for (gl = 0; gl < DQ_L; gl++) begin : g_dqc
+      logic [DQ_STEPS*MANT_W-1:0] mc;
+      logic [DQ_STEPS*ZP_W-1:0]   zc;
+      for (genvar gt = 0; gt < DQ_STEPS; gt++) begin : g_t
+        assign mc[gt*MANT_W +: MANT_W] = dq_mant[(gt*DQ_L + gl)*MANT_W +: MANT_W];
+        assign zc[gt*ZP_W +: ZP_W]     = dq_zp[(gt*DQ_L + gl)*ZP_W +: ZP_W];
       end
+      lut_sel #(.W(MANT_W), .N(DQ_STEPS), .SW(DQS_W)) u_m (
+        .d(mc), .s(dq_step), .y(mant_l[gl*MANT_W +: MANT_W]));
+      lut_sel #(.W(ZP_W), .N(DQ_STEPS), .SW(DQS_W)) u_z (
+        .d(zc), .s(dq_step), .y(zp_l[gl*ZP_W +: ZP_W]));
     end
   endgenerate
 
@@ -261,9 +295,13 @@ module lut_core #(
         /* verilator lint_off UNUSEDSIGNAL */
         logic signed [PR_W-1:0]   pr;     // top bit redundant: |A * mant| < 2^(PROD_W-1)
         /* verilator lint_on UNUSEDSIGNAL */
-        assign a_sel = dq_acc[(gm*N + gl)*ACC_W +: ACC_W];
-        assign z_sel = dq_zp[gl*ZP_W +: ZP_W];
-        assign m_sel = {1'b0, dq_mant[gl*MANT_W +: MANT_W]};
+        logic [DQ_STEPS*ACC_W-1:0] ac;
+        for (genvar gt = 0; gt < DQ_STEPS; gt++) begin : g_t
+          assign ac[gt*ACC_W +: ACC_W] = dq_acc[(gm*N + gt*DQ_L + gl)*ACC_W +: ACC_W];
+        end
+        lut_sel #(.W(ACC_W), .N(DQ_STEPS), .SW(DQS_W)) u_a (.d(ac), .s(dq_step), .y(a_sel));
+        assign z_sel = zp_l[gl*ZP_W +: ZP_W];
+        assign m_sel = {1'b0, mant_l[gl*MANT_W +: MANT_W]};
         assign xs    = dq_xs[gm*XS_W +: XS_W];
         // zero correction on the odd grid, then the exact halving
         assign zx    = z_sel * xs;
@@ -285,7 +323,7 @@ module lut_core #(
         assign pr     = prod[(gm*DQ_L + gl)*PROD_W +: PROD_W];
         assign pr_ext = {{(P_W-PROD_W){pr[PROD_W-1]}}, pr};
         assign pold   = o_p[(gm*N + gl)*P_W +: P_W];
-        assign upd[gl*P_W +: P_W] = dq_first ? pr_ext : pold + pr_ext;
+        assign upd[gl*P_W +: P_W] = pr_ext + (dq_first ? P_W'(0) : pold);
       end
       if (DQ_STEPS == 1) begin : g_one
         always_ff @(posedge clk) if (dq_busy) o_p[gm*N*P_W +: N*P_W] <= upd;
