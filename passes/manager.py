@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from plait.ir import Graph, WeightStore, parse_graph, print_graph, verify
+from plait.ir.types import FLOAT_DTYPES
 from plait.ir.verify import VerifyError
 
 
@@ -538,6 +539,29 @@ class LinearWeight:
     params: list                # param nodes naming it
     linears: list               # linear nodes using it as their weight
     other_users: list           # (node, op) pairs using it in any other way
+
+    def weight_type(self, pass_name: str):
+        """The one type every param naming this weight agrees on."""
+        types = {p.type for p in self.params}
+        if len(types) > 1:
+            raise PassError(f"{pass_name}: params naming weight {self.weight!r} disagree on its type: "
+                            f"{sorted(t.text() for t in types)}")
+        return next(iter(types))
+
+    def unfit_reason(self, t) -> Optional[str]:
+        """Why a compression pass must leave this weight alone (None: it may proceed)."""
+        if self.other_users:
+            node, op = self.other_users[0]
+            return f"also used by %{node} ({op}), not only as a linear weight"
+        if t.dtype not in FLOAT_DTYPES:
+            return f"not a float weight ({t.dtype})"
+        return None
+
+    def matrix_shape(self, t, pass_name: str) -> tuple[int, int]:
+        """``(N, K)`` of a concrete 2-D weight type, or a PassError naming the weight."""
+        if t.rank != 2 or not t.concrete():
+            raise PassError(f"{pass_name}: weight {self.weight!r} has type {t.text()}; expected a concrete [N, K]")
+        return int(t.shape[0]), int(t.shape[1])
 
     def labels(self) -> list[str]:
         """What include/exclude globs are matched against: the weight name and the

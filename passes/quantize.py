@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from plait.ir.numerics.common import SCHEMES, quantize_rtn, signed_weight
-from plait.ir.types import FLOAT_DTYPES, QuantSpec, code_dtype
+from plait.ir.types import QuantSpec, code_dtype
 
 from .manager import Option, Pass, PassError, PassOptionError, register_pass, select
 
@@ -102,24 +102,15 @@ class Quantize(Pass):
         done = {}
         for item in selected:
             w = item.weight
-            types = {p.type for p in item.params}
-            if len(types) > 1:
-                raise PassError(f"quantize: params naming weight {w!r} disagree on its type: "
-                                f"{sorted(t.text() for t in types)}")
-            t = types.pop()
+            t = item.weight_type(self.name)
             if t.quant is not None:
                 skipped[w] = "already quantized"
                 continue
-            if item.other_users:
-                node, op = item.other_users[0]
-                skipped[w] = f"also used by %{node} ({op}), not only as a linear weight"
+            reason = item.unfit_reason(t)
+            if reason:
+                skipped[w] = reason
                 continue
-            if t.dtype not in FLOAT_DTYPES:
-                skipped[w] = f"not a float weight ({t.dtype})"
-                continue
-            if t.rank != 2 or not t.concrete():
-                raise PassError(f"quantize: weight {w!r} has type {t.text()}; expected a concrete [N, K]")
-            n, k = (int(d) for d in t.shape)
+            n, k = item.matrix_shape(t, self.name)
             if t.sparsity is not None and scheme == "odd":
                 raise PassError(f"quantize: weight {w!r} is {t.sparsity.n}:{t.sparsity.m} sparse, but scheme "
                                 f"'odd' has no zero level, so pruned weights would not stay zero; "

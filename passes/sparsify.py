@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from plait.ir.numerics.dsp import prune_nm
-from plait.ir.types import FLOAT_DTYPES, SparsitySpec
+from plait.ir.types import SparsitySpec
 
 from .manager import Option, Pass, PassError, register_pass, select
 
@@ -47,11 +47,7 @@ class Sparsify(Pass):
         kept = total = 0
         for item in selected:
             w = item.weight
-            types = {p.type for p in item.params}
-            if len(types) > 1:
-                raise PassError(f"sparsify: params naming weight {w!r} disagree on its type: "
-                                f"{sorted(t.text() for t in types)}")
-            t = types.pop()
+            t = item.weight_type(self.name)
             if t.sparsity is not None:
                 if (t.sparsity.n, t.sparsity.m) == (n, m):
                     skipped[w] = f"already {n}:{m} sparse"
@@ -61,16 +57,11 @@ class Sparsify(Pass):
             if t.quant is not None:
                 raise PassError(f"sparsify: weight {w!r} is already quantized ({t.text()}); "
                                 f"run sparsify before quantize")
-            if item.other_users:
-                node, op = item.other_users[0]
-                skipped[w] = f"also used by %{node} ({op}), not only as a linear weight"
+            reason = item.unfit_reason(t)
+            if reason:
+                skipped[w] = reason
                 continue
-            if t.dtype not in FLOAT_DTYPES:
-                skipped[w] = f"not a float weight ({t.dtype})"
-                continue
-            if t.rank != 2 or not t.concrete():
-                raise PassError(f"sparsify: weight {w!r} has type {t.text()}; expected a concrete [N, K]")
-            k = int(t.shape[1])
+            k = item.matrix_shape(t, self.name)[1]
             if k % m:
                 raise PassError(f"sparsify: weight {w!r} has K={k}, not a multiple of M={m} "
                                 f"(pattern {n}:{m}); exclude it or pick another pattern")
