@@ -217,7 +217,7 @@ def test_yosys_resources_small_build():
 
 
 #: LUT per peak MAC ceiling of the default 2x64x4 tile (max_bits=4, W4 MACs = 128 per
-#: cycle), yosys 0.23 synth_xilinx xcup.  Measured MEASURED_W4; before the rewrite
+#: cycle), yosys 0.23 synth_xilinx xcup.  Measured 85.4 (10,933 LUT); before the rewrite
 #: (per-column plane shifter, priority-chain lookup MUX, load/shift holding registers)
 #: 237.3 (30,378 LUT).
 LUT_PER_MAC_MAX_W4 = 95
