@@ -28,11 +28,14 @@ def _compile(args) -> int:
     recipe = load_recipe(args.recipe)
     graph, weights = load_model(args.model, shape_only=args.shape_only)
     t_load = time.perf_counter() - t0
-    graph, weights, report = run_recipe(graph, weights, recipe, dump_dir=args.dump_dir)
-    t_pass = time.perf_counter() - t0 - t_load
-    tok = None
-    if not args.shape_only:
-        tok = load_tokenizer(args.model)
+    tok = None if args.shape_only else load_tokenizer(args.model)
+    calibration = None
+    if recipe.needs_calibration and tok is not None:  # the calibrate pass: tokens of pydoc_data.topics
+        from plait.passes.textdata import default_text
+        calibration = {"ids": tok.encode(default_text())}
+    t1 = time.perf_counter()
+    graph, weights, report = run_recipe(graph, weights, recipe, dump_dir=args.dump_dir, calibration=calibration)
+    t_pass = time.perf_counter() - t1
     write_artifact(Path(args.output), graph, weights, model=args.model, recipe=recipe.to_dict(),
                    recipe_text=recipe.text, tokenizer=tok,
                    extra={"compile_seconds": {"load": round(t_load, 2), "passes": round(t_pass, 2)}})

@@ -3,6 +3,10 @@
     .venv/bin/python benchmarks/perplexity.py [--max-tokens 4096] [--window 512]
         [--recipes fp32,w8,w4g128,sparse24]
 
+Recipes with a ``calibrate`` pass (``sparse24-wanda`` ...) get the ids of the same
+text, like ``plait compile``; the pass uses its *last* tokens (2048 by default),
+disjoint from the first ``--max-tokens`` tokens scored here.
+
 Prints a table: recipe, bits/weight, perplexity, ratio to the transformers model
 measured in the same run on the same token windows, compile time.
 """
@@ -49,7 +53,9 @@ def main() -> None:
     t_load = time.perf_counter() - t0
     for name in args.recipes.split(","):
         t0 = time.perf_counter()
-        g, w, _ = run_recipe(base_graph.copy(), base_weights.copy(), load_recipe(name))
+        recipe = load_recipe(name)
+        cal = {"ids": ids} if recipe.needs_calibration else None
+        g, w, _ = run_recipe(base_graph.copy(), base_weights.copy(), recipe, calibration=cal)
         t_compile = t_load + time.perf_counter() - t0
         interp = Interpreter(g, w)
 

@@ -3,6 +3,10 @@
 ``Interpreter(graph, weights)``; ``run(tokens)`` evaluates the graph for the next
 ``S`` tokens (prefill when the cache is empty, then one token at a time for
 decode) and returns the graph outputs.  Values are freed after their last use.
+
+``observer``: optional ``callable(node, args, out)`` called after every evaluated
+node (not inputs) with its input values and its result -- e.g. the calibration
+pass records the inputs of linear layers.  It must not modify the arrays.
 """
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from .ops import EvalContext, get_op
 
 
 class Interpreter:
-    def __init__(self, graph: Graph, weights):
+    def __init__(self, graph: Graph, weights, observer=None):
         self.graph = graph
+        self.observer = observer
         self.ctx = EvalContext(weights)
         self.pos = 0
         order = graph.order()
@@ -49,12 +54,17 @@ class Interpreter:
         s = first.shape[-1] if first.ndim >= 1 else 1
         self.ctx.positions = np.arange(self.pos, self.pos + s, dtype=np.int64)
         env: dict[str, np.ndarray] = {}
+        obs = self.observer
         for i, name in enumerate(self._order):
             node = g.node(name)
             if node.op == "input":
                 env[name] = np.asarray(feeds[name])
-            else:
+            elif obs is None:
                 env[name] = get_op(node.op).evaluate(node, [env[a] for a in node.inputs], self.ctx)
+            else:
+                args = [env[a] for a in node.inputs]
+                env[name] = get_op(node.op).evaluate(node, args, self.ctx)
+                obs(node, args, env[name])
             for v in self._free_after.get(i, ()):
                 env.pop(v, None)
         if advance:

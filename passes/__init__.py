@@ -6,12 +6,14 @@
   ``run_recipe``; bundled recipes in ``passes/recipes/``.
 * :mod:`.canonicalize` -- ``dce``, ``cse``, ``fuse_swiglu``, ``fuse_linear_bias``,
   ``canonicalize``.
-* :mod:`.sparsify`     -- ``sparsify``: magnitude N:M pruning (2:4, N:16).
+* :mod:`.calibrate`    -- ``calibrate``: per-feature input-activation statistics of
+  every linear (runs the interpreter on calibration token ids from the context).
+* :mod:`.sparsify`     -- ``sparsify``: magnitude or Wanda N:M pruning (2:4, N:16).
 * :mod:`.quantize`     -- ``quantize``: RTN per-group weight quantization.
 """
 from .manager import (  # noqa: F401
     PASSES, Option, Pass, PassContext, PassError, PassManager, PassOptionError, PassResult,
     PipelineReport, get_pass, linear_weights, make_pass, register_pass,
 )
-from . import canonicalize, quantize, sparsify  # noqa: F401  (register the passes)
+from . import calibrate, canonicalize, quantize, sparsify  # noqa: F401  (register the passes)
 from .recipe import Recipe, RecipeError, list_recipes, load_recipe, run_recipe  # noqa: F401

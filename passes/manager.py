@@ -197,12 +197,19 @@ class PassContext:
     ``details`` is a fresh dict for every pass: a pass records what it did there
     (e.g. the weights it quantized and the ones it skipped, with the reason);
     the manager copies it into the report and the dump.
+
+    ``calibration``: data for passes that run the model (``{"ids": token ids}``
+    for :mod:`plait.passes.calibrate`), handed in by the caller
+    (``PassManager(..., calibration=...)`` / ``run_recipe(..., calibration=...)``);
+    ``None`` when there is none.
     """
 
-    def __init__(self, debug: bool = False, log: Optional[Callable[[str], None]] = None):
+    def __init__(self, debug: bool = False, log: Optional[Callable[[str], None]] = None,
+                 calibration: Optional[dict] = None):
         self.debug = debug
         self.details: dict[str, Any] = {}
         self._log = log
+        self.calibration = calibration
 
     def log(self, msg: str) -> None:
         if self._log is not None:
@@ -326,7 +333,8 @@ class PassManager:
     def __init__(self, pipeline: Iterable, *, dump_dir=None, resume_from=None,
                  dump_weights: bool = True, debug: Optional[bool] = None,
                  progress: Optional[bool] = None, print_ir: bool = False,
-                 recipe_name: str = "", log: Optional[Callable[[str], None]] = None):
+                 recipe_name: str = "", log: Optional[Callable[[str], None]] = None,
+                 calibration: Optional[dict] = None):
         self.pipeline: list[Pass] = [self._as_pass(p) for p in pipeline]
         self.dump_dir = Path(dump_dir) if dump_dir is not None else None
         self.resume_from = Path(resume_from) if resume_from is not None else None
@@ -336,6 +344,7 @@ class PassManager:
         self.print_ir = print_ir
         self.recipe_name = recipe_name
         self.log = log
+        self.calibration = calibration
         self._resume_root: Optional[Path] = None
 
     @staticmethod
@@ -374,7 +383,7 @@ class PassManager:
             for index, p in todo:
                 if bar is not None:
                     bar.set_description(p.name)
-                ctx = PassContext(self.debug, self.log)
+                ctx = PassContext(self.debug, self.log, self.calibration)
                 before = _store_state(weights)
                 text_before = print_graph(graph) if self.debug else None
                 t0 = time.perf_counter()

@@ -137,6 +137,12 @@ class Recipe:
         d = {"name": self.name, "description": self.description, "passes": [dict(p) for p in self.passes]}
         return json.loads(json.dumps(d))
 
+    @property
+    def needs_calibration(self) -> bool:
+        """True if a pass of this recipe runs the model on calibration tokens
+        (the caller must hand ``calibration={"ids": ...}`` to :func:`run_recipe`)."""
+        return any(getattr(p, "NEEDS_CALIBRATION", False) for p in self.pipeline)
+
     def build(self) -> list[Pass]:
         """Fresh pass instances of this recipe's pipeline."""
         return [type(p)(**p.options) for p in self.pipeline]
@@ -172,14 +178,16 @@ def load_recipe(path_or_name: Union[str, Path, Recipe, dict]) -> Recipe:
 
 
 def run_recipe(graph, weights, recipe, dump_dir=None, *, resume_from=None, debug: Optional[bool] = None,
-               progress: Optional[bool] = None, print_ir: bool = False, dump_weights: bool = True
-               ) -> tuple:
+               progress: Optional[bool] = None, print_ir: bool = False, dump_weights: bool = True,
+               calibration: Optional[dict] = None) -> tuple:
     """Run ``recipe`` (anything :func:`load_recipe` takes) on copies of ``graph``
     and ``weights`` (structural copies; no array is copied) and return
     ``(graph, weights, report)``; the report lists every pass, whether it changed
-    the graph and its time (:class:`~plait.passes.manager.PipelineReport`)."""
+    the graph and its time (:class:`~plait.passes.manager.PipelineReport`).
+    ``calibration`` (``{"ids": token ids}``) is handed to passes that run the
+    model (``calibrate``); see :attr:`Recipe.needs_calibration`."""
     r = load_recipe(recipe)
     pm = r.manager(dump_dir=dump_dir, resume_from=resume_from, debug=debug, progress=progress,
-                   print_ir=print_ir, dump_weights=dump_weights)
+                   print_ir=print_ir, dump_weights=dump_weights, calibration=calibration)
     g, w = graph.copy(), weights.copy()
     return pm.run(g, w)

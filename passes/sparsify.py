@@ -1,9 +1,20 @@
-"""Magnitude N:M structured pruning (the ``sparsify`` pass).
+"""N:M structured pruning (the ``sparsify`` pass): magnitude or Wanda.
 
 For every selected linear weight ``W[N, K]`` (float, not yet quantized) the pass
 keeps, in each block of M consecutive inputs of a row, the N entries of largest
-magnitude -- :func:`plait.ir.numerics.dsp.prune_nm`, the same definition the
-sparse DSP chain's golden model uses -- and zeroes the rest:
+score -- :func:`plait.ir.numerics.dsp.prune_nm` applied to the score matrix, the
+same block/tie definition the sparse DSP chain's golden model uses -- and zeroes
+the rest.  ``method``:
+
+* ``"magnitude"`` (default): score ``|W_ij|``;
+* ``"wanda"`` (Sun et al., 2023, "A Simple and Effective Pruning Approach for
+  LLMs"): score ``|W_ij| * ||X_j||_2``, the L2 norm of input feature ``j`` over
+  the calibration tokens, i.e. ``sqrt`` of the ``<weight>.act_sqsum`` statistics
+  the :mod:`calibrate <plait.passes.calibrate>` pass records (an error says to
+  run it first if they are missing).  No weight is updated; only the mask
+  differs.
+
+Then:
 
 * the store entry ``<weight>`` is replaced by the pruned float matrix
   (dense storage with zeros in place; compression into values + indices is the
@@ -23,6 +34,7 @@ import numpy as np
 from plait.ir.numerics.dsp import prune_nm
 from plait.ir.types import SparsitySpec
 
+from .calibrate import activation_sqsum
 from .manager import Option, Pass, PassError, register_pass, select
 
 PATTERNS = ("2:4", "2:16", "4:16", "8:16")
@@ -30,13 +42,15 @@ PATTERNS = ("2:4", "2:16", "4:16", "8:16")
 
 @register_pass
 class Sparsify(Pass):
-    """Magnitude N:M pruning of linear weights selected by glob."""
+    """N:M pruning (magnitude or Wanda scores) of linear weights selected by glob."""
 
     name = "sparsify"
     OPTIONS = {
         "pattern": Option("str", "2:4", "N:M pattern", choices=PATTERNS),
         "include": Option("list[str]", ("*",), "globs on weight names / module paths to prune"),
         "exclude": Option("list[str]", (), "globs on weight names / module paths to keep dense"),
+        "method": Option("str", "magnitude", "score: |W| (magnitude) or |W| * ||X_j|| (wanda; "
+                         "needs the calibrate pass)", choices=("magnitude", "wanda")),
     }
 
     def run(self, graph, weights, ctx):
@@ -65,9 +79,13 @@ class Sparsify(Pass):
             if k % m:
                 raise PassError(f"sparsify: weight {w!r} has K={k}, not a multiple of M={m} "
                                 f"(pattern {n}:{m}); exclude it or pick another pattern")
+            norms = None
+            if self.options["method"] == "wanda":
+                norms = np.sqrt(activation_sqsum(item, weights, self.name).astype(np.float64))
             if weights.has_data(w):
                 arr = np.asarray(weights[w])
-                mask = prune_nm(arr, n, m)
+                score = arr if norms is None else np.abs(arr.astype(np.float64)) * norms[None, :]
+                mask = prune_nm(score, n, m)
                 weights[w] = np.where(mask, arr, arr.dtype.type(0))
                 kept += int(np.count_nonzero(weights[w]))
                 total += arr.size
@@ -75,7 +93,7 @@ class Sparsify(Pass):
             for p in item.params:
                 p.type = new
             done.append(w)
-        ctx.details.update({"pattern": f"{n}:{m}", "pruned": len(done), "weights": done, "skipped": skipped})
+        ctx.details.update({"pattern": f"{n}:{m}", "method": self.options["method"], "pruned": len(done), "weights": done, "skipped": skipped})
         if total:
             ctx.details["density"] = kept / total
         return bool(done)

@@ -12,10 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-
-def default_text() -> str:
-    from pydoc_data import topics
-    return "\n\n".join(topics.topics[k] for k in sorted(topics.topics))
+from plait.passes.textdata import default_text  # noqa: F401  (re-exported; calibration uses it too)
 
 
 def token_windows(ids: list[int], max_tokens: int, window: int) -> list[np.ndarray]:
