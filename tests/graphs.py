@@ -1,5 +1,6 @@
 """Small hand-built graphs shared by the tests."""
 import numpy as np
+import torch
 
 from plait.ir import Graph, TensorType, WeightStore
 
@@ -35,3 +36,16 @@ def tiny_block(quant: bool = False):
     logits = g.add("linear", [x3, emb], name="logits", origin="lm_head")
     g.outputs = [logits]
     return g, ws
+
+
+
+class GeluBlock(torch.nn.Module):
+    """Linear + GELU + residual: GELU is an op the frontend does not support (error tests)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+        self.act = torch.nn.GELU()
+
+    def forward(self, x):
+        return x + self.act(self.fc(x))

@@ -18,6 +18,7 @@ from plait.frontend import (  # noqa: E402
 from plait.frontend.capture import export_llm, substituted  # noqa: E402
 from plait.frontend.models import named_config  # noqa: E402
 from plait.ir import Interpreter, parse_graph, print_graph, verify  # noqa: E402
+from plait.tests.graphs import GeluBlock  # noqa: E402
 
 TINY = ["llama-tiny", "smollm2-tiny", "tinyllama-tiny", "llama3-tiny", "mistral-tiny", "qwen2-tiny"]
 LLM_OPS = {"input", "param", "embedding", "rmsnorm", "linear", "rope", "attention", "swiglu", "add"}
@@ -191,21 +192,11 @@ def test_half_precision_weights():
 
 
 # ---------------------------------------------------------------------------- errors
-class _Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(8, 8)
-        self.act = nn.GELU()
-
-    def forward(self, x):
-        return x + self.act(self.fc(x))
-
-
 class _Net(nn.Module):
     def __init__(self):
         super().__init__()
         self.inp = nn.Linear(8, 8)
-        self.block = _Block()
+        self.block = GeluBlock()
 
     def forward(self, x):
         return self.block(torch.nn.functional.silu(self.inp(x)))

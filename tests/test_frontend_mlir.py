@@ -18,6 +18,7 @@ from plait.frontend import (  # noqa: E402
 from plait.frontend.capture import export_llm  # noqa: E402
 from plait.frontend.mlir import MlirUnavailable, exported_to_mlir, program_from_mlir  # noqa: E402
 from plait.ir import Interpreter, print_graph  # noqa: E402
+from plait.tests.graphs import GeluBlock  # noqa: E402
 
 DYN = ({1: torch.export.Dim("S", min=2, max=64)},)
 
@@ -64,20 +65,10 @@ def test_mlir_text_holds_custom_ops_named_weights_and_module_paths():
     assert {i.weight for i in prog.inputs if i.kind == "param"} >= {"lm_head.weight", "model.norm.weight"}
 
 
-class _Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(8, 8)
-        self.act = nn.GELU()
-
-    def forward(self, x):
-        return x + self.act(self.fc(x))
-
-
 class _Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.block = _Block()
+        self.block = GeluBlock()
 
     def forward(self, x):
         return self.block(x)
