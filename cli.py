@@ -127,13 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     hw = sub.add_parser("hw", help="hardware: resource reports")
     hw_sub = hw.add_subparsers(dest="hw_command", required=True)
-    try:
-        from plait.rtl.report import register_cli
-    except ImportError as exc:  # the rtl layer failed to import: say so when used
-        rep = hw_sub.add_parser("report", help="resource report (unavailable)")
-        rep.set_defaults(fn=lambda a, exc=exc: _fail(f"hw report unavailable: {exc}"))
-    else:
-        register_cli(hw_sub)
+    from plait.rtl.report import register_cli
+    register_cli(hw_sub)
     return p
 
 
@@ -143,22 +138,17 @@ def _fail(msg: str) -> int:
 
 
 # Errors from bad input: one line, exit 2. Anything else is a bug and keeps its traceback.
+# Evaluated only when an exception is raised, so the heavy layers load lazily.
 def _user_errors() -> tuple:
-    errs = [FileNotFoundError]
+    from plait.frontend import FrontendError
     from plait.ir import GraphError, IRTypeError, OpError, ParseError, VerifyError, WeightError
-    errs += [GraphError, IRTypeError, OpError, ParseError, VerifyError, WeightError]
+    from plait.ir.numerics import NumericsError
+    from plait.passes import PassError
+    from plait.rtl.synth import ToolMissing
     from plait.runtime.artifact import ArtifactError
     from plait.runtime.session import DeviceUnavailable
-    errs += [ArtifactError, DeviceUnavailable]
-    for mod, names in (("plait.frontend", ("FrontendError", "UnsupportedOpError", "UnknownModelError")),
-                       ("plait.passes", ("RecipeError", "PassError")),
-                       ("plait.sim.verilator", ("ToolMissing",))):
-        try:
-            m = __import__(mod, fromlist=list(names))
-        except ImportError:
-            continue
-        errs += [getattr(m, n) for n in names if hasattr(m, n)]
-    return tuple(errs)
+    return (FileNotFoundError, FrontendError, GraphError, IRTypeError, OpError, ParseError, VerifyError,
+            WeightError, NumericsError, PassError, ToolMissing, ArtifactError, DeviceUnavailable)
 
 
 def main(argv=None) -> int:

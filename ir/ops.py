@@ -92,17 +92,7 @@ def _nbytes(t: TensorType, env: dict) -> int:
 
 
 def _weight_bytes(t: TensorType, env: dict) -> int:
-    """Stored bytes of a weight: codes at their width (x density if sparse) + side arrays."""
-    n = t.numel(env)
-    bits = t.quant.bits if t.quant else t.bits
-    b = n * bits
-    if t.sparsity:
-        b = b * t.sparsity.n // t.sparsity.m
-        b += n * t.sparsity.n // t.sparsity.m * int(math.log2(t.sparsity.m))  # index bits
-    if t.quant:
-        groups = n // t.quant.group_size
-        b += groups * 16 + (groups * t.quant.bits if t.quant.zeros else 0)  # fp16 scales
-    return (b + 7) // 8
+    return (t.stored_bits(env) + 7) // 8
 
 
 def _same_dim(a, b) -> bool:

@@ -8,19 +8,6 @@ from .ops import graph_cost
 from .types import TensorType
 
 
-def _stored_bits(t: TensorType) -> float:
-    """Bits per weight as stored, including group scales/zeros and sparse indices."""
-    n = t.numel()
-    bits = (t.quant.bits if t.quant else t.bits) * n
-    if t.sparsity:
-        kept = n * t.sparsity.n // t.sparsity.m
-        bits = bits * t.sparsity.n / t.sparsity.m + kept * (t.sparsity.m.bit_length() - 1)
-    if t.quant:
-        groups = n // t.quant.group_size
-        bits += groups * 16 + (groups * t.quant.bits if t.quant.zeros else 0)
-    return bits / n
-
-
 def summarize(graph: Graph, context: int = 512) -> dict:
     ops = Counter(n.op for n in graph.nodes())
     seen: dict[str, TensorType] = {}
@@ -32,7 +19,7 @@ def summarize(graph: Graph, context: int = 512) -> dict:
             linear_w.add(graph.node(node.inputs[1]).attrs.get("weight", node.inputs[1]))
     params = sum(t.numel() for t in seen.values())
     lin_params = sum(seen[w].numel() for w in linear_w if w in seen)
-    bits = sum(_stored_bits(seen[w]) * seen[w].numel() for w in linear_w if w in seen)
+    bits = sum(seen[w].stored_bits() for w in linear_w if w in seen)
     sparse = sum(seen[w].numel() for w in linear_w if w in seen and seen[w].sparsity)
     density = sum(seen[w].numel() * seen[w].sparsity.density for w in linear_w if w in seen and seen[w].sparsity)
     formats = Counter()

@@ -121,6 +121,20 @@ class TensorType:
             n *= resolve_dim(d, env)
         return n
 
+    def stored_bits(self, env: Optional[dict] = None) -> int:
+        """Bits this tensor takes as stored: codes at their width (only the kept N of
+        every M if sparse, plus log2(M) index bits each), plus fp16 group scales and
+        zero points at the code width when quantized."""
+        n = self.numel(env)
+        bits = n * (self.quant.bits if self.quant else self.bits)
+        if self.sparsity:
+            kept = n * self.sparsity.n // self.sparsity.m
+            bits = bits * self.sparsity.n // self.sparsity.m + kept * (self.sparsity.m.bit_length() - 1)
+        if self.quant:
+            groups = n // self.quant.group_size
+            bits += groups * 16 + (groups * self.quant.bits if self.quant.zeros else 0)
+        return bits
+
     def concrete(self) -> bool:
         return all(isinstance(d, (int, np.integer)) for d in self.shape)
 

@@ -12,7 +12,6 @@ Performance table (mode, cycles/tile, utilisation) is printed by
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
@@ -106,17 +105,10 @@ def test_primitive_opmode_mutation_is_caught(tmp_path):
     """Cut the cascade inside a group (OPMODE Z-MUX = 0 instead of PCIN on the
     non-first slices of the primitive path): the testbench must fail on its
     scoreboard, i.e. the primitive's configuration is what the tests check."""
+    from plait.sim.mutate import mutated_sources
     from plait.sim.runner import SimulationFailed
-    srcs = []
-    for p in primitive_sim_sources():
-        dst = tmp_path / p.name
-        shutil.copy(p, dst)
-        srcs.append(dst)
-    sl = tmp_path / "dsp_slice.sv"
-    text = sl.read_text()
     site = "CASCADE_IN ? 9'b00_001_01_01 : 9'b00_000_01_01"
-    assert text.count(site) == 1, "mutation site not found in dsp_slice.sv"
-    sl.write_text(text.replace(site, "9'b00_000_01_01"))
+    srcs = mutated_sources(primitive_sim_sources(), tmp_path, "dsp_slice.sv", site, "9'b00_000_01_01")
     with pytest.raises(SimulationFailed) as exc:
         _run(DspChainConfig(), sources=srcs, tests="edges", primitive=True)
     msg = str(exc.value)
@@ -135,17 +127,11 @@ def test_primitive_path_without_model_is_reported():
 def test_mutation_is_caught(tmp_path):
     """Invert the borrow bit of the upper-lane correction in the overflow adjust (a
     one-bit change of the arithmetic): the same testbench must fail on its scoreboard."""
+    from plait.sim.mutate import mutated_sources
     from plait.sim.runner import SimulationFailed
-    srcs = []
-    for p in unit_sources("dsp_chain"):
-        dst = tmp_path / p.name
-        shutil.copy(p, dst)
-        srcs.append(dst)
-    adj = tmp_path / "dsp_lane_adjust.sv"
-    text = adj.read_text()
     site = "s_hi <= p_hi + $signed({{(LANE_W-1){1'b0}}, borrow});"
-    assert text.count(site) == 1, "mutation site not found in dsp_lane_adjust.sv"
-    adj.write_text(text.replace(site, site.replace("borrow})", "!borrow})")))
+    srcs = mutated_sources(unit_sources("dsp_chain"), tmp_path, "dsp_lane_adjust.sv", site,
+                           site.replace("borrow})", "!borrow})"))
     with pytest.raises(SimulationFailed) as exc:
         _run(DspChainConfig(), sources=srcs, tests="edges")
     msg = str(exc.value)

@@ -358,3 +358,19 @@ def test_library_rtl_is_lint_clean():
     lint("plait_mac", [SV_DIR / "plait_mac.sv"])
     with pytest.raises(LintFailed, match="plait_skid_buffer_pkg"):
         lint("plait_skid_buffer", unit_sources("skid_buffer"))      # package missing
+
+
+def test_mutated_sources_changes_one_site_and_refuses_a_lost_site(tmp_path):
+    from plait.sim.mutate import mutated_sources
+    a, b = tmp_path / "a.sv", tmp_path / "b.sv"
+    a.write_text("assign y = x + 1;\n")
+    b.write_text("assign z = x;\nassign z2 = x;\n")
+    out = mutated_sources([a, b], tmp_path / "m", "a.sv", "x + 1", "x + 2")
+    assert [p.name for p in out] == ["a.sv", "b.sv"]
+    assert out[0].read_text() == "assign y = x + 2;\n" and a.read_text() == "assign y = x + 1;\n"
+    with pytest.raises(ValueError, match="occurs 0 times in a.sv"):
+        mutated_sources([a, b], tmp_path / "m2", "a.sv", "x - 1", "x")
+    with pytest.raises(ValueError, match="occurs 2 times in b.sv"):
+        mutated_sources([a, b], tmp_path / "m3", "b.sv", "= x;", "= 0;")
+    with pytest.raises(ValueError, match="not among the sources"):
+        mutated_sources([a], tmp_path / "m4", "c.sv", "x", "y")

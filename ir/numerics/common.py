@@ -300,8 +300,8 @@ def linear_int(x_int8: np.ndarray, qw: QuantizedWeight) -> tuple[np.ndarray, int
     """The quantized linear layer up to the dequantized accumulator.
 
     Returns ``(P, E)``: int64 ``P[..., N]`` and the scale exponent ``E`` so that the
-    real output is ``s_a * 2^-E * P``.  For the odd grid the signed weight is
-    ``q' = 2q``-scaled, which :func:`quantize_rtn` already folds into ``s'``.
+    real output is ``s_a * 2^-E * P``.  Every scheme goes through the same path: on
+    the odd grid :func:`signed_weight` gives ``q'`` and the stored scales are ``s'``.
     """
     q = signed_weight(qw)
     acc = group_accumulate(q, x_int8, qw.group_size)
