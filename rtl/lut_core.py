@@ -34,7 +34,7 @@ Performance terms used by the testbench and the report
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import numpy as np
 
@@ -105,9 +105,11 @@ class LutCoreConfig(UnitConfig):
     def lookup_units(self) -> int:
         return self.m * self.n
 
-    def macs_per_cycle(self, bits: int = 2) -> int:
-        """Peak MACs per cycle for ``bits``-plane weights (default W2, the paper's
-        headline): ``M * N * 4 / bits`` (one plane per cycle)."""
+    def macs_per_cycle(self, bits: Optional[int] = None) -> int:
+        """Peak MACs per cycle for ``bits``-plane weights: ``M * N * 4 / bits`` (one
+        plane per cycle).  Default: the build's widest weights (``max_bits``), the
+        mode its resources are sized for, so per-MAC figures of a report describe it."""
+        bits = self.max_bits if bits is None else bits
         if bits not in (1, 2, 3, 4):
             raise ValueError(f"the LUT core runs 1..4 weight planes, got {bits}")
         return self.m * self.n * self.k // bits if (self.m * self.n * self.k) % bits == 0 \

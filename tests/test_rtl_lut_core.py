@@ -56,6 +56,7 @@ def test_models():
     cfg = LutCoreConfig()
     assert cfg.macs_per_cycle(1) == 512 and cfg.macs_per_cycle(2) == 256
     assert cfg.macs_per_cycle(4) == 128
+    assert cfg.macs_per_cycle() == 128 and LutCoreConfig(max_bits=1).macs_per_cycle() == 512
     assert cfg.lookup_units() == 128
     # isolated tile: table fill + K/4*b beats + dequantization of the last group
     assert cfg.tile_cycles(1, 256, 64) == 1 + 64 + 8
