@@ -3,7 +3,7 @@
     plait compile MODEL [--recipe R] -o OUT [--shape-only] [--dump-dir D]
     plait run OUT --prompt "..." [--max-new-tokens N]
     plait eval OUT [--text FILE] [--max-tokens N] [--window W]
-    plait inspect OUT [--json]
+    plait inspect OUT [--json] [--target T] [--layers]
     plait hw report UNIT [--config KEY=VALUE ...]
 
 Errors that come from bad input (unknown model, bad recipe, corrupt artifact,
@@ -75,18 +75,32 @@ def _eval(args) -> int:
     return 0
 
 
+def _remap(art, target: str):
+    """A copy of the artifact's graph mapped onto ``target`` (nothing is recompiled);
+    the forced-engine globs of the recipe's ``map_engines`` pass, if any, still apply."""
+    from plait.passes.mapping import map_engines
+    spec = next((p for p in art.manifest.get("recipe", {}).get("passes", [])
+                 if p.get("pass") == "map_engines"), {})
+    g = art.graph.copy()
+    map_engines(g, target, weights=None if art.shape_only else art.weights,
+                dsp_chain=spec.get("dsp_chain", ()), lut_core=spec.get("lut_core", ()),
+                prefill_tokens=spec.get("prefill_tokens", 512))
+    return g
+
+
 def _inspect(args) -> int:
     from plait.ir.stats import format_summary, summarize
     from plait.runtime.artifact import load_artifact
     art = load_artifact(args.artifact, check=not args.no_check)
-    s = summarize(art.graph, context=args.context)
+    graph = _remap(art, args.target) if args.target else art.graph
+    s = summarize(graph, context=args.context)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
     m = art.manifest
     print(f"artifact         {art.path}  (schema v{m['schema_version']}, model {m['model']}, "
           f"recipe {m['recipe'].get('name', '?')}{', shape-only' if art.shape_only else ''})")
-    print(format_summary(s))
+    print(format_summary(s, layers=args.layers))
     return 0
 
 
@@ -123,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--context", type=int, default=512, help="context length for attention MACs")
     i.add_argument("--json", action="store_true")
     i.add_argument("--no-check", action="store_true", help="skip hash checks (large artifacts)")
+    i.add_argument("--target", help="re-map the linear layers onto this hardware target "
+                   "(plait.ir.target: u280, sim16) before summarising; nothing is recompiled")
+    i.add_argument("--layers", action="store_true", help="list every mapped linear layer")
     i.set_defaults(fn=_inspect)
 
     hw = sub.add_parser("hw", help="hardware: resource reports")
@@ -143,12 +160,13 @@ def _user_errors() -> tuple:
     from plait.frontend import FrontendError
     from plait.ir import GraphError, IRTypeError, OpError, ParseError, VerifyError, WeightError
     from plait.ir.numerics import NumericsError
+    from plait.ir.target import TargetError
     from plait.passes import PassError
     from plait.rtl.synth import ToolMissing
     from plait.runtime.artifact import ArtifactError
     from plait.runtime.session import DeviceUnavailable
     return (FileNotFoundError, FrontendError, GraphError, IRTypeError, OpError, ParseError, VerifyError,
-            WeightError, NumericsError, PassError, ToolMissing, ArtifactError, DeviceUnavailable)
+            WeightError, NumericsError, TargetError, PassError, ToolMissing, ArtifactError, DeviceUnavailable)
 
 
 def main(argv=None) -> int:

@@ -10,10 +10,12 @@
   every linear (runs the interpreter on calibration token ids from the context).
 * :mod:`.sparsify`     -- ``sparsify``: magnitude or Wanda N:M pruning (2:4, N:16).
 * :mod:`.quantize`     -- ``quantize``: RTN per-group weight quantization.
+* :mod:`.mapping`      -- ``map_engines``: every linear layer to the DSP chain or the
+  LUT core of a hardware target (:mod:`plait.ir.target`), with predicted cycles.
 """
 from .manager import (  # noqa: F401
     PASSES, Option, Pass, PassContext, PassError, PassManager, PassOptionError, PassResult,
     PipelineReport, get_pass, linear_weights, make_pass, register_pass,
 )
-from . import calibrate, canonicalize, quantize, sparsify  # noqa: F401  (register the passes)
+from . import calibrate, canonicalize, mapping, quantize, sparsify  # noqa: F401  (register the passes)
 from .recipe import Recipe, RecipeError, list_recipes, load_recipe, run_recipe  # noqa: F401

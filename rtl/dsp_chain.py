@@ -34,6 +34,8 @@ from typing import ClassVar
 from plait.ir.numerics.dsp import (MODES, M_MAX, chain_acc_bits, check_lane_geometry,
                                    lane_window, parse_mode)
 from plait.ir.numerics.common import NumericsError
+from plait.ir.target import (DspChainGeometry, dsp_latency, dsp_level, dsp_linear_cycles,
+                             dsp_rows, dsp_tile_beats, get_target)
 
 from .config import UnitConfig, clog2
 from .units import register_unit
@@ -68,6 +70,10 @@ class DspChainConfig(UnitConfig):
     packed lane (18 for the DSP48E2's 27-bit A port, 16 fits the DSP48E1's 25 bits);
     ``acc_w``: row accumulator width; ``modes``: comma-separated sparsity modes the
     build accepts (a subset of ``dense,2:4,2:16,4:16,8:16``).
+
+    The cycle models (:meth:`latency`, :meth:`rows`, :meth:`cycles_per_tile`,
+    :meth:`linear_cycles`) are those of :mod:`plait.ir.target`, which the
+    engine-mapping pass uses; :meth:`from_target` sizes one chain of a target.
     """
 
     pkg_name: ClassVar[str] = "dsp_chain_pkg"
@@ -76,6 +82,21 @@ class DspChainConfig(UnitConfig):
     lane_shift: int = 18
     acc_w: int = 32
     modes: str = "dense,2:4,2:16,4:16,8:16"
+
+    @classmethod
+    def from_target(cls, target, **overrides) -> "DspChainConfig":
+        """One chain of ``target`` (a :class:`~plait.ir.target.Target` or its name):
+        its n_dsp, cascade, lane_shift and modes; ``overrides`` set other fields
+        (e.g. ``acc_w``)."""
+        g = get_target(target).dsp_chain
+        return cls(n_dsp=g.n_dsp, cascade=g.cascade, lane_shift=g.lane_shift,
+                   modes=",".join(g.mode_names()), **overrides)
+
+    def geometry(self, count: int = 1) -> DspChainGeometry:
+        """This build as the ir-level geometry (``count`` chains of it)."""
+        return DspChainGeometry(n_dsp=self.n_dsp, cascade=self.cascade,
+                                lane_shift=self.lane_shift, modes=tuple(self.mode_list()),
+                                count=count)
 
     def mode_list(self) -> list[str]:
         return [parse_mode(m).name for m in self.modes.split(",") if m.strip()]
@@ -128,14 +149,15 @@ class DspChainConfig(UnitConfig):
         }
 
     def level(self, mode) -> int:
-        return clog2(parse_mode(mode).n // self.cascade)
+        return dsp_level(self.cascade, mode)
 
     def latency(self, mode) -> int:
         """Clock edges from accepting a group's last beat to ``out_valid``."""
-        return 5 + self.cascade + self.level(mode)
+        return dsp_latency(self.cascade, mode)
 
     def rows(self, mode) -> int:
-        return self.n_dsp // parse_mode(mode).n
+        return dsp_rows(self.n_dsp, mode)
+
 
     # ------------------------------------------------------------- models
     def macs_per_cycle(self) -> int:
@@ -149,10 +171,13 @@ class DspChainConfig(UnitConfig):
 
     def cycles_per_tile(self, k: int, mode) -> int:
         """Beats of one tile (``rows(mode)`` rows x ``k`` inputs x 2 lanes), streaming."""
-        md = parse_mode(mode)
-        if k % md.m:
-            raise ValueError(f"K={k} is not a multiple of M={md.m}")
-        return k // md.m
+        return dsp_tile_beats(k, mode)
+
+    def linear_cycles(self, rows: int, k: int, mode, tokens: int) -> int:
+        """Clocks of a ``rows x k`` linear layer for ``tokens`` token rows on this one
+        chain, first beat to last output (:func:`plait.ir.target.dsp_linear_cycles`)."""
+        return dsp_linear_cycles(rows, k, mode, tokens, self.geometry())
+
 
     def estimate_resources(self) -> dict[str, int]:
         """Analytical counts (UltraScale+: LUT6, FF, CARRY8, DSP48E2).

@@ -42,6 +42,8 @@ from plait.ir.numerics import (
     LUT_G, LOOKUP_BITS, P_BITS, SCALE_BITS, TABLE_BITS, ZP_BITS, NumericsError,
     QuantizedWeight, encode_scales, lut_widths, odd_zero_point, plane_indices,
 )
+from plait.ir.target import (LutCoreGeometry, get_target, lut_linear_cycles, lut_tile_cycles,
+                             lut_tile_period)
 from .config import UnitConfig, clog2
 from .units import register_unit
 
@@ -60,6 +62,10 @@ class LutCoreConfig(UnitConfig):
     cnt_w       width of the groups-per-tile counter (``cfg_groups < 2^cnt_w``)
     max_bits    largest weight width (planes) the build supports, 1..4; accumulators
                 and the plane shifter are sized for it (a W1 build has no shifter)
+
+    The cycle models (:meth:`tile_cycles`, :meth:`tile_period`, :meth:`linear_cycles`)
+    are those of :mod:`plait.ir.target`, which the engine-mapping pass uses;
+    :meth:`from_target` sizes one core of a target.
     """
 
     pkg_name: ClassVar[str] = "lut_core_pkg"
@@ -70,6 +76,23 @@ class LutCoreConfig(UnitConfig):
     dq_lanes: int = 8
     cnt_w: int = 16
     max_bits: int = 4
+
+    @classmethod
+    def from_target(cls, target, **overrides) -> "LutCoreConfig":
+        """One LUT core of ``target`` (a :class:`~plait.ir.target.Target` or its name);
+        ``overrides`` set the other fields (e.g. ``cnt_w``).  A target without LUT
+        cores is refused."""
+        t = get_target(target)
+        g = t.lut_core
+        if g is None:
+            raise ValueError(f"target {t.name!r} has no LUT core (lut_core=None)")
+        return cls(m=g.m, n=g.n, max_group=g.max_group, dq_lanes=g.dq_lanes,
+                   max_bits=g.max_bits, **overrides)
+
+    def geometry(self, count: int = 1) -> LutCoreGeometry:
+        """This build as the ir-level geometry (``count`` cores of it)."""
+        return LutCoreGeometry(m=self.m, n=self.n, max_group=self.max_group,
+                               dq_lanes=self.dq_lanes, max_bits=self.max_bits, count=count)
 
     def validate(self) -> None:
         if self.k != LUT_G:
@@ -121,15 +144,19 @@ class LutCoreConfig(UnitConfig):
         Lookup array: ``bits`` cycles per chunk after a 1-cycle table fill; each
         group end waits for the dequantizer (``n / dq_lanes`` cycles per group)
         when groups are shorter than that; the last group's dequantization adds
-        ``n / dq_lanes`` cycles.
+        ``n / dq_lanes`` cycles (:func:`plait.ir.target.lut_tile_cycles`).
         """
-        if k % group or group % LUT_G:
-            raise ValueError(f"K={k} must be a multiple of the group {group}, itself a multiple of 4")
-        steps = self.n // self.dq_lanes
-        per_group = max(bits * group // LUT_G, steps)
-        ngroups = k // group
-        # first group runs at full speed; later groups wait for the dequantizer
-        return 1 + bits * group // LUT_G + (ngroups - 1) * per_group + steps
+        return lut_tile_cycles(bits, k, group, self.n, self.dq_lanes)
+
+    def tile_period(self, bits: int, k: int, group: int) -> int:
+        """Cycles between outputs of back-to-back tiles with ``o_ready`` high
+        (:func:`plait.ir.target.lut_tile_period`)."""
+        return lut_tile_period(bits, k, group, self.n, self.dq_lanes)
+
+    def linear_cycles(self, rows: int, k: int, bits: int, group: int, tokens: int) -> int:
+        """Cycles of a ``rows x k`` linear layer for ``tokens`` token rows on this one
+        core (:func:`plait.ir.target.lut_linear_cycles`)."""
+        return lut_linear_cycles(rows, k, bits, group, tokens, self.geometry())
 
     def estimate_resources(self) -> dict[str, int]:
         """Analytical LUT/FF/CARRY/DSP count of ``lut_core.sv`` (used when yosys is
