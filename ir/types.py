@@ -8,6 +8,8 @@ Text form (used by the printer and the parser)::
     f32[1,S,576]
     u4[576,576] quant(bits=4, group=128, scheme=sym, scales="l0.q.scales")
     i8[576,288] sparse(2:4, indices="l0.q.idx")
+    f32[1,S,576] act(i8, dynamic)
+    f32[1,S,576] act(i8, static, m=201, e=-14)
 """
 from __future__ import annotations
 
@@ -89,12 +91,44 @@ class SparsitySpec:
         return s + ")"
 
 
+ACT_MODES = ("dynamic", "static")
+
+
+@dataclass(frozen=True)
+class ActSpec:
+    """How exact mode quantizes this (float-typed) activation to int8 for the
+    linears that read it (:mod:`plait.ir.numerics.act`).
+
+    ``dynamic``: a scale per token (row) from the row's absolute maximum;
+    ``static``: one per-tensor scale ``m * 2^e`` (``m`` in [128, 255]) fixed at
+    compile time from calibration.
+    """
+
+    mode: str = "dynamic"
+    m: Optional[int] = None
+    e: Optional[int] = None
+
+    def __post_init__(self):
+        if self.mode not in ACT_MODES:
+            raise IRTypeError(f"activation quantization mode must be one of {ACT_MODES}, got {self.mode!r}")
+        if (self.mode == "static") != (self.m is not None and self.e is not None):
+            raise IRTypeError(f"act spec {self.mode!r}: a static scale needs m and e, a dynamic one has neither")
+        if self.m is not None and not 128 <= self.m <= 255:
+            raise IRTypeError(f"static activation scale mantissa must be in [128, 255], got {self.m}")
+
+    def text(self) -> str:
+        if self.mode == "static":
+            return f"act(i8, static, m={self.m}, e={self.e})"
+        return "act(i8, dynamic)"
+
+
 @dataclass(frozen=True)
 class TensorType:
     shape: tuple[Dim, ...]
     dtype: str = "f32"
     quant: Optional[QuantSpec] = None
     sparsity: Optional[SparsitySpec] = None
+    act: Optional[ActSpec] = None
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -144,6 +178,8 @@ class TensorType:
             s += " " + self.quant.text()
         if self.sparsity:
             s += " " + self.sparsity.text()
+        if self.act:
+            s += " " + self.act.text()
         return s
 
 
@@ -156,7 +192,7 @@ def resolve_dim(d: Dim, env: Optional[dict] = None) -> int:
 
 
 _TYPE_RE = re.compile(r"^(?P<dtype>\w+)\[(?P<shape>[^\]]*)\](?P<rest>.*)$")
-_SPEC_RE = re.compile(r"(quant|sparse)\(([^)]*)\)")
+_SPEC_RE = re.compile(r"(quant|sparse|act)\(([^)]*)\)")
 
 
 def _kv(body: str) -> dict[str, str]:
@@ -178,13 +214,18 @@ def parse_type(text: str) -> TensorType:
     dims: list[Dim] = []
     for d in [d.strip() for d in m["shape"].split(",") if d.strip()]:
         dims.append(int(d) if d.lstrip("-").isdigit() else d)
-    quant = sparsity = None
+    quant = sparsity = act = None
     rest = m["rest"].strip()
     for kind, body in _SPEC_RE.findall(rest):
         kv = _kv(body)
         try:
             if kind == "quant":
                 quant = QuantSpec(int(kv["bits"]), int(kv["group"]), kv["scheme"], kv["scales"], kv.get("zeros"))
+            elif kind == "act":
+                words = [p.strip() for p in body.split(",") if p.strip() and "=" not in p]
+                if words[:1] != ["i8"] or len(words) != 2:
+                    raise ValueError(f"expected act(i8, dynamic|static...), got act({body})")
+                act = ActSpec(words[1], int(kv["m"]) if "m" in kv else None, int(kv["e"]) if "e" in kv else None)
             else:
                 n, mm = kv["_"].split(":")
                 sparsity = SparsitySpec(int(n), int(mm), kv.get("indices"))
@@ -193,4 +234,4 @@ def parse_type(text: str) -> TensorType:
     leftover = _SPEC_RE.sub("", rest).strip()
     if leftover:
         raise IRTypeError(f"unexpected text {leftover!r} in type {text!r}")
-    return TensorType(tuple(dims), m["dtype"], quant, sparsity)
+    return TensorType(tuple(dims), m["dtype"], quant, sparsity, act)

@@ -1,8 +1,11 @@
 """`Session(artifact)`: generate text from a compiled artifact.
 
 Devices (DESIGN.md): ``fpga`` (XRT), ``sim`` (Verilator), ``cuda``, ``cpu``.  This
-release runs the reference interpreter (float32 numpy) on the CPU; asking for a
-device that is not available raises :class:`DeviceUnavailable` naming it.
+release runs on the CPU: float mode (``exact=False``, the reference interpreter in
+float32 numpy, the accuracy reference) or exact mode (``exact=True``:
+:class:`plait.ir.exact.ExactInterpreter`, the integers of ``plait.ir.numerics``
+that the engines compute); asking for a device that is not available raises
+:class:`DeviceUnavailable` naming it.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Callable, Iterator, Optional, Union
 import numpy as np
 
 from plait.ir import Interpreter
+from plait.ir.exact import ExactInterpreter
 
 from .artifact import Artifact, ArtifactError, load_artifact
 
@@ -23,7 +27,7 @@ class DeviceUnavailable(RuntimeError):
 
 
 class Session:
-    def __init__(self, artifact: Union[str, Path, Artifact], device: str = "cpu"):
+    def __init__(self, artifact: Union[str, Path, Artifact], device: str = "cpu", *, exact: bool = False):
         if device not in DEVICES:
             raise DeviceUnavailable(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
         if device != "cpu":
@@ -34,7 +38,9 @@ class Session:
             raise ArtifactError(f"{self.artifact.path}: a shape-only plan has no weights and cannot run; "
                                 f"compile without --shape-only")
         self.device = device
-        self.interp = Interpreter(self.artifact.graph, self.artifact.weights)
+        self.exact = exact
+        cls = ExactInterpreter if exact else Interpreter
+        self.interp = cls(self.artifact.graph, self.artifact.weights)
 
     @property
     def tokenizer(self):

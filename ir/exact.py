@@ -1,0 +1,318 @@
+"""Exact mode: run a graph entirely in the integers of :mod:`plait.ir.numerics`.
+
+Float mode (:class:`plait.ir.Interpreter`) is the accuracy reference: weights
+dequantized, float32 activations.  Exact mode is the definition every backend (RTL,
+HLS C++, the runtime's CPU/CUDA integer kernels) reproduces bit for bit:
+
+* the residual stream and every special-function value are ``FX`` integers
+  (48-bit, 16 fractional bits, :mod:`.numerics.act`); the embedding row of a token
+  is converted to ``FX`` at the host boundary and the logits leave as ``FX``;
+* every linear reads int8 activations: its input is quantized by the value's
+  :class:`~plait.ir.types.ActSpec` (``act(i8, dynamic)``: a scale per token;
+  ``act(i8, static, m, e)``: the calibrated per-tensor scale), set by the
+  ``quantize_act`` pass -- a linear whose input has no spec is an error;
+* the engines' arithmetic gives ``P = sum_g acc_g * mant_g`` (48 bits,
+  :func:`~plait.ir.numerics.linear_int`) from the weight's codes, and
+  :func:`~plait.ir.numerics.act.linear_out_fx` scales it back to ``FX``.  A linear
+  weight left in float by the recipe (SmolLM2's tied ``lm_head``) runs as W8
+  symmetric RTN with the largest group of 128/64/32/16 dividing K
+  (:func:`exact_weight`) -- exact mode has no float multiplier;
+* RMSNorm, RoPE, attention with an int8 KV cache, SwiGLU, SiLU, products and
+  residual adds are the integer functions of :mod:`.numerics.sfu`.
+
+Speed: a linear is computed per quantization group as a float32 matrix product of
+integer-valued operands (exact: every partial sum of ``G <= 1024`` int8 x int8
+products is an integer below ``2^24``), then the group sums are scaled by the
+mantissas in int64.  No Python loop touches elements.
+
+``on_linear(node, x_int8[T, K], qw, p[T, N])`` (optional) is called for every linear
+evaluation: the int8 rows the engine multiplies, the
+:class:`~plait.ir.numerics.QuantizedWeight` it multiplies them by, and the 48-bit
+``P`` it must produce -- the hook the RTL layer tests use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .graph import Graph, Node
+from .numerics.act import FX_FRAC, QAct, from_fx, linear_out_fx, quantize_dynamic, quantize_static, to_fx
+from .numerics.common import (QuantizedWeight, encode_scales, quantize_rtn, signed_weight)
+from .numerics.sfu import (KVCache, attention, encode_signed, mul_fx, residual_add, rms_eps_table, rmsnorm,
+                           rope, rope_table, silu, swiglu)
+from .ops import OpError, rope_inv_freq
+
+#: group sizes tried, in order, for a float linear weight exact mode quantizes itself
+EXACT_W8_GROUPS = (128, 64, 32, 16)
+_SUBGROUP_MAX = 1024          # float32 partial sums of int8 x int8 stay exact below this
+_CHUNK_ELEMS = 1 << 24        # rows of a big linear are processed in chunks of this many outputs
+
+
+class ExactError(OpError):
+    """A graph exact mode cannot run (missing activation spec, unsupported op)."""
+
+
+def _fail(node: Node, msg: str) -> ExactError:
+    origin = f" (from {node.origin})" if node.origin else ""
+    return ExactError(f"exact mode: %{node.name} = {node.op}(...){origin}: {msg}")
+
+
+def exact_weight(weights, param: Node) -> QuantizedWeight:
+    """The quantized weight exact mode multiplies for a linear's weight param."""
+    t = param.type
+    w = weights[param.attrs["weight"]]
+    if t.quant is not None:
+        q = t.quant
+        zeros = np.asarray(weights[q.zeros]) if q.zeros else None
+        return QuantizedWeight(np.asarray(w), np.asarray(weights[q.scales], np.float32), zeros,
+                               q.bits, q.group_size, q.scheme)
+    k = int(t.shape[1])
+    for g in EXACT_W8_GROUPS:
+        if k % g == 0:
+            return quantize_rtn(np.asarray(w, np.float32), 8, g, "sym")
+    raise _fail(param, f"float linear weight with K={k}: no group size in {EXACT_W8_GROUPS} divides it")
+
+
+@dataclass
+class _Linear:
+    """A linear weight prepared for fast exact evaluation."""
+
+    qw: QuantizedWeight
+    wq: np.ndarray          # float32 [groups, G, N]: integer-valued signed weights
+    mant: np.ndarray        # int64 [groups, N]
+    exp: int
+    sub: int                # sub-group length (<= 1024) of the float32 products
+    _mantf: Optional[np.ndarray] = None
+
+    @classmethod
+    def build(cls, qw: QuantizedWeight) -> "_Linear":
+        n, k = qw.codes.shape
+        g = qw.group_size
+        ng = k // g
+        q = signed_weight(qw).astype(np.float32)                       # [N, K]
+        wq = np.ascontiguousarray(q.reshape(n, ng, g).transpose(1, 2, 0))
+        mant, e = encode_scales(qw.scales)
+        sub = g
+        while sub > _SUBGROUP_MAX:
+            sub //= 2
+        if g % sub:
+            raise ExactError(f"group size {g} cannot be split into float32-exact sub-groups")
+        return cls(qw, wq, np.ascontiguousarray(mant.T), e, sub)
+
+    @property
+    def mantf(self) -> np.ndarray:
+        if self._mantf is None:
+            self._mantf = self.mant.astype(np.float64)
+        return self._mantf
+
+    def p(self, x8: np.ndarray) -> np.ndarray:
+        """``P[T, N]`` (int64) of int8 rows ``x8[T, K]``: equals ``linear_int(x8, qw)[0]``.
+
+        Group sums come from float32 products of integers (exact, see module doc);
+        scaling by the mantissas and summing the groups runs in float64, exact as
+        well: ``|acc * mant| < 2^38`` and the 48-bit ``P`` is below ``2^53``.
+        """
+        t, k = x8.shape
+        ng, g, n = self.wq.shape
+        out = np.empty((t, n), np.int64)
+        step = max(1, _CHUNK_ELEMS // max(1, ng * n))
+        xf = x8.astype(np.float32)
+        for r0 in range(0, t, step):
+            xs = xf[r0:r0 + step].reshape(-1, ng, g).transpose(1, 0, 2)   # [ng, t', G]
+            if self.sub == g:
+                acc = np.matmul(xs, self.wq)                               # [ng, t', N] float32, exact
+            else:
+                acc = sum(np.matmul(xs[..., s0:s0 + self.sub], self.wq[:, s0:s0 + self.sub]).astype(np.float64)
+                          for s0 in range(0, g, self.sub))
+            pf = np.einsum("gtn,gn->tn", acc.astype(np.float64, copy=False), self.mantf)
+            out[r0:r0 + step] = pf.astype(np.int64)
+        return out
+
+
+class ExactInterpreter:
+    """Runs a graph in exact mode with a KV cache (same calling convention as
+    :class:`plait.ir.Interpreter`: ``run(tokens)``/``logits(tokens)``, ``reset()``)."""
+
+    def __init__(self, graph: Graph, weights, on_linear: Optional[Callable] = None):
+        self.graph = graph
+        self.weights = weights
+        self.on_linear = on_linear
+        self.pos = 0
+        self._order = graph.order()
+        self._lin: dict[str, _Linear] = {}
+        self._gamma: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}
+        self._rope: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._bias: dict[str, np.ndarray] = {}
+        self.kv: dict[str, KVCache] = {}
+        self._check()
+
+    # ------------------------------------------------------------ checks
+    def _check(self) -> None:
+        g = self.graph
+        for node in g.nodes():
+            if node.op not in _EVAL and node.op != "input":
+                raise _fail(node, f"op {node.op!r} has no integer definition")
+            if node.op == "linear":
+                x = g.node(node.inputs[0])
+                if x.type is None or x.type.act is None:
+                    raise _fail(node, f"its input %{x.name} has no int8 activation spec; compile with a "
+                                      f"recipe that runs the quantize_act pass (e.g. w8a8)")
+                if g.node(node.inputs[1]).op != "param":
+                    raise _fail(node, "the weight must be a param")
+
+    def reset(self) -> None:
+        """Forget the KV cache (start a new sequence)."""
+        self.kv.clear()
+        self.pos = 0
+
+    # ------------------------------------------------------------ prepared weights
+    def linear(self, param: Node) -> _Linear:
+        name = param.attrs["weight"]
+        lin = self._lin.get(name)
+        if lin is None:
+            lin = self._lin[name] = _Linear.build(exact_weight(self.weights, param))
+        return lin
+
+    def gamma(self, param: Node, eps: float):
+        key = f"{param.attrs['weight']}@{eps!r}"
+        if key not in self._gamma:
+            gq, e = encode_signed(np.asarray(self.weights[param.attrs["weight"]], np.float64))
+            self._gamma[key] = (gq, e, rms_eps_table(float(eps)))
+        return self._gamma[key]
+
+    def rope_rows(self, node: Node, positions: np.ndarray):
+        a = node.attrs
+        need = int(positions.max()) + 1 if positions.size else 1
+        cos, sin = self._rope.get(node.name, (None, None))
+        if cos is None or cos.shape[0] < need:
+            n_pos = max(need, 512)
+            inv = rope_inv_freq(a["head_dim"], a["theta"], a.get("scaling"))
+            cos, sin = rope_table(inv, -(-n_pos // 512) * 512)
+            self._rope[node.name] = (cos, sin)
+        return cos[positions], sin[positions]
+
+    # ------------------------------------------------------------ running
+    def run(self, feeds) -> dict[str, np.ndarray]:
+        """Evaluate the graph for the next ``S`` tokens; returns the outputs as FX integers."""
+        g = self.graph
+        if not isinstance(feeds, dict):
+            if len(g.inputs) != 1:
+                raise ValueError(f"graph has inputs {g.inputs}; pass a dict")
+            feeds = {g.inputs[0]: feeds}
+        first = np.asarray(feeds[g.inputs[0]])
+        s = first.shape[-1] if first.ndim >= 1 else 1
+        self.positions = np.arange(self.pos, self.pos + s, dtype=np.int64)
+        env: dict[str, object] = {}
+        self._qcache: dict[str, QAct] = {}
+        for name in self._order:
+            node = g.node(name)
+            if node.op == "input":
+                env[name] = np.asarray(feeds[name])
+            else:
+                env[name] = _EVAL[node.op](self, node, [env[a] for a in node.inputs])
+        self.pos += s
+        return {o: env[o] for o in g.outputs}
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        """Run and return the first output as float64 (``FX`` / 2^16)."""
+        out = self.run(np.asarray(tokens, dtype=np.int64))[self.graph.outputs[0]]
+        return from_fx(out)
+
+    # ------------------------------------------------------------ linear
+    def quantized_input(self, node: Node, x: np.ndarray) -> QAct:
+        src = self.graph.node(node.inputs[0])
+        qa = self._qcache.get(src.name)
+        if qa is None:
+            spec = src.type.act
+            if spec.mode == "static":
+                qa = quantize_static(x, spec.m, spec.e)
+            else:
+                qa = quantize_dynamic(x)
+            self._qcache[src.name] = qa
+        return qa
+
+    def eval_linear(self, node: Node, args) -> np.ndarray:
+        x = args[0]
+        qa = self.quantized_input(node, x)
+        param = self.graph.node(node.inputs[1])
+        lin = self.linear(param)
+        rows = qa.rows()
+        p = lin.p(rows.q)
+        if self.on_linear is not None:
+            self.on_linear(node, rows.q, lin.qw, p)
+        bias = None
+        if len(node.inputs) == 3:
+            bname = self.graph.node(node.inputs[2]).attrs.get("weight", node.inputs[2])
+            if bname not in self._bias:
+                self._bias[bname] = to_fx(np.asarray(self.weights[bname], np.float64))
+            bias = self._bias[bname]
+        y = linear_out_fx(p, lin.exp, rows, bias)
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+# ---------------------------------------------------------------- op table
+
+def _param(interp, node, args):
+    return node                               # consumers fetch what they need from the node
+
+
+def _embedding(interp, node, args):
+    table, ids = args
+    arr = interp.weights[table.attrs["weight"]]
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= arr.shape[0]):
+        raise _fail(node, f"token id {int(ids.max() if ids.max() >= arr.shape[0] else ids.min())} is outside "
+                          f"the vocabulary [0, {arr.shape[0]})")
+    return to_fx(np.asarray(arr)[ids])
+
+
+def _rmsnorm(interp, node, args):
+    x, w = args
+    gq, e, eps = interp.gamma(w, node.attrs["eps"])
+    return rmsnorm(x, gq, e, eps)
+
+
+def _rope(interp, node, args):
+    cos, sin = interp.rope_rows(node, interp.positions)
+    return rope(args[0], cos, sin, node.attrs["n_heads"], node.attrs["head_dim"])
+
+
+def _attention(interp, node, args):
+    a = node.attrs
+    cache = interp.kv.setdefault(node.name, KVCache())
+    scale = a.get("scale") or 1.0 / np.sqrt(a["head_dim"])
+    return attention(*args, cache, n_heads=a["n_heads"], n_kv_heads=a["n_kv_heads"],
+                     head_dim=a["head_dim"], scale=scale)
+
+
+def _add(interp, node, args):
+    for a, src in zip(args, node.inputs):
+        if isinstance(a, Node):
+            raise _fail(node, f"adding a weight (%{src}) is not supported in exact mode")
+    return residual_add(args[0], args[1])
+
+
+def _mul(interp, node, args):
+    for a, src in zip(args, node.inputs):
+        if isinstance(a, Node):
+            raise _fail(node, f"multiplying by a weight (%{src}) is not supported in exact mode")
+    return mul_fx(args[0], args[1])
+
+
+_EVAL: dict[str, Callable] = {
+    "param": _param,
+    "embedding": _embedding,
+    "rmsnorm": _rmsnorm,
+    "linear": ExactInterpreter.eval_linear,
+    "rope": _rope,
+    "attention": _attention,
+    "swiglu": lambda interp, node, args: swiglu(args[0], args[1]),
+    "silu": lambda interp, node, args: silu(args[0]),
+    "add": _add,
+    "mul": _mul,
+    "last_token": lambda interp, node, args: args[0][:, -1:, :],
+}
+
+__all__ = ["ExactInterpreter", "ExactError", "exact_weight", "EXACT_W8_GROUPS", "FX_FRAC"]
