@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from plait.ir.numerics.dsp import (MODES, M_MAX, chain_acc_bits, check_lane_geometry,
-                                   lane_window, parse_mode)
+from plait.ir.numerics.dsp import (CODE_BITS, DSP_P_BITS, IDX_BITS, MODE_BITS, MODES, M_MAX,
+                                   WBITS_BITS, WBITS_CODE, chain_acc_bits,
+                                   check_lane_geometry, lane_window, parse_mode)
 from plait.ir.numerics.common import NumericsError
 from plait.ir.target import (DspChainGeometry, dsp_latency, dsp_level, dsp_linear_cycles,
                              dsp_rows, dsp_tile_beats, get_target)
@@ -41,9 +42,10 @@ from .config import UnitConfig, clog2
 from .units import register_unit
 
 __all__ = ["DspChainConfig", "DSP_CHAIN_SOURCES", "P_W", "DSP48E2_SIM_MODEL",
-           "PRIMITIVE_DEFINE", "PRIMITIVE_BUILD_ARGS", "primitive_sim_sources"]
+           "PRIMITIVE_DEFINE", "PRIMITIVE_BUILD_ARGS", "primitive_sim_sources",
+           "encoding_params", "mode_param"]
 
-P_W = 48
+P_W = DSP_P_BITS                    # the P path (cascade, reduction nodes): numerics' 48 bits
 DSP_CHAIN_SOURCES = ("dsp_delay.sv", "dsp_slice.sv", "dsp_lane_adjust.sv",
                      "dsp_cascade_group.sv", "dsp_operand_decode.sv", "dsp_sparse_mux.sv",
                      "dsp_chain.sv")
@@ -59,6 +61,26 @@ def primitive_sim_sources() -> list[Path]:
     the unit's sources (build with :data:`PRIMITIVE_BUILD_ARGS`)."""
     from .units import SV_DIR, unit_sources
     return [SV_DIR / DSP48E2_SIM_MODEL, *unit_sources("dsp_chain")]
+
+
+def mode_param(name: str) -> str:
+    """Package name of a mode code: ``"dense"`` -> ``MODE_DENSE``, ``"2:4"`` -> ``MODE_2_4``."""
+    return "MODE_" + parse_mode(name).name.upper().replace(":", "_")
+
+
+def encoding_params() -> dict[str, int]:
+    """The chain's hardware encodings as package parameters, all taken from
+    :mod:`plait.ir.numerics.dsp` (the RTL compares against these names, never
+    against literals): mode codes ``MODE_<name>`` and their width ``MODE_W``,
+    weight-width codes ``WBITS_<b>`` and ``WBITS_W``, the activation block
+    ``M_MAX``, the sparse index width ``IDX_W``, the weight-code bus width
+    ``CODE_W`` and the P path ``P_W``."""
+    out = {mode_param(m): code for m, (_, _, code) in MODES.items()}
+    out["MODE_W"] = MODE_BITS
+    out.update({f"WBITS_{b}": c for b, c in WBITS_CODE.items()})
+    out.update({"WBITS_W": WBITS_BITS, "M_MAX": M_MAX, "IDX_W": IDX_BITS, "CODE_W": CODE_BITS,
+                "P_W": P_W})
+    return out
 
 
 @dataclass
@@ -146,6 +168,7 @@ class DspChainConfig(UnitConfig):
             "lane_w": self.lane_shift + 1,
             "win_hi": lane_window(self.cascade, self.lane_shift)[1],
             "mode_mask": mask,
+            **encoding_params(),
         }
 
     def level(self, mode) -> int:
@@ -157,7 +180,6 @@ class DspChainConfig(UnitConfig):
 
     def rows(self, mode) -> int:
         return dsp_rows(self.n_dsp, mode)
-
 
     # ------------------------------------------------------------- models
     def macs_per_cycle(self) -> int:
@@ -177,7 +199,6 @@ class DspChainConfig(UnitConfig):
         """Clocks of a ``rows x k`` linear layer for ``tokens`` token rows on this one
         chain, first beat to last output (:func:`plait.ir.target.dsp_linear_cycles`)."""
         return dsp_linear_cycles(rows, k, mode, tokens, self.geometry())
-
 
     def estimate_resources(self) -> dict[str, int]:
         """Analytical counts (UltraScale+: LUT6, FF, CARRY8, DSP48E2).

@@ -40,8 +40,9 @@ import numpy as np
 
 from plait.ir.numerics import (
     LUT_G, LOOKUP_BITS, P_BITS, SCALE_BITS, TABLE_BITS, ZP_BITS, NumericsError,
-    QuantizedWeight, encode_scales, lut_widths, odd_zero_point, plane_indices,
+    QuantizedWeight, lut_widths, odd_zero_point,
 )
+from plait.ir.numerics.pack import pack_lut
 from plait.ir.target import (LutCoreGeometry, get_target, lut_linear_cycles, lut_tile_cycles,
                              lut_tile_period)
 from .config import UnitConfig, clog2
@@ -120,6 +121,7 @@ class LutCoreConfig(UnitConfig):
             "act_w": 8, "tbl_w": TABLE_BITS, "lk_w": LOOKUP_BITS, "wb_max": self.max_bits,
             "acc_w": w.acc, "xs_w": w.xsum, "corr_w": w.corr, "grp_w": w.grp,
             "prod_w": w.prod, "p_w": P_BITS, "mant_w": SCALE_BITS, "zp_w": ZP_BITS,
+            "idx_w": LUT_G,     # table index per column and plane (bit k: weight k of a chunk)
             "max_chunks": chunks, "gc_w": clog2(chunks + 1),
             "dq_steps": steps, "dqs_w": max(1, clog2(steps)),
         }
@@ -232,7 +234,9 @@ def stream_tile(x, qw: QuantizedWeight, cfg: LutCoreConfig):
     ``x``: int8 ``[M, K]``; ``qw``: ``[N, K]`` with ``M, N`` equal to the config.
     ``a_beats[c]`` is the ``a_data`` integer of chunk ``c``; ``w_beats`` lists the
     ``w_data`` integers in stream order (chunk-major, planes LSB first);
-    ``s_beats[g] = (s_mant, s_zp)`` integers of group ``g``.
+    ``s_beats[g] = (s_mant, s_zp)`` integers of group ``g``.  The weight side is the
+    packed artifact format (:func:`plait.ir.numerics.pack.pack_lut`, whose order is
+    :func:`plait.ir.numerics.lut.lut_weight_beats`) read as bus words.
     """
     x = np.asarray(x, dtype=np.int64)
     n, k = qw.codes.shape
@@ -248,22 +252,14 @@ def stream_tile(x, qw: QuantizedWeight, cfg: LutCoreConfig):
             for kk in range(LUT_G):
                 v |= (int(x[m, c * LUT_G + kk]) & 0xFF) << ((m * LUT_G + kk) * 8)
         a_beats.append(v)
-    idx = plane_indices(qw.codes, qw.bits)          # [b, N, C]
-    w_beats = []
-    for c in range(chunks):
-        for i in range(qw.bits):
-            v = 0
-            for col in range(n):
-                v |= int(idx[i, col, c]) << (col * LUT_G)
-            w_beats.append(v)
-    mant, _ = encode_scales(qw.scales)
-    zp = odd_zero_point(qw)
+    packed = pack_lut(qw, n=cfg.n)
+    w_beats = packed.w_words(0)
     s_beats = []
     for g in range(qw.n_groups):
         mv = zv = 0
         for col in range(n):
-            mv |= int(mant[col, g]) << (col * SCALE_BITS)
-            zv |= (int(zp[col, g]) & ((1 << ZP_BITS) - 1)) << (col * ZP_BITS)
+            mv |= int(packed.mant[col, g]) << (col * SCALE_BITS)
+            zv |= (int(packed.zp[col, g]) & ((1 << ZP_BITS) - 1)) << (col * ZP_BITS)
         s_beats.append((mv, zv))
     return mode, a_beats, w_beats, s_beats
 

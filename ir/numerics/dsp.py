@@ -11,6 +11,18 @@ of one output row): ``"2:4"``, ``"2:16"``, ``"4:16"``, ``"8:16"`` and ``"dense"`
 (= ``16:16``, indices implicit).  :data:`MODES` maps the name to ``(N, M, code)``;
 ``code`` is the value of the RTL's runtime ``in_mode`` input.
 
+Hardware encodings (the single definition; the RTL never spells them)
+    mode codes (:data:`MODES`, ``MODE_BITS`` = 3 bits), weight-width codes
+    (:data:`WBITS_CODE`: 2/3/4/8 bits -> 0/1/2/3, ``WBITS_BITS`` = 2 bits), the
+    activation block ``M_MAX`` = 16, the sparse index width ``IDX_BITS`` = 4, the
+    weight-code bus width ``CODE_BITS`` = 8 and the P path ``DSP_P_BITS`` (=
+    :data:`~plait.ir.numerics.common.P_BITS`, 48).  ``DspChainConfig.derived()``
+    (``plait.rtl.dsp_chain``) emits them into ``dsp_chain_pkg`` as ``MODE_DENSE``,
+    ``MODE_2_4``, ``MODE_2_16``, ``MODE_4_16``, ``MODE_8_16``, ``MODE_W``,
+    ``WBITS_2`` .. ``WBITS_8``, ``WBITS_W``, ``M_MAX``, ``IDX_W``, ``CODE_W``,
+    ``P_W``; ``rtl/sv/dsp_*.sv`` compare against those names
+    (``tests/test_encodings.py`` rejects hand-written encoding literals).
+
 N:M compressed format (:func:`compress_nm` / :func:`decompress_nm`)
     ``W[R, K]`` (``K`` a multiple of ``M``) becomes ``values[R, K*N/M]`` and
     ``indices uint8[R, K*N/M]``.  Block ``b`` of row ``r`` owns slots
@@ -68,6 +80,14 @@ Overflow adjust / lane extraction (:func:`overflow_adjust`)
     variant that fits the 25-bit A port).  Lanes are extracted per cascade group
     and only then added, so longer logical groups never overflow a packed lane.
 
+Weight beat layout (:func:`chain_weight_beats` / :func:`chain_weight_from_beats`)
+    The one definition of the order in which the chain consumes weights (used by
+    :func:`schedule_chain` and by the packed artifact format,
+    :mod:`plait.ir.numerics.pack`): rows padded to whole tiles of ``R = n_dsp / N``
+    rows; beat ``t * K/M + j`` = block ``j`` of tile ``t``; slice ``i`` = slot
+    ``i % N`` of row ``t*R + i // N``.  ``codes`` and ``idx`` are ``[tiles * K/M,
+    n_dsp]``, exactly the ``in_w`` / ``in_idx`` words of the RTL.
+
 Reduction and accumulation (:func:`chain_beat`, :func:`run_chain`)
     The extracted lanes of the ``n_dsp / cascade`` cascade groups go through a
     binary adder tree (the reconfigurable links between groups, in fabric); the
@@ -89,15 +109,17 @@ from typing import Union
 
 import numpy as np
 
-from .common import (INT8_MAX, INT8_MIN, MAX_K, NumericsError, QuantizedWeight, as_int,
-                     check_fits, group_accumulate, signed_range, signed_weight, wrap)
+from .common import (INT8_MAX, INT8_MIN, MAX_K, P_BITS, NumericsError, QuantizedWeight,
+                     as_int, check_fits, group_accumulate, signed_range, signed_weight, wrap)
 
 __all__ = [
-    "MODES", "DSP_WEIGHT_BITS", "WBITS_CODE", "DSP_A_BITS", "DSP_B_BITS", "DSP_P_BITS",
+    "MODES", "DSP_WEIGHT_BITS", "WBITS_CODE", "WBITS_BITS", "MODE_BITS", "IDX_BITS",
+    "CODE_BITS", "DSP_A_BITS", "DSP_B_BITS", "DSP_P_BITS",
     "PROD_MIN", "PROD_MAX", "DEFAULT_LANE_SHIFT", "M_MAX", "DspMode", "parse_mode",
     "prune_nm", "compress_nm", "decompress_nm", "widen_code", "encode_weight_codes",
     "dsp_weight_codes", "dsp_pack", "dsp_cascade", "lane_window", "check_lane_geometry",
-    "overflow_adjust", "chain_beat", "ChainSchedule", "schedule_chain", "run_schedule",
+    "overflow_adjust", "chain_beat", "ChainSchedule", "chain_weight_beats",
+    "chain_weight_from_beats", "schedule_chain", "run_schedule",
     "run_chain", "chain_acc_bits", "reference_acc",
 ]
 
@@ -110,9 +132,14 @@ MODES: dict[str, tuple[int, int, int]] = {
     "8:16": (8, 16, 4),
 }
 M_MAX = 16                          # widest activation block (activation bus lanes)
+IDX_BITS = (M_MAX - 1).bit_length() # stored sparse index per slice (4 bits: 0..M_MAX-1)
+MODE_BITS = max(c for _, _, c in MODES.values()).bit_length()   # width of in_mode (3)
 DSP_WEIGHT_BITS = (2, 3, 4, 8)      # weight widths the widening unit accepts
 WBITS_CODE = {2: 0, 3: 1, 4: 2, 8: 3}   # value of the RTL's in_wbits input
-DSP_A_BITS, DSP_B_BITS, DSP_P_BITS = 27, 18, 48   # DSP48E2 multiplier A x B, P path
+WBITS_BITS = max(WBITS_CODE.values()).bit_length()             # width of in_wbits (2)
+CODE_BITS = max(DSP_WEIGHT_BITS)    # weight-code bus width per slice (8)
+#: DSP48E2 multiplier A x B and the P path; P is the contract's 48-bit P (common.P_BITS)
+DSP_A_BITS, DSP_B_BITS, DSP_P_BITS = 27, 18, P_BITS
 PROD_MIN, PROD_MAX = INT8_MIN * INT8_MAX, INT8_MIN * INT8_MIN   # -16256, 16384
 DEFAULT_LANE_SHIFT = 18
 
@@ -433,6 +460,89 @@ class ChainSchedule:
         return o.reshape(2, self.n_tiles * r, g)[:, :self.rows]
 
 
+def _check_n_dsp(n_dsp: int) -> None:
+    if not isinstance(n_dsp, (int, np.integer)) or n_dsp <= 0 or n_dsp % M_MAX:
+        raise NumericsError(f"n_dsp must be a positive multiple of {M_MAX}, got {n_dsp}")
+
+
+def chain_weight_beats(q, mode, *, n_dsp: int = 16, bits: int = 8
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The weight side of the chain's beat stream -- the one definition of its layout
+    (:func:`schedule_chain` and the packer :func:`plait.ir.numerics.pack.pack_dsp`
+    both use it).
+
+    ``q`` int ``[rows, K]`` signed weights following the mode's N:M pattern (compressed
+    here; a block with too many nonzeros raises).  Rows are padded with zero weights
+    to whole tiles of ``R = n_dsp / N`` rows.  Returns ``(codes, idx)``, both uint8
+    ``[tiles * K/M, n_dsp]``: beat ``t * K/M + j`` carries block ``j`` of tile ``t``;
+    slice ``i`` holds slot ``i % N`` of row ``t*R + i // N`` -- its ``bits``-bit code
+    (:func:`encode_weight_codes`) and its index in the block (dense: ``i % 16``).
+    """
+    md = parse_mode(mode)
+    _check_wbits(bits)
+    _check_n_dsp(n_dsp)
+    q = as_int(q)
+    if q.ndim != 2:
+        raise NumericsError(f"weights must be [rows, K], got shape {q.shape}")
+    rows, k = q.shape
+    if k % md.m:
+        raise NumericsError(f"K={k} is not a multiple of the mode's block M={md.m}")
+    r = _rows(md, n_dsp)
+    tiles = -(-rows // r)
+    qp = np.zeros((tiles * r, k), np.int64)
+    qp[:rows] = q
+    if md.dense:
+        vals = qp
+        ids = np.broadcast_to(np.arange(M_MAX, dtype=np.uint8), (tiles * r, k // M_MAX, M_MAX))
+    else:
+        vals, ids = compress_nm(qp, md.n, md.m)
+    codes = encode_weight_codes(vals, bits)
+    nb = k // md.m                                   # beats per tile
+    # slot layout per beat: DSP i = row (i // N), slot (i % N) of the row's block
+    codes = codes.reshape(tiles, r, nb, md.n).transpose(0, 2, 1, 3).reshape(tiles * nb, n_dsp)
+    ids = ids.reshape(tiles, r, nb, md.n).transpose(0, 2, 1, 3).reshape(tiles * nb, n_dsp)
+    return np.ascontiguousarray(codes, np.uint8), np.ascontiguousarray(ids, np.uint8)
+
+
+def chain_weight_from_beats(codes, idx, mode, rows: int, k: int, *, n_dsp: int = 16,
+                            bits: int = 8) -> np.ndarray:
+    """Inverse of :func:`chain_weight_beats`: the signed weights int64 ``[rows, K]``.
+
+    ``idx`` is ignored in dense mode (may be ``None``).  Raises if the arrays do not
+    have the layout's shape, an index is out of the mode's block, or a padding row of
+    the last tile holds a nonzero weight.
+    """
+    md = parse_mode(mode)
+    _check_wbits(bits)
+    _check_n_dsp(n_dsp)
+    if k <= 0 or k % md.m or rows <= 0:
+        raise NumericsError(f"rows={rows}, K={k}: need rows >= 1 and K a multiple of M={md.m}")
+    r = _rows(md, n_dsp)
+    tiles, nb = -(-rows // r), k // md.m
+    codes = as_int(codes)
+    if codes.shape != (tiles * nb, n_dsp):
+        raise NumericsError(f"weight codes have shape {codes.shape}; {rows} rows x K={k} in mode "
+                            f"{md.name} on {n_dsp} DSPs need {(tiles * nb, n_dsp)}")
+
+    def rows_major(a):
+        return a.reshape(tiles, nb, r, md.n).transpose(0, 2, 1, 3).reshape(tiles * r, nb * md.n)
+
+    vals = widen_code(rows_major(codes), bits)
+    if md.dense:
+        q = vals
+    else:
+        if idx is None:
+            raise NumericsError(f"mode {md.name} needs the sparse indices")
+        idx = as_int(idx)
+        if idx.shape != codes.shape:
+            raise NumericsError(f"sparse indices have shape {idx.shape}, codes {codes.shape}")
+        q = decompress_nm(vals, rows_major(idx), md.n, md.m)
+    if (q[rows:] != 0).any():
+        raise NumericsError(f"padding rows {rows}..{tiles * r - 1} of the last tile hold nonzero "
+                            f"weights (corrupt beat stream)")
+    return q[:rows]
+
+
 def schedule_chain(x, q, mode, group_size: int, *, n_dsp: int = 16, bits: int = 8
                    ) -> ChainSchedule:
     """Lay out a matrix-vector(x2) product for the chain.
@@ -455,29 +565,17 @@ def schedule_chain(x, q, mode, group_size: int, *, n_dsp: int = 16, bits: int = 
     if group_size <= 0 or group_size % md.m or k % group_size:
         raise NumericsError(f"group size {group_size} must divide K={k} and be a multiple "
                             f"of the mode's block M={md.m}")
-    if n_dsp <= 0 or n_dsp % M_MAX:
-        raise NumericsError(f"n_dsp must be a positive multiple of {M_MAX}, got {n_dsp}")
+    codes, ids = chain_weight_beats(q, md, n_dsp=n_dsp, bits=bits)
     r = _rows(md, n_dsp)
     tiles = -(-rows // r)
-    qp = np.zeros((tiles * r, k), np.int64)
-    qp[:rows] = q
-    if md.dense:
-        vals = qp
-        ids = np.tile(np.arange(M_MAX, dtype=np.uint8), (tiles * r, k // M_MAX))
-    else:
-        vals, ids = compress_nm(qp, md.n, md.m)
-    codes = encode_weight_codes(vals, bits)
     nb = k // md.m                                   # beats per tile
-    # slot layout per beat: DSP i = row (i // N), slot (i % N) of the row's block
-    codes = codes.reshape(tiles, r, nb, md.n).transpose(0, 2, 1, 3).reshape(tiles * nb, n_dsp)
-    ids = ids.reshape(tiles, r, nb, md.n).transpose(0, 2, 1, 3).reshape(tiles * nb, n_dsp)
     act = np.zeros((tiles, nb, 2, M_MAX), np.int64)
     act[:, :, :, :md.m] = x.reshape(2, nb, md.m).transpose(1, 0, 2)[None]
     last = np.zeros((tiles, nb), bool)
     last[:, group_size // md.m - 1::group_size // md.m] = True
     return ChainSchedule(md, bits, n_dsp, rows, k, group_size,
                          act.reshape(tiles * nb, 2, M_MAX).astype(np.int8),
-                         codes.astype(np.uint8), ids.astype(np.uint8), last.reshape(-1))
+                         codes, ids, last.reshape(-1))
 
 
 def run_schedule(s: ChainSchedule, *, cascade: int = 2, lane_shift: int = DEFAULT_LANE_SHIFT,

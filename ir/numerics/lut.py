@@ -39,6 +39,12 @@ Bit-serial weight planes
     The core processes one plane per cycle, LSB first (``i = 0 .. b-1``), and adds
     ``L << i`` into the column accumulator.
 
+Weight stream (:func:`lut_weight_beats` / :func:`lut_codes_from_beats`)
+    Per tile of ``n`` output columns: chunk-major, planes LSB first, one 4-bit
+    index per column -- ``K/4 * b`` beats of ``n`` indices, the ``w_data`` words of
+    the RTL.  The single definition of the order, shared by the testbench streams
+    and the packed artifact (:mod:`plait.ir.numerics.pack`).
+
 Per-group accumulation (``G`` a multiple of 4, at most ``max_group``)
     ``A'[m, n, g] = sum_{chunks c in g} sum_i 2^i L(idx_i)``  (= ``sum q' x``),
     ``X[m, g]    = sum_{chunks c in g} S_c[7]``             (= ``sum x``, per row).
@@ -220,6 +226,61 @@ def plane_indices(codes, bits: int) -> np.ndarray:
     return (pc << np.arange(LUT_G)).sum(axis=-1)
 
 
+def lut_weight_beats(codes, bits: int, n_cols: int) -> np.ndarray:
+    """The weight stream of the core -- the one definition of its order (the RTL
+    testbench's :func:`plait.rtl.lut_core.stream_tile` and the packed artifact format
+    :func:`plait.ir.numerics.pack.pack_lut` both use it).
+
+    ``codes`` ``[N, K]`` (``b``-bit unsigned codes), cut into tiles of ``n_cols``
+    output columns (the last tile padded with code 0).  Returns the 4-bit table
+    indices uint8 ``[tiles, K/4 * bits, n_cols]``: beat ``c * bits + i`` of a tile is
+    plane ``i`` (LSB first) of chunk ``c`` (chunk-major), entry ``j`` the index of the
+    tile's column ``j`` (:func:`plane_indices`), i.e. ``w_data[j*4 +: 4]``.
+    """
+    if bits not in LUT_WEIGHT_BITS:
+        raise NumericsError(f"the LUT core supports weight bits {LUT_WEIGHT_BITS}, got {bits}")
+    if not isinstance(n_cols, (int, np.integer)) or n_cols < 1:
+        raise NumericsError(f"tile columns must be a positive integer, got {n_cols!r}")
+    u = as_int(codes)
+    if u.ndim != 2:
+        raise NumericsError(f"weight codes must be [N, K], got shape {u.shape}")
+    if u.size and (u.min() < 0 or u.max() > (1 << bits) - 1):
+        raise NumericsError(f"{bits}-bit weight codes outside [0, {(1 << bits) - 1}]: "
+                            f"[{u.min()}, {u.max()}]")
+    n, k = u.shape
+    tiles = -(-n // n_cols)
+    up = np.zeros((tiles * n_cols, k), np.int64)
+    up[:n] = u
+    idx = plane_indices(up, bits)                               # [b, tiles*n, C]
+    c = k // LUT_G
+    beats = idx.reshape(bits, tiles, n_cols, c).transpose(1, 3, 0, 2)   # [tiles, C, b, n]
+    return np.ascontiguousarray(beats.reshape(tiles, c * bits, n_cols), np.uint8)
+
+
+def lut_codes_from_beats(beats, bits: int, n: int) -> np.ndarray:
+    """Inverse of :func:`lut_weight_beats`: the codes uint8 ``[n, K]`` (padding columns
+    of the last tile dropped; they must hold code 0)."""
+    if bits not in LUT_WEIGHT_BITS:
+        raise NumericsError(f"the LUT core supports weight bits {LUT_WEIGHT_BITS}, got {bits}")
+    b = as_int(beats)
+    if b.ndim != 3 or b.shape[1] % bits:
+        raise NumericsError(f"weight beats must be [tiles, K/4 * {bits}, n_cols], got {b.shape}")
+    tiles, cb, n_cols = b.shape
+    if not 0 < n <= tiles * n_cols or n <= (tiles - 1) * n_cols:
+        raise NumericsError(f"{tiles} tiles of {n_cols} columns cannot hold N={n} columns")
+    if b.size and (b.min() < 0 or b.max() > (1 << LUT_G) - 1):
+        raise NumericsError("LUT weight beat entries must be 4-bit indices")
+    c = cb // bits
+    idx = b.reshape(tiles, c, bits, n_cols).transpose(2, 0, 3, 1).reshape(bits, tiles * n_cols, c)
+    planes = (idx[..., None] >> np.arange(LUT_G)) & 1                  # [b, Np, C, 4]
+    u = (planes << np.arange(bits)[:, None, None, None]).sum(axis=0)    # [Np, C, 4]
+    u = u.reshape(tiles * n_cols, c * LUT_G)
+    if (u[n:] != 0).any():
+        raise NumericsError(f"padding columns {n}..{tiles * n_cols - 1} of the last tile hold "
+                            f"nonzero codes (corrupt weight stream)")
+    return u[:n].astype(np.uint8)
+
+
 # --------------------------------------------------------------------------- datapath
 
 @dataclass
@@ -300,5 +361,5 @@ __all__ = [
     "LUT_G", "LUT_ENTRIES", "TABLE_BITS", "LOOKUP_BITS", "LUT_WEIGHT_BITS", "ZP_BITS",
     "LUT_SCHEMES", "LutWidths", "lut_widths", "lut_full_table", "lut_precompute",
     "lut_lookup", "odd_zero_point", "odd_levels", "bit_planes", "plane_indices",
-    "LutTrace", "lut_trace", "lut_group_accumulate", "lut_linear",
+    "lut_weight_beats", "lut_codes_from_beats", "LutTrace", "lut_trace", "lut_group_accumulate", "lut_linear",
 ]

@@ -5,11 +5,11 @@
 // (a_hi, a_lo, w) to (s_lo, s_hi): 4 + C cycles (A/D/B1, AD/B2, M and P registers of
 // slice 0, one P register per further slice, one in the reduction node).
 module dsp_cascade_group #(
-  parameter int C      = 2,        // slices in the cascade
-  parameter int P_W    = 48,
-  parameter int SH     = 18,
+  parameter int C      = dsp_chain_pkg::CASCADE,   // slices in the cascade
+  parameter int P_W    = dsp_chain_pkg::P_W,
+  parameter int SH     = dsp_chain_pkg::LANE_SHIFT,
   parameter int LANE_W = SH + 1,
-  parameter int WIN_HI = 131071
+  parameter int WIN_HI = dsp_chain_pkg::WIN_HI
 ) (
   input  logic                     clk,
   input  logic [C*8-1:0]           a_hi,  // lane 1 activation per slice

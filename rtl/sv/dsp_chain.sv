@@ -19,51 +19,75 @@
 //
 // Interface (clk, synchronous active-low rst_n):
 //   in_valid/in_ready   input stream; a beat moves when both are 1.
-//   in_mode  [2:0]      0 dense, 1 2:4, 2 2:16, 3 4:16, 4 8:16 (runtime, per beat).
+//   in_mode  [MODE_W]   mode code dsp_chain_pkg::MODE_DENSE / MODE_2_4 / MODE_2_16 /
+//                       MODE_4_16 / MODE_8_16 (runtime, per beat; the codes are
+//                       plait.ir.numerics.dsp.MODES).
 //                       A beat whose mode differs from the beats in flight waits
 //                       (in_ready = 0) until the pipeline has drained.  A mode not
-//                       enabled in dsp_chain_pkg::MODE_MASK is dropped and sets err.
-//   in_wbits [1:0]      weight code width: 0 = 2, 1 = 3, 2 = 4, 3 = 8 bits.
+//                       enabled in MODE_MASK is dropped and sets err.
+//   in_wbits [WBITS_W]  weight code width: dsp_chain_pkg::WBITS_2 / _3 / _4 / _8
+//                       (plait.ir.numerics.dsp.WBITS_CODE).
 //   in_last             last beat of a quantization group (emit and clear the rows).
-//   in_act   [2*16*8]   lane l (token row), block position j at [(l*16+j)*8 +: 8].
-//   in_w     [N_DSP*8]  weight code of slice i at [i*8 +: 8] (low wbits used).
-//   in_idx   [N_DSP*4]  sparse index of slice i at [i*4 +: 4] (ignored when dense).
+//   in_act   [2*M_MAX*8] lane l (token row), block position j at [(l*M_MAX+j)*8 +: 8].
+//   in_w     [N_DSP*CODE_W] weight code of slice i at [i*CODE_W +: CODE_W] (low wbits used).
+//   in_idx   [N_DSP*IDX_W]  sparse index of slice i at [i*IDX_W +: IDX_W] (ignored when dense).
 //   out_valid           one cycle per quantization group (no back-pressure).
 //   out_acc             lane l, row r at [(l*ROWS_MAX + r)*ACC_W +: ACC_W] (signed);
 //                       rows >= N_DSP / N of the mode read 0.
 //   out_mode            mode of the beats that produced out_acc.
 //   busy                a beat is in flight.
 //   err                 sticky: a beat with an unsupported mode was received.
+// Parameters default to the generated dsp_chain_pkg (plait.rtl.dsp_chain.DspChainConfig);
+// the mode and weight-width codes are read from the package (fixed encodings).
 // Latency: out_valid rises 5 + CASCADE + level(mode) clock edges after the edge that
 // accepted the group's last beat (level(mode) = log2(N / CASCADE)).
-module dsp_chain (
-  input  logic                                   clk,
-  input  logic                                   rst_n,
-  input  logic                                   in_valid,
-  output logic                                   in_ready,
-  input  logic                                   in_last,
-  input  logic [2:0]                             in_mode,
-  input  logic [1:0]                             in_wbits,
-  input  logic [2*16*8-1:0]                      in_act,
-  input  logic [dsp_chain_pkg::N_DSP*8-1:0]      in_w,
-  input  logic [dsp_chain_pkg::N_DSP*4-1:0]      in_idx,
-  output logic                                   out_valid,
-  output logic [2:0]                             out_mode,
-  output logic [2*dsp_chain_pkg::ROWS_MAX*dsp_chain_pkg::ACC_W-1:0] out_acc,
-  output logic                                   busy,
-  output logic                                   err
+module dsp_chain #(
+  parameter int N_DSP     = dsp_chain_pkg::N_DSP,
+  parameter int CASCADE    = dsp_chain_pkg::CASCADE,
+  parameter int LANE_SHIFT = dsp_chain_pkg::LANE_SHIFT,
+  parameter int ACC_W      = dsp_chain_pkg::ACC_W,
+  parameter int N_GROUPS   = dsp_chain_pkg::N_GROUPS,    // cascade groups
+  parameter int LEVELS     = dsp_chain_pkg::LEVELS,      // log2(N_GROUPS)
+  parameter int ROWS_MAX   = dsp_chain_pkg::ROWS_MAX,
+  parameter int LANE_W     = dsp_chain_pkg::LANE_W,
+  parameter int WIN_HI     = dsp_chain_pkg::WIN_HI,
+  parameter int MODE_MASK  = dsp_chain_pkg::MODE_MASK,   // enabled mode codes (bit per code)
+  parameter int P_W        = dsp_chain_pkg::P_W,
+  parameter int M_MAX      = dsp_chain_pkg::M_MAX,
+  parameter int IDX_W      = dsp_chain_pkg::IDX_W,
+  parameter int CODE_W     = dsp_chain_pkg::CODE_W,
+  parameter int MODE_W     = dsp_chain_pkg::MODE_W,
+  parameter int WBITS_W    = dsp_chain_pkg::WBITS_W
+) (
+  input  logic                       clk,
+  input  logic                       rst_n,
+  input  logic                       in_valid,
+  output logic                       in_ready,
+  input  logic                       in_last,
+  input  logic [MODE_W-1:0]          in_mode,
+  input  logic [WBITS_W-1:0]         in_wbits,
+  input  logic [2*M_MAX*8-1:0]       in_act,
+  input  logic [N_DSP*CODE_W-1:0]    in_w,
+  input  logic [N_DSP*IDX_W-1:0]     in_idx,
+  output logic                       out_valid,
+  output logic [MODE_W-1:0]          out_mode,
+  output logic [2*ROWS_MAX*ACC_W-1:0] out_acc,
+  output logic                       busy,
+  output logic                       err
 );
-  localparam int N_DSP    = dsp_chain_pkg::N_DSP;
-  localparam int C        = dsp_chain_pkg::CASCADE;
-  localparam int SH       = dsp_chain_pkg::LANE_SHIFT;
-  localparam int ACC_W    = dsp_chain_pkg::ACC_W;
-  localparam int NG       = dsp_chain_pkg::N_GROUPS;     // cascade groups
-  localparam int LEVELS   = dsp_chain_pkg::LEVELS;       // log2(NG)
-  localparam int ROWS_MAX = dsp_chain_pkg::ROWS_MAX;
-  localparam int LANE_W   = dsp_chain_pkg::LANE_W;
-  localparam int TREE_W   = LANE_W + LEVELS;
-  localparam int WIN_HI   = dsp_chain_pkg::WIN_HI;
-  localparam logic [7:0] MODE_MASK = 8'(dsp_chain_pkg::MODE_MASK);
+  localparam int C      = CASCADE;
+  localparam int SH     = LANE_SHIFT;
+  localparam int NG     = N_GROUPS;
+  localparam int TREE_W = LANE_W + LEVELS;
+  // MODE_EN[code]: mode code enabled in this build
+  localparam int EN_W = 1 << MODE_W;
+  localparam logic [EN_W-1:0] MODE_EN = EN_W'(MODE_MASK);
+  // mode codes at the width of in_mode
+  localparam logic [MODE_W-1:0] M_DENSE = MODE_W'(dsp_chain_pkg::MODE_DENSE);
+  localparam logic [MODE_W-1:0] M_2_4   = MODE_W'(dsp_chain_pkg::MODE_2_4);
+  localparam logic [MODE_W-1:0] M_2_16  = MODE_W'(dsp_chain_pkg::MODE_2_16);
+  localparam logic [MODE_W-1:0] M_4_16  = MODE_W'(dsp_chain_pkg::MODE_4_16);
+  localparam logic [MODE_W-1:0] M_8_16  = MODE_W'(dsp_chain_pkg::MODE_8_16);
   // control pipeline: v[k] = beat accepted k cycles ago; the tree level l of a beat
   // is valid while v[4 + C + l] is set (input regs, slice A2/D/B1, AD/B2 and M
   // registers, C P registers, reduction node register, l tree registers).
@@ -79,10 +103,10 @@ module dsp_chain (
 
   // ------------------------------------------------------------ input stage
   logic [DEPTH-1:0] v, last;
-  logic [2:0]       cur_mode;      // mode of the beats in flight
+  logic [MODE_W-1:0] cur_mode;     // mode of the beats in flight
   logic             mode_ok, accept;
 
-  assign mode_ok  = MODE_MASK[in_mode];
+  assign mode_ok  = MODE_EN[in_mode];
   assign in_ready = !(|v) || (in_mode == cur_mode);
   assign accept   = in_valid && in_ready;
   assign busy     = |v;
@@ -91,7 +115,7 @@ module dsp_chain (
     if (!rst_n) begin
       v        <= '0;
       last     <= '0;
-      cur_mode <= 3'd0;
+      cur_mode <= M_DENSE;
       err      <= 1'b0;
     end else begin
       v    <= {v[DEPTH-2:0], accept && mode_ok};
@@ -102,19 +126,20 @@ module dsp_chain (
   end
 
   // per-slice decode (MUX select, weight widening) before the input register
-  logic [2*16*8-1:0]  act_r;
-  logic [N_DSP*8-1:0] wq_r;
-  logic [N_DSP*4-1:0] sel_r;
+  logic [2*M_MAX*8-1:0] act_r;
+  logic [N_DSP*8-1:0]   wq_r;
+  logic [N_DSP*IDX_W-1:0] sel_r;
 
   for (genvar i = 0; i < N_DSP; i++) begin : g_dec
-    logic [3:0]        sel;
+    logic [IDX_W-1:0]  sel;
     logic signed [7:0] wq;
-    dsp_operand_decode #(.POS(i), .MODE_MASK(MODE_MASK)) u_dec (
-      .mode(in_mode), .wbits(in_wbits), .idx(in_idx[i*4 +: 4]), .code(in_w[i*8 +: 8]),
-      .sel, .w(wq));
+    dsp_operand_decode #(.POS(i), .MODE_MASK(MODE_MASK), .M_MAX(M_MAX), .IDX_W(IDX_W),
+                         .CODE_W(CODE_W), .MODE_W(MODE_W), .WBITS_W(WBITS_W)) u_dec (
+      .mode(in_mode), .wbits(in_wbits), .idx(in_idx[i*IDX_W +: IDX_W]),
+      .code(in_w[i*CODE_W +: CODE_W]), .sel, .w(wq));
     always_ff @(posedge clk) begin
-      sel_r[i*4 +: 4] <= sel;
-      wq_r[i*8 +: 8]  <= wq;
+      sel_r[i*IDX_W +: IDX_W] <= sel;
+      wq_r[i*8 +: 8]          <= wq;
     end
   end
 
@@ -127,7 +152,8 @@ module dsp_chain (
 
   for (genvar i = 0; i < N_DSP; i++) begin : g_mux
     logic signed [7:0] a_lo, a_hi;
-    dsp_sparse_mux u_mux (.act(act_r), .sel(sel_r[i*4 +: 4]), .a_lo, .a_hi);
+    dsp_sparse_mux #(.M_MAX(M_MAX), .IDX_W(IDX_W)) u_mux (
+      .act(act_r), .sel(sel_r[i*IDX_W +: IDX_W]), .a_lo, .a_hi);
     assign a_lo_m[i*8 +: 8] = a_lo;
     assign a_hi_m[i*8 +: 8] = a_hi;
   end
@@ -139,7 +165,7 @@ module dsp_chain (
 
   for (genvar g = 0; g < NG; g++) begin : g_group
     logic signed [LANE_W-1:0] s_lo, s_hi;
-    dsp_cascade_group #(.C(C), .P_W(48), .SH(SH), .LANE_W(LANE_W), .WIN_HI(WIN_HI)) u_group (
+    dsp_cascade_group #(.C(C), .P_W(P_W), .SH(SH), .LANE_W(LANE_W), .WIN_HI(WIN_HI)) u_group (
       .clk, .a_hi(a_hi_m[g*C*8 +: C*8]), .a_lo(a_lo_m[g*C*8 +: C*8]), .w(wq_r[g*C*8 +: C*8]),
       .s_lo, .s_hi);
     assign tree_q[(g*2 + 0)*TREE_W +: TREE_W] = TREE_W'(s_lo);
@@ -167,17 +193,18 @@ module dsp_chain (
   // lev: tree level of the beats in flight.  Only enabled modes are decoded (a
   // disabled mode never has a valid beat in flight), so a single-mode build has a
   // constant level and no level MUX in front of the accumulators.
-  localparam int LEV_ANY = MODE_MASK[0] ? LEV_16 : (MODE_MASK[1] || MODE_MASK[2]) ? LEV_2 :
-                           MODE_MASK[3] ? LEV_4 : LEV_8;
+  localparam int LEV_ANY = MODE_EN[M_DENSE] ? LEV_16 :
+                           (MODE_EN[M_2_4] || MODE_EN[M_2_16]) ? LEV_2 :
+                           MODE_EN[M_4_16] ? LEV_4 : LEV_8;
   int   lev;
   logic acc_v, acc_last, first;
   always_comb begin
     lev = LEV_ANY;
-    if (MODE_MASK[0] && cur_mode == 3'd0) lev = LEV_16;
-    if (MODE_MASK[1] && cur_mode == 3'd1) lev = LEV_2;
-    if (MODE_MASK[2] && cur_mode == 3'd2) lev = LEV_2;
-    if (MODE_MASK[3] && cur_mode == 3'd3) lev = LEV_4;
-    if (MODE_MASK[4] && cur_mode == 3'd4) lev = LEV_8;
+    if (MODE_EN[M_DENSE] && cur_mode == M_DENSE) lev = LEV_16;
+    if (MODE_EN[M_2_4]   && cur_mode == M_2_4)   lev = LEV_2;
+    if (MODE_EN[M_2_16]  && cur_mode == M_2_16)  lev = LEV_2;
+    if (MODE_EN[M_4_16]  && cur_mode == M_4_16)  lev = LEV_4;
+    if (MODE_EN[M_8_16]  && cur_mode == M_8_16)  lev = LEV_8;
   end
   assign acc_v    = v[TAP0 + lev];
   assign acc_last = last[TAP0 + lev];

@@ -11,10 +11,10 @@
 //   s_hi   = (P >>> SH) + borrow
 // Golden model: plait.ir.numerics.dsp.overflow_adjust.  One register stage.
 module dsp_lane_adjust #(
-  parameter int P_W    = 48,
-  parameter int SH     = 18,       // lane shift
-  parameter int LANE_W = SH + 1,   // width of an extracted lane (signed)
-  parameter int WIN_HI = 131071    // top of the lower lane's decoding window
+  parameter int P_W    = dsp_chain_pkg::P_W,
+  parameter int SH     = dsp_chain_pkg::LANE_SHIFT,  // lane shift
+  parameter int LANE_W = SH + 1,                     // width of an extracted lane (signed)
+  parameter int WIN_HI = dsp_chain_pkg::WIN_HI       // top of the lower lane's decoding window
 ) (
   input  logic                     clk,
   input  logic signed [P_W-1:0]    p,

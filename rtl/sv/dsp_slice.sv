@@ -45,8 +45,8 @@
 `endif
 `endif
 module dsp_slice #(
-  parameter int SH         = 18,   // lane shift: a_hi's weight 2^SH in the packed operand
-  parameter int P_W        = 48,   // cascade / P path (48: the DSP48E2's)
+  parameter int SH         = dsp_chain_pkg::LANE_SHIFT,  // a_hi's weight 2^SH in the packed operand
+  parameter int P_W        = dsp_chain_pkg::P_W,         // cascade / P path (the DSP48E2's)
   parameter bit CASCADE_IN = 1'b1
 ) (
   input  logic                  clk,
@@ -64,11 +64,11 @@ module dsp_slice #(
   logic [29:0] a_port;
   logic [26:0] d_port;
   logic [17:0] b_port;
-  logic [47:0] p_port, pcout_port, pcin_port;
+  logic [P_W-1:0] p_port, pcout_port, pcin_port;   // the primitive's 48-bit ports
   assign a_port    = 30'(a_hi) << SH;        // sign-extended, then shifted
   assign d_port    = 27'(a_lo);
   assign b_port    = 18'(b);
-  assign pcin_port = 48'(pcin);
+  assign pcin_port = pcin;
 
   // unused primitive outputs stay open
   /* verilator lint_off PINCONNECTEMPTY */
@@ -81,7 +81,7 @@ module dsp_slice #(
     .CARRYINSELREG(0)
   ) u_dsp (
     .CLK(clk),
-    .A(a_port), .B(b_port), .C(48'd0), .D(d_port), .PCIN(pcin_port),
+    .A(a_port), .B(b_port), .C('0), .D(d_port), .PCIN(pcin_port),
     .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
     .INMODE(5'b00100), .OPMODE(OPMODE), .ALUMODE(4'b0000),
     .CARRYIN(1'b0), .CARRYINSEL(3'b000),
@@ -95,10 +95,12 @@ module dsp_slice #(
     .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT(), .XOROUT()
   );
   /* verilator lint_on PINCONNECTEMPTY */
-  assign p     = P_W'(signed'(p_port));
-  assign pcout = P_W'(signed'(pcout_port));
+  assign p     = signed'(p_port);
+  assign pcout = signed'(pcout_port);
 `ifndef SYNTHESIS
-  initial if (P_W != 48) $fatal(1, "dsp_slice: the DSP48E2 primitive path needs P_W = 48");
+  // the primitive's P/PCIN/PCOUT/C ports are the contract's P (dsp_chain_pkg::P_W)
+  initial if (P_W != dsp_chain_pkg::P_W)
+    $fatal(1, "dsp_slice: the DSP48E2 primitive path needs P_W = %0d", dsp_chain_pkg::P_W);
 `endif
 `else
   logic signed [AD_W-1:0] a2_r, d_r, ad_r;

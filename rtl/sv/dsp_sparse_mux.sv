@@ -11,12 +11,22 @@
 // the select has the same effect, hence the decode before the input register.)
 // When the select is constant (dense-only build) the MUX is a wire; when sel[3:2]
 // is 0 (2:4-only build) a 4:1 MUX.  Golden model: plait.ir.numerics.dsp.chain_beat.
-module dsp_sparse_mux (
-  input  logic [2*16*8-1:0] act,    // lane l, position j at [(l*16+j)*8 +: 8]
-  input  logic [3:0]        sel,
-  output logic signed [7:0] a_lo,   // lane 0 (token row 0)
-  output logic signed [7:0] a_hi    // lane 1 (token row 1)
+// The tree is written for M_MAX = 16 positions (IDX_W = 4 select bits), the block of
+// plait.ir.numerics.dsp.M_MAX; other values are refused in simulation.
+module dsp_sparse_mux #(
+  parameter int M_MAX = dsp_chain_pkg::M_MAX,
+  parameter int IDX_W = dsp_chain_pkg::IDX_W
+) (
+  input  logic [2*M_MAX*8-1:0] act,    // lane l, position j at [(l*M_MAX+j)*8 +: 8]
+  input  logic [IDX_W-1:0]     sel,
+  output logic signed [7:0]    a_lo,   // lane 0 (token row 0)
+  output logic signed [7:0]    a_hi    // lane 1 (token row 1)
 );
+`ifndef SYNTHESIS
+  initial if (M_MAX != 16 || IDX_W != 4)
+    $fatal(1, "dsp_sparse_mux: the MUX tree covers 16 positions (M_MAX=%0d IDX_W=%0d)",
+           M_MAX, IDX_W);
+`endif
   function automatic logic [7:0] mux4(input logic [7:0] d0, input logic [7:0] d1,
                                       input logic [7:0] d2, input logic [7:0] d3,
                                       input logic [1:0] s);
@@ -26,8 +36,8 @@ module dsp_sparse_mux (
   for (genvar ln = 0; ln < 2; ln++) begin : g_lane
     logic [4*8-1:0] q;            // level 1: one of 4 within each group of 4
     for (genvar g = 0; g < 4; g++) begin : g_quad
-      assign q[g*8 +: 8] = mux4(act[(ln*16 + 4*g + 0)*8 +: 8], act[(ln*16 + 4*g + 1)*8 +: 8],
-                                act[(ln*16 + 4*g + 2)*8 +: 8], act[(ln*16 + 4*g + 3)*8 +: 8],
+      assign q[g*8 +: 8] = mux4(act[(ln*M_MAX + 4*g + 0)*8 +: 8], act[(ln*M_MAX + 4*g + 1)*8 +: 8],
+                                act[(ln*M_MAX + 4*g + 2)*8 +: 8], act[(ln*M_MAX + 4*g + 3)*8 +: 8],
                                 sel[1:0]);
     end
     logic [7:0] a;                // level 2: one of the 4 groups

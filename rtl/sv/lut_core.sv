@@ -22,16 +22,16 @@
 //     registers, so only M*DQ_L multipliers and 48-bit adders exist; a group end
 //     stalls the lookup array only if the previous group is still being dequantized
 //     (groups shorter than N/DQ_L cycles).
-//   * after cfg_groups groups the tile's P (48 bits each) is presented on o_*.
+//   * after cfg_groups groups the tile's P (P_W = 48 bits each) is presented on o_*.
 //
 // Streams (valid/ready, a word moves when valid && ready at a rising edge):
 //   a: one chunk of activations per beat, a_data[(m*4 + k)*8 +: 8] = x[m][4c + k].
 //   w: one weight bit-plane of one chunk per beat, planes 0..b-1 of chunk 0, then
-//      of chunk 1, ...: w_data[n*4 + k] = bit i of code u[n][4c + k].
+//      of chunk 1, ...: w_data[n*IDX_W + k] = bit i of code u[n][4c + k] (IDX_W = 4).
 //   s: the group's parameters, consumed together with the group's last w beat:
-//      s_mant[n*16 +: 16] (unsigned mantissa), s_zp[n*5 +: 5] (signed z' = 2z+1-2^b;
-//      ignored in odd mode).
-//   o: o_p[(m*N + n)*48 +: 48] signed P; held until o_ready.
+//      s_mant[n*MANT_W +: MANT_W] (unsigned mantissa), s_zp[n*ZP_W +: ZP_W] (signed
+//      z' = 2z+1-2^b; ignored in odd mode).
+//   o: o_p[(m*N + n)*P_W +: P_W] signed P; held until o_ready.
 // Run-time configuration (hold stable while a tile is in flight):
 //   cfg_bits 1..WB_MAX, cfg_offset (1: zero correction + halving), cfg_group_chunks
 //   (G/4, 1..MAX_GROUP/4), cfg_groups (groups per tile, >= 1).  An illegal value
@@ -52,6 +52,7 @@ module lut_core #(
   parameter int P_W      = lut_core_pkg::P_W,
   parameter int MANT_W   = lut_core_pkg::MANT_W,
   parameter int ZP_W     = lut_core_pkg::ZP_W,
+  parameter int IDX_W    = lut_core_pkg::IDX_W,
   parameter int MAX_GC   = lut_core_pkg::MAX_CHUNKS,
   parameter int GC_W     = lut_core_pkg::GC_W,
   parameter int CNT_W    = lut_core_pkg::CNT_W,
@@ -74,7 +75,7 @@ module lut_core #(
   // weight bit-planes
   input  logic                    w_valid,
   output logic                    w_ready,
-  input  logic [N*4-1:0]          w_data,
+  input  logic [N*IDX_W-1:0]      w_data,
   // group parameters
   input  logic                    s_valid,
   output logic                    s_ready,
@@ -198,7 +199,7 @@ module lut_core #(
         logic                    neg;
         logic signed [ACC_W-1:0] contrib, acc_next;
         lut_lookup #(.TBL_W(SH_W), .LK_W(SH_W + 1)) u_lk (
-          .tbl(tbl[gm*8*SH_W +: 8*SH_W]), .idx(w_data[gn*4 +: 4]),
+          .tbl(tbl[gm*8*SH_W +: 8*SH_W]), .idx(w_data[gn*IDX_W +: IDX_W]),
           .val(lk), .mag(mag), .neg(neg));
         assign contrib  = {{(ACC_W-SH_W){mag[SH_W-1]}}, mag};     // S * 2^i
         // acc + L * 2^i with the sign of L folded into one adder: acc + (c ^ neg) + neg,
