@@ -36,6 +36,22 @@ class Node:
     origin: str = ""
 
 
+#: node attributes whose ``"arrays"`` entry maps field names to weight-store names
+#: (written by :mod:`plait.passes.pack`: packed weights on params, bias on linears)
+ARRAY_ATTRS = ("pack", "requant")
+
+
+def attr_arrays(node: Node) -> dict[str, str]:
+    """``{"<attr>.<field>": store name}`` of the arrays a node's attributes name."""
+    out = {}
+    for key in ARRAY_ATTRS:
+        a = node.attrs.get(key)
+        if isinstance(a, dict):
+            for field, name in (a.get("arrays") or {}).items():
+                out[f"{key}.{field}"] = name
+    return out
+
+
 class Graph:
     def __init__(self, name: str = "graph"):
         self.name = name
@@ -165,11 +181,14 @@ class Graph:
         return self.nodes("param")
 
     def weight_names(self) -> set[str]:
-        """Every weight-store name the graph refers to (params and their side arrays)."""
+        """Every weight-store name the graph refers to (params and their side arrays,
+        and the arrays named by the ``pack`` / ``requant`` attributes of the packing
+        pass: :func:`attr_arrays`)."""
         names = set()
         for node in self.nodes():
             if node.op == "param":
                 names.add(node.attrs["weight"])
+            names.update(attr_arrays(node).values())
             t = node.type
             if t is not None and t.quant:
                 names.add(t.quant.scales)

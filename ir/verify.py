@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .graph import Graph, GraphError
+from .graph import Graph, GraphError, attr_arrays
 from .ops import OPS, OpError, infer_type
 from .types import IRTypeError
 
@@ -38,6 +38,11 @@ def verify(graph: Graph, weights=None) -> None:
         if node.type is None:
             problems.append(f"%{name}: has no type")
             continue
+        if weights is not None:
+            for what, w in attr_arrays(node).items():
+                if w not in weights:
+                    problems.append(f"%{name}: array {w!r} named by attribute {what} is missing "
+                                    f"from the weight store")
         if node.op == "param":
             w = node.attrs.get("weight")
             if not w:

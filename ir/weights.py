@@ -118,8 +118,10 @@ class WeightStore:
             for name in f.keys():
                 if lazy:
                     sl = f.get_slice(name)
-                    dtype = {"F32": "float32", "F16": "float16", "I64": "int64", "I32": "int32",
-                             "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}[sl.get_dtype()]
+                    dtype = {"F32": "float32", "F16": "float16", "F64": "float64", "I64": "int64",
+                             "I32": "int32", "I16": "int16", "I8": "int8", "U64": "uint64",
+                             "U32": "uint32", "U16": "uint16", "U8": "uint8",
+                             "BOOL": "bool"}[sl.get_dtype()]
                     s._info[name] = WeightInfo(tuple(sl.get_shape()), dtype)
                     s._lazy[name] = path
                 else:

@@ -12,10 +12,12 @@
 * :mod:`.quantize`     -- ``quantize``: RTN per-group weight quantization.
 * :mod:`.mapping`      -- ``map_engines``: every linear layer to the DSP chain or the
   LUT core of a hardware target (:mod:`plait.ir.target`), with predicted cycles.
+* :mod:`.pack`         -- ``pack``: every quantized linear weight in its engine's packed
+  format (:mod:`plait.ir.numerics.pack`) plus the exact-mode constants (E, bias).
 """
 from .manager import (  # noqa: F401
     PASSES, Option, Pass, PassContext, PassError, PassManager, PassOptionError, PassResult,
     PipelineReport, get_pass, linear_weights, make_pass, register_pass,
 )
-from . import calibrate, canonicalize, mapping, quantize, sparsify  # noqa: F401  (register the passes)
+from . import actquant, calibrate, canonicalize, mapping, pack, quantize, sparsify  # noqa: F401  (register the passes)
 from .recipe import Recipe, RecipeError, list_recipes, load_recipe, run_recipe  # noqa: F401

@@ -209,8 +209,8 @@ def test_bad_options():
 # --------------------------------------------------------------------------- recipes / CLI
 
 @pytest.mark.parametrize("name,passes", [
-    ("sparse24-wanda", ["canonicalize", "calibrate", "sparsify"]),
-    ("w4-sparse24-wanda", ["canonicalize", "calibrate", "sparsify", "quantize"])])
+    ("sparse24-wanda", ["canonicalize", "calibrate", "sparsify", "map_engines"]),
+    ("w4-sparse24-wanda", ["canonicalize", "calibrate", "sparsify", "quantize", "map_engines", "pack"])])
 def test_recipes_load(name, passes):
     r = load_recipe(name)
     assert [p.name for p in r.pipeline] == passes and r.needs_calibration

@@ -160,16 +160,16 @@ def test_run_recipe_dump_and_resume(tmp_path):
     g0, w0 = llama()
     g1, w1, rep1 = run_recipe(g0, w0, "w4-sparse24", dump_dir=tmp_path / "dump")
     assert sorted(p.name for p in (tmp_path / "dump").iterdir() if p.is_dir()) == \
-        ["00-input", "01-canonicalize", "02-sparsify", "03-quantize", "04-map_engines"]
+        ["00-input", "01-canonicalize", "02-sparsify", "03-quantize", "04-map_engines", "05-pack"]
     g2, w2, rep2 = run_recipe(g0, w0, "w4-sparse24", resume_from=tmp_path / "dump" / "02-sparsify")
-    assert [p.resumed for p in rep2.passes] == [True, True, False, False]
+    assert [p.resumed for p in rep2.passes] == [True, True, False, False, False]
     assert [p.changed for p in rep2.passes] == [p.changed for p in rep1.passes]
     assert print_graph(g1) == print_graph(g2)
     assert all(np.array_equal(w1[n], w2[n]) for n in w1.names())
     from plait.passes import PassError
     with pytest.raises(PassError, match="pass 2 differs"):
         run_recipe(g0, w0, "w8", resume_from=tmp_path / "dump" / "02-sparsify")
-    with pytest.raises(PassError, match="the dump has 4 passes but this pipeline only 3"):
+    with pytest.raises(PassError, match="the dump has 5 passes but this pipeline only 4"):
         run_recipe(g0, w0, "w8", resume_from=tmp_path / "dump")
 
 
