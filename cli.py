@@ -1,8 +1,8 @@
 """The `plait` command line.
 
     plait compile MODEL [--recipe R] -o OUT [--shape-only] [--dump-dir D]
-    plait run OUT --prompt "..." [--max-new-tokens N]
-    plait eval OUT [--text FILE] [--max-tokens N] [--window W]
+    plait run OUT --prompt "..." [--max-new-tokens N] [--exact]
+    plait eval OUT [--text FILE] [--max-tokens N] [--window W] [--exact]
     plait inspect OUT [--json] [--target T] [--layers]
     plait hw report UNIT [--config KEY=VALUE ...]
 
@@ -49,7 +49,7 @@ def _compile(args) -> int:
 
 def _run(args) -> int:
     from plait.runtime import Session
-    sess = Session(args.artifact, device=args.device)
+    sess = Session(args.artifact, device=args.device, exact=args.exact)
     def show(piece: str) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -61,7 +61,7 @@ def _run(args) -> int:
 def _eval(args) -> int:
     from plait.runtime import Session
     from plait.runtime.evaluate import default_text, perplexity
-    sess = Session(args.artifact)
+    sess = Session(args.artifact, exact=args.exact)
     text = Path(args.text).read_text() if args.text else default_text()
     ids = sess.tokenizer.encode(text)
     def logits_fn(w):
@@ -69,9 +69,10 @@ def _eval(args) -> int:
         return sess.interp.logits(w[None, :])[0]
     ppl, n = perplexity(logits_fn, ids, max_tokens=args.max_tokens, window=args.window)
     src = args.text or "pydoc_data.topics"
-    print(f"perplexity {ppl:.4f} on {n} tokens of {src} (windows of {args.window})")
+    mode = "exact" if args.exact else "float"
+    print(f"perplexity {ppl:.4f} on {n} tokens of {src} (windows of {args.window}, {mode} mode)")
     if args.json:
-        print(json.dumps({"perplexity": ppl, "tokens": n, "text": src, "window": args.window}))
+        print(json.dumps({"perplexity": ppl, "tokens": n, "text": src, "window": args.window, "mode": mode}))
     return 0
 
 
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-new-tokens", type=int, default=64)
     r.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     r.add_argument("--device", default="cpu")
+    r.add_argument("--exact", action="store_true",
+                   help="run in the engines' integers (plait.ir.numerics) instead of float")
     r.set_defaults(fn=_run)
 
     e = sub.add_parser("eval", help="perplexity of an artifact on a text")
@@ -130,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-tokens", type=int, default=4096)
     e.add_argument("--window", type=int, default=512)
     e.add_argument("--json", action="store_true")
+    e.add_argument("--exact", action="store_true",
+                   help="evaluate in the engines' integers (plait.ir.numerics) instead of float")
     e.set_defaults(fn=_eval)
 
     i = sub.add_parser("inspect", help="summarise an artifact's graph")

@@ -28,6 +28,25 @@ def test_run_without_tokenizer_is_refused(tmp_path, capsys):
     assert "no tokenizer" in capsys.readouterr().err
 
 
+def test_exact_mode_run_and_eval(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["compile", "smollm2-135m-random", "--recipe", "w8a8", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out), "--prompt", "hi", "--max-new-tokens", "3", "--exact"]) == 0
+    assert main(["eval", str(out), "--max-tokens", "64", "--window", "32", "--json", "--exact"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["mode"] == "exact" and res["tokens"] == 62 and res["perplexity"] > 1.0
+
+
+def test_exact_mode_needs_int8_activations(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["compile", "smollm2-135m-random", "--recipe", "default", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out), "--prompt", "hi", "--exact"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("plait: error: exact mode:") and "quantize_act" in err
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["compile", "no-such-model", "-o", "{tmp}/x"], "unknown model 'no-such-model'"),
     (["compile", "llama-tiny", "--recipe", "no-such-recipe", "-o", "{tmp}/x"], "no-such-recipe"),
@@ -77,3 +96,13 @@ def test_smollm2_default_recipe_answers_paris(tmp_path, capsys):
     assert main(["eval", str(out), "--max-tokens", "256", "--window", "128", "--json"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["tokens"] == 254 and 1.0 < res["perplexity"] < 100.0
+
+
+@pytest.mark.slow
+def test_smollm2_w8a8_exact_answers_paris(tmp_path, capsys):
+    out = tmp_path / "smollm2"
+    assert main(["compile", "smollm2", "--recipe", "w8a8", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out), "--prompt", "What is the capital of France?", "--max-new-tokens", "12",
+                 "--exact"]) == 0
+    assert "Paris" in capsys.readouterr().out
