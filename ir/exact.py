@@ -12,8 +12,13 @@ HLS C++, the runtime's CPU/CUDA integer kernels) reproduces bit for bit:
   ``act(i8, static, m, e)``: the calibrated per-tensor scale), set by the
   ``quantize_act`` pass -- a linear whose input has no spec is an error;
 * the engines' arithmetic gives ``P = sum_g acc_g * mant_g`` (48 bits,
-  :func:`~plait.ir.numerics.linear_int`) from the weight's codes, and
-  :func:`~plait.ir.numerics.act.linear_out_fx` scales it back to ``FX``.  A linear
+  :func:`~plait.ir.numerics.linear_int`), and
+  :func:`~plait.ir.numerics.act.linear_out_fx` scales it back to ``FX``.  The
+  weights come from the artifact's *packed* tensors when the ``pack`` pass ran
+  (``attrs["pack"]`` on the param: the engine's beats, unpacked by
+  :mod:`plait.ir.numerics.pack` -- so exact mode runs exactly what the engines are
+  fed), from the codes and scales otherwise; a bias is the pack's fixed-point
+  bias (:func:`~plait.ir.numerics.pack.encode_bias`) shifted to ``FX``.  A linear
   weight left in float by the recipe (SmolLM2's tied ``lm_head``) runs as W8
   symmetric RTN with the largest group of 128/64/32/16 dividing K
   (:func:`exact_weight`) -- exact mode has no float multiplier;
@@ -38,8 +43,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from .graph import Graph, Node
-from .numerics.act import FX_FRAC, QAct, from_fx, linear_out_fx, quantize_dynamic, quantize_static, to_fx
-from .numerics.common import (QuantizedWeight, encode_scales, quantize_rtn, signed_weight)
+from .numerics.act import (FX_FRAC, QAct, from_fx, linear_out_fx, quantize_dynamic, quantize_static,
+                           shift_round, to_fx)
+from .numerics.common import QuantizedWeight, encode_scales, quantize_rtn, signed_weight
+from .numerics.pack import DspPacked, encode_bias, read_packed, unpack_dsp, unpack_lut
 from .numerics.sfu import (KVCache, attention, encode_signed, mul_fx, residual_add, rms_eps_table, rmsnorm,
                            rope, rope_table, silu, swiglu)
 from .ops import OpError, rope_inv_freq
@@ -87,13 +94,21 @@ class _Linear:
     _mantf: Optional[np.ndarray] = None
 
     @classmethod
-    def build(cls, qw: QuantizedWeight) -> "_Linear":
+    def build(cls, qw: QuantizedWeight, packed=None) -> "_Linear":
+        """From the unpacked engine tensors of ``packed`` if given, else from ``qw``."""
         n, k = qw.codes.shape
         g = qw.group_size
         ng = k // g
-        q = signed_weight(qw).astype(np.float32)                       # [N, K]
-        wq = np.ascontiguousarray(q.reshape(n, ng, g).transpose(1, 2, 0))
-        mant, e = encode_scales(qw.scales)
+        if packed is None:
+            q = signed_weight(qw)
+            mant, e = encode_scales(qw.scales)
+        else:
+            up = unpack_dsp(packed) if isinstance(packed, DspPacked) else unpack_lut(packed)
+            q, mant, e = up.q, up.mant, up.exp
+            if q.shape != (n, k) or mant.shape != (n, ng):
+                raise ExactError(f"packed weight has shape {q.shape} / mantissas {mant.shape}, "
+                                 f"expected {(n, k)} / {(n, ng)}")
+        wq = np.ascontiguousarray(q.astype(np.float32).reshape(n, ng, g).transpose(1, 2, 0))
         sub = g
         while sub > _SUBGROUP_MAX:
             sub //= 2
@@ -172,8 +187,22 @@ class ExactInterpreter:
         name = param.attrs["weight"]
         lin = self._lin.get(name)
         if lin is None:
-            lin = self._lin[name] = _Linear.build(exact_weight(self.weights, param))
+            packed = read_packed(param.attrs["pack"], self.weights) if "pack" in param.attrs else None
+            lin = self._lin[name] = _Linear.build(exact_weight(self.weights, param), packed)
         return lin
+
+    def bias_fx(self, node: Node) -> np.ndarray:
+        """The linear's bias in FX: the pack's fixed-point bias, or the same encoding of
+        the float bias when the graph is not packed."""
+        b = self.graph.node(node.inputs[2])
+        if b.name not in self._bias:
+            rq = node.attrs.get("requant") or {}
+            if "arrays" in rq and "bias" in rq["arrays"]:
+                vals, e = np.asarray(self.weights[rq["arrays"]["bias"]]), int(rq["bias_exp"])
+            else:
+                vals, e = encode_bias(np.asarray(self.weights[b.attrs["weight"]], np.float64))
+            self._bias[b.name] = shift_round(vals, e - FX_FRAC)
+        return self._bias[b.name]
 
     def gamma(self, param: Node, eps: float):
         key = f"{param.attrs['weight']}@{eps!r}"
@@ -242,12 +271,7 @@ class ExactInterpreter:
         p = lin.p(rows.q)
         if self.on_linear is not None:
             self.on_linear(node, rows.q, lin.qw, p)
-        bias = None
-        if len(node.inputs) == 3:
-            bname = self.graph.node(node.inputs[2]).attrs.get("weight", node.inputs[2])
-            if bname not in self._bias:
-                self._bias[bname] = to_fx(np.asarray(self.weights[bname], np.float64))
-            bias = self._bias[bname]
+        bias = self.bias_fx(node) if len(node.inputs) == 3 else None
         y = linear_out_fx(p, lin.exp, rows, bias)
         return y.reshape(*x.shape[:-1], y.shape[-1])
 

@@ -10,8 +10,8 @@ Rules (automatic mapping; the first that applies wins)
 ------------------------------------------------------
 1. **Float weight** (not quantized, e.g. SmolLM2's tied ``lm_head``) -> DSP chain as
    W8: the exact mode quantizes float linear weights to 8-bit symmetric codes in
-   groups of :data:`RUNTIME_W8_GROUP` (64; 32 or 16 where K needs it) at run time,
-   and 8-bit weights are the DSP chain's.
+   groups of the first of :data:`plait.ir.exact.EXACT_W8_GROUPS` (128, 64, 32, 16)
+   that divides K at run time, and 8-bit weights are the DSP chain's.
 2. **N:M-sparse weight** -> DSP chain in that mode (``2:4``, ``N:16``): only the
    chain's sparse MUX skips the pruned weights.  The mode must be enabled in the
    target's chains; the LUT core reads dense weights and never takes N:M weights.
@@ -66,6 +66,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from plait.ir.exact import EXACT_W8_GROUPS
 from plait.ir.graph import Graph, Node
 from plait.ir.numerics.common import MAX_K, NumericsError, QuantizedWeight
 from plait.ir.numerics.dsp import DSP_WEIGHT_BITS, dsp_weight_codes, parse_mode
@@ -76,12 +77,9 @@ from plait.ir.types import QuantSpec, TensorType
 
 from .manager import Option, Pass, PassError, PassOptionError, register_pass
 
-__all__ = ["MapEngines", "map_engines", "EngineChoice", "choose_engine", "RUNTIME_W8_GROUP",
+__all__ = ["MapEngines", "map_engines", "EngineChoice", "choose_engine",
            "ENGINE_ATTRS", "META_KEY"]
 
-#: group size of the exact mode's run-time W8 quantization of float linear weights
-RUNTIME_W8_GROUP = 64
-_RUNTIME_FALLBACK_GROUPS = (64, 32, 16)
 #: attributes this pass writes on linear nodes
 ENGINE_ATTRS = ("engine", "engine_reason", "engine_mode", "engine_bits", "engine_group",
                 "cycles_decode", "cycles_prefill_per_token", "weight_bytes")
@@ -147,10 +145,10 @@ def _data_code_bits(weights, name: str, t: TensorType) -> Optional[int]:
 
 
 def _runtime_group(k: int, m: int) -> Optional[int]:
-    for g in _RUNTIME_FALLBACK_GROUPS:
-        if k % g == 0 and g % m == 0:
-            return g
-    return None
+    """The group exact mode gives a float weight of K inputs (None if it has none, or
+    if it is not a multiple of the mode's block M)."""
+    g = next((g for g in EXACT_W8_GROUPS if k % g == 0), None)
+    return g if g is not None and g % m == 0 else None
 
 
 def _dsp_plan(t: TensorType, k: int, target: Target, weights=None, name: str = ""
@@ -180,7 +178,7 @@ def _dsp_plan(t: TensorType, k: int, target: Target, weights=None, name: str = "
     if t.quant is None:
         group = _runtime_group(k, md.m)
         if group is None:
-            return None, (f"K={k} has no run-time W8 group in {list(_RUNTIME_FALLBACK_GROUPS)} "
+            return None, (f"K={k} has no run-time W8 group in {list(EXACT_W8_GROUPS)} "
                           f"that divides it and is a multiple of the mode's block M={md.m}")
     else:
         group = t.quant.group_size

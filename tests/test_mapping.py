@@ -249,19 +249,19 @@ def test_mapping_per_weight_format():
                w8s=wtype(64, 128, 8, sparse=(4, 16)),
                f24=wtype(64, 128, sparse=(2, 4)))
     want = {  # engine, mode, bits, group
-        "f32": ("dsp_chain", "dense W8", 8, 64), "w8": ("dsp_chain", "dense W8", 8, 128),
+        "f32": ("dsp_chain", "dense W8", 8, 128), "w8": ("dsp_chain", "dense W8", 8, 128),
         "w4": ("lut_core", "4 planes +zp", 4, 64), "w3a": ("lut_core", "3 planes +zp", 3, 64),
         "tern": ("lut_core", "2 planes +zp", 2, 64), "w4odd": ("lut_core", "4 planes", 4, 64),
         "w1odd": ("lut_core", "1 plane", 1, 32), "w4s24": ("dsp_chain", "2:4 W4", 4, 64),
         "w4a24": ("dsp_chain", "2:4 W8", 8, 64), "terns": ("dsp_chain", "8:16 W2", 2, 64),
-        "w8s": ("dsp_chain", "4:16 W8", 8, 64), "f24": ("dsp_chain", "2:4 W8", 8, 64),
+        "w8s": ("dsp_chain", "4:16 W8", 8, 64), "f24": ("dsp_chain", "2:4 W8", 8, 128),
     }
     for name, (engine, mode, bits, group) in want.items():
         at = a[name]
         assert (at["engine"], at["engine_mode"], at["engine_bits"], at["engine_group"]) == \
             (engine, mode, bits, group), name
         assert set(ENGINE_ATTRS) <= set(at)
-    assert "run time" in a["f32"]["engine_reason"] and "W8 sym g64" in a["f32"]["engine_reason"]
+    assert "run time" in a["f32"]["engine_reason"] and "W8 sym g128" in a["f32"]["engine_reason"]
     assert "sparse MUX" in a["w4s24"]["engine_reason"]
     assert "table-symmetrized" in a["w4odd"]["engine_reason"]
     assert "int8" in a["w8"]["engine_reason"]
@@ -274,7 +274,7 @@ def test_mapping_per_weight_format():
     assert a["w8"]["cycles_prefill_per_token"] < a["w8"]["cycles_decode"] / 1.9   # 2 lanes
     # bytes streamed: the stored form (float weights as their run-time W8 form)
     assert a["w4"]["weight_bytes"] == (64 * 128 * 4 + 64 * 2 * 16) // 8
-    assert a["f32"]["weight_bytes"] == (64 * 128 * 8 + 64 * 2 * 16) // 8
+    assert a["f32"]["weight_bytes"] == (64 * 128 * 8 + 64 * 1 * 16) // 8      # W8 g128
     assert a["w4s24"]["weight_bytes"] == (64 * 64 * 4 + 64 * 64 * 2 + 64 * 2 * 16) // 8
 
 
@@ -508,7 +508,7 @@ def test_shape_only_llama2_7b_maps():
     mapped = next(p for p in rep.passes if p.name == "map_engines")
     assert mapped.details["engines"] == {"dsp_chain": 225, "lut_core": 0}
     head = g.node("lm_head") if "lm_head" in g else next(n for n in g.nodes("linear") if n.origin == "lm_head")
-    assert head.attrs["engine_mode"] == "dense W8" and head.attrs["engine_group"] == 64
+    assert head.attrs["engine_mode"] == "dense W8" and head.attrs["engine_group"] == 128
     t = summarize(g)["mapping"]["totals"]
     assert t["bound"] == "memory" and 30 < t["tokens_per_s"] < 100
     g4, _, _ = run_recipe(*load_model("llama2-7b", shape_only=True), "w4g128")
