@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.utils import get_sim_time
 
 __all__ = ["start_clock", "reset", "StreamDriver", "StreamMonitor", "BackpressureDriver",
            "pack_signed", "unpack_signed", "pack_unsigned", "unpack_unsigned",
@@ -91,6 +92,12 @@ def to_int(value: Any) -> int:
         value = value.value
     if isinstance(value, int):
         return value
+    if hasattr(value, "to_unsigned"):
+        # fast path: a plain 0/1 string converts in C (is_resolvable builds one Logic
+        # object per bit -- about 1 ms for a 2048-bit bus)
+        s = str(value)
+        if s and not s.strip("01"):
+            return int(s, 2)
     if hasattr(value, "is_resolvable") and not value.is_resolvable:
         raise ValueError(f"signal value {value} has X/Z bits")
     if hasattr(value, "to_unsigned"):
@@ -187,15 +194,23 @@ class StreamDriver:
     valid-only streams (every valid cycle transfers).  ``gap_prob`` inserts random
     idle cycles (valid low) before transactions, driven by ``rng`` (seeded).
     While idle, data signals keep their last value unless ``idle_value`` is given.
+
+    ``wait_ready_edge=True``: while a word waits (``valid`` high, ``ready`` sampled
+    low), sleep until ``ready`` rises instead of resuming at every clock edge -- the
+    same transfers, far fewer Python resumes for a stream that is stalled most of the
+    time (e.g. a parameter stream consumed once per quantization group).
     """
 
     def __init__(self, clk, valid, ready, data_signals: dict[str, Any], *,
                  gap_prob: float = 0.0, rng: random.Random | None = None,
-                 idle_value: int | None = None):
+                 idle_value: int | None = None, wait_ready_edge: bool = False):
         if not 0.0 <= gap_prob < 1.0:
             raise ValueError(f"StreamDriver: gap_prob must be in [0, 1), got {gap_prob}")
+        if wait_ready_edge and ready is None:
+            raise ValueError("StreamDriver: wait_ready_edge needs a ready signal")
         self.clk, self.valid, self.ready = clk, valid, ready
         self.data = dict(data_signals)
+        self.wait_ready_edge = wait_ready_edge
         self.gap_prob = gap_prob
         self.rng = rng or random.Random(0)
         self.idle_value = idle_value
@@ -227,10 +242,11 @@ class StreamDriver:
             self.valid.value = 1
             while True:
                 await ReadOnly()
-                fire = self.ready is None or int(self.ready.value) == 1
-                await RisingEdge(self.clk)
-                if fire:
+                if self.ready is None or int(self.ready.value) == 1:
+                    await RisingEdge(self.clk)
                     break
+                # ready low: no transfer at the coming edge
+                await (RisingEdge(self.ready) if self.wait_ready_edge else RisingEdge(self.clk))
             n += 1
             self.sent += 1
         self.valid.value = 0
@@ -245,20 +261,35 @@ class StreamMonitor:
     edges since :meth:`start`) of each transfer.  Start it right after a rising edge
     (not in a ReadOnly phase); the current cycle is the first one sampled.  ``callback(txn)`` is called per transfer.
     Reading an X/Z on a data signal during a transfer raises ``ValueError``.
+
+    ``period_ns`` (the clock period) switches to *sleeping* sampling: while ``valid``
+    (or ``ready``) is low the monitor waits for its rising edge instead of resuming at
+    every clock edge, and ``cycles`` are computed from simulation time (``floor((t -
+    t_start) / period_ns)``, the same indices).  Same transfers; far fewer Python
+    resumes for a sparse stream (one output word per tile or group).
     """
 
     def __init__(self, clk, valid, ready, data_signals: dict[str, Any], *,
-                 callback: Callable[[dict], None] | None = None):
+                 callback: Callable[[dict], None] | None = None,
+                 period_ns: float | None = None):
+        if period_ns is not None and not period_ns > 0:
+            raise ValueError(f"StreamMonitor: period_ns must be > 0, got {period_ns}")
         self.clk, self.valid, self.ready = clk, valid, ready
         self.data = dict(data_signals)
         self.callback = callback
+        self.period_ns = period_ns
         self.transactions: list[dict[str, int]] = []
         self.cycles: list[int] = []
         self._cycle = 0
+        self._t0 = 0.0
         self._task = None
 
     def start(self) -> "StreamMonitor":
-        self._task = cocotb.start_soon(self._run())
+        if self.period_ns is None:
+            self._task = cocotb.start_soon(self._run())
+        else:
+            self._t0 = get_sim_time("ns")
+            self._task = cocotb.start_soon(self._run_sleeping())
         return self
 
     def stop(self) -> None:
@@ -273,13 +304,28 @@ class StreamMonitor:
             await ReadOnly()
             if int(self.valid.value) == 1 and (self.ready is None
                                                 or int(self.ready.value) == 1):
-                txn = {k: to_int(h) for k, h in self.data.items()}
-                self.transactions.append(txn)
-                self.cycles.append(self._cycle)
-                if self.callback is not None:
-                    self.callback(txn)
+                self._record(self._cycle)
             await RisingEdge(self.clk)
             self._cycle += 1
+
+    def _record(self, cycle: int) -> None:
+        txn = {k: to_int(h) for k, h in self.data.items()}
+        self.transactions.append(txn)
+        self.cycles.append(cycle)
+        if self.callback is not None:
+            self.callback(txn)
+
+    async def _run_sleeping(self) -> None:
+        period, t0 = self.period_ns, self._t0
+        while True:
+            await ReadOnly()
+            if int(self.valid.value) != 1:
+                await RisingEdge(self.valid)
+            elif self.ready is not None and int(self.ready.value) != 1:
+                await RisingEdge(self.ready)
+            else:
+                self._record(int((get_sim_time("ns") - t0) / period + 1e-6))
+                await RisingEdge(self.clk)
 
     async def wait_for(self, n: int, timeout_cycles: int = 100000) -> None:
         """Wait until ``n`` transfers were seen; ``TimeoutError`` after the limit."""
