@@ -26,8 +26,9 @@ compares with :class:`~plait.sim.scoreboard.Scoreboard` equality:
 
 Each row also has the measured cycles and the prediction of the ir-level cycle model
 (:func:`~plait.ir.target.dsp_linear_cycles` / :func:`~plait.ir.target.lut_linear_cycles`)
-for the build's geometry, checked against the mapping pass's own ``cycles_decode``
-for decode calls.  Layering: this module uses only :mod:`plait.ir`, :mod:`plait.rtl`
+for the build's geometry, checked against the mapping pass's own node attributes
+(``cycles_decode`` for one token row, ``cycles_prefill_per_token`` for the
+``prefill_tokens`` it was run with).  Layering: this module uses only :mod:`plait.ir`, :mod:`plait.rtl`
 and :mod:`plait.sim`; compiling and mapping the model is the caller's.
 """
 from __future__ import annotations
@@ -204,6 +205,7 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
         if geo is not None and geo.count != 1:
             raise ValueError(f"target {tgt.name!r} has {geo.count} x {what}; the RTL check "
                              f"simulates one engine (use a target with count = 1)")
+    prefill_tokens = graph.meta.get("engine_map", {}).get("prefill_tokens")
     t0 = time.perf_counter()
     jobs: dict[str, list] = {"dsp_chain": [], "lut_core": []}
     owners: dict[str, list[tuple[LinearCall, dict, str]]] = {"dsp_chain": [], "lut_core": []}
@@ -263,11 +265,7 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
                 pk = res.packed
                 pred = lut_linear_cycles(n, k, pk.bits, pk.group_size, t, tgt.lut_core)
                 mode = f"W{pk.bits} {pk.scheme} g{pk.group_size}"
-            if t == 1 and "cycles_decode" in a and int(a["cycles_decode"]) != pred:
-                raise AssertionError(f"{c.node}: the mapping pass predicts "
-                                     f"{a['cycles_decode']} decode cycles, the cycle model "
-                                     f"for target {tgt.name!r} {pred}: mapped for another "
-                                     f"geometry?")
+            _check_mapping(c.node, a, t, pred, prefill_tokens, tgt.name)
             rows.append({"linear": c.node, "call": c.call, "T": t, "N": n, "K": k,
                          "engine": eng, "mode": mode, "measured": res.cycles,
                          "predicted": pred, "ratio": res.cycles / pred,
@@ -275,6 +273,23 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
     secs = {"prepare": t1 - t0, **{f"{e}_{k}": v for e, r in runs.items()
                                    for k, v in r.seconds.items() if k != "built"}}
     return LayerCheck(rows, sb, runs, secs)
+
+
+def _check_mapping(node: str, attrs: dict, tokens: int, pred: int, prefill_tokens,
+                   target: str) -> None:
+    """The mapping pass's own numbers (``cycles_decode`` for one token row,
+    ``cycles_prefill_per_token`` x ``prefill_tokens``, rounded to 3 decimals) must be
+    the cycle model's prediction used here."""
+    if tokens == 1 and "cycles_decode" in attrs:
+        mapped, slack = float(attrs["cycles_decode"]), 0.0
+    elif tokens == prefill_tokens and "cycles_prefill_per_token" in attrs:
+        mapped, slack = float(attrs["cycles_prefill_per_token"]) * tokens, 5e-4 * tokens
+    else:
+        return
+    if abs(mapped - pred) > slack:
+        raise AssertionError(f"{node}: the mapping pass predicts {mapped:g} cycles for "
+                             f"{tokens} token row(s), the cycle model of target {target!r} "
+                             f"{pred}: was the graph mapped for another geometry?")
 
 
 def format_table(rows: Sequence[dict]) -> str:

@@ -208,6 +208,18 @@ def test_layer_names_and_sim_target():
     assert DspChainConfig.from_target(t).n_dsp == 64
 
 
+def test_prediction_must_be_the_mapping_passes():
+    from plait.sim.layers import _check_mapping
+    a = {"cycles_decode": 2599, "cycles_prefill_per_token": 1296.292}
+    _check_mapping("q", a, 1, 2599, 24, "t")
+    _check_mapping("q", a, 24, 31111, 24, "t")              # 1296.292 * 24 = 31111.008
+    _check_mapping("q", a, 7, 1, 24, "t")                   # no mapping number for T=7
+    with pytest.raises(AssertionError, match="mapping pass predicts 2599 cycles"):
+        _check_mapping("q", a, 1, 10375, 24, "t")
+    with pytest.raises(AssertionError, match="another geometry"):
+        _check_mapping("q", a, 24, 124441, 24, "t")
+
+
 # ------------------------------------------------------------------ random data on the RTL
 @pytest.mark.slow
 def test_sleeping_stream_drivers_match_polling():
