@@ -136,14 +136,23 @@ class _Linear:
         xf = x8.astype(np.float32)
         for r0 in range(0, t, step):
             xs = xf[r0:r0 + step].reshape(-1, ng, g).transpose(1, 0, 2)   # [ng, t', G]
-            if self.sub == g:
-                acc = np.matmul(xs, self.wq)                               # [ng, t', N] float32, exact
-            else:
-                acc = sum(np.matmul(xs[..., s0:s0 + self.sub], self.wq[:, s0:s0 + self.sub]).astype(np.float64)
-                          for s0 in range(0, g, self.sub))
+            acc = sum(_bmm(xs[..., s0:s0 + self.sub], self.wq[:, s0:s0 + self.sub]).astype(np.float64)
+                      for s0 in range(0, g, self.sub))                  # [ng, t', N], exact
             pf = np.einsum("gtn,gn->tn", acc.astype(np.float64, copy=False), self.mantf)
             out[r0:r0 + step] = pf.astype(np.int64)
         return out
+
+
+_TORCH_ROWS = 16     # from this many rows on, torch's batched GEMM is much faster than numpy's
+
+
+def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched float32 matrix product ``a[g, t, G] @ b[g, G, N]`` (numpy for a few rows,
+    torch's BLAS for many; both exact on these integer-valued operands)."""
+    if a.shape[1] < _TORCH_ROWS:
+        return np.matmul(a, b)
+    import torch
+    return torch.bmm(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(b)).numpy()
 
 
 class ExactInterpreter:

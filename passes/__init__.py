@@ -10,6 +10,10 @@
   every linear (runs the interpreter on calibration token ids from the context).
 * :mod:`.sparsify`     -- ``sparsify``: magnitude or Wanda N:M pruning (2:4, N:16).
 * :mod:`.quantize`     -- ``quantize``: RTN per-group weight quantization.
+* :mod:`.smooth`       -- ``smooth``: SmoothQuant migration of activation outliers into
+  the weights, folded offline (needs ``calibrate``).
+* :mod:`.actquant`     -- ``quantize_act``: int8 activations (per-token dynamic or
+  calibrated static) at every linear's input, recorded in the IR types.
 * :mod:`.mapping`      -- ``map_engines``: every linear layer to the DSP chain or the
   LUT core of a hardware target (:mod:`plait.ir.target`), with predicted cycles.
 * :mod:`.pack`         -- ``pack``: every quantized linear weight in its engine's packed
@@ -19,5 +23,5 @@ from .manager import (  # noqa: F401
     PASSES, Option, Pass, PassContext, PassError, PassManager, PassOptionError, PassResult,
     PipelineReport, get_pass, linear_weights, make_pass, register_pass,
 )
-from . import actquant, calibrate, canonicalize, mapping, pack, quantize, sparsify  # noqa: F401  (register the passes)
+from . import actquant, calibrate, canonicalize, mapping, pack, quantize, smooth, sparsify  # noqa: F401  (register the passes)
 from .recipe import Recipe, RecipeError, list_recipes, load_recipe, run_recipe  # noqa: F401

@@ -211,20 +211,26 @@ def attention_ref(q, k, v, n_heads, n_kv, hd, scale):
         return [quant_ref(x, m, e) for x in row], m, e - 16
 
     rep = n_heads // n_kv
+    gs = F.qk_group(hd)
     exp2 = F.exp2_table().tolist()
     out = [[0] * (n_heads * hd) for _ in range(s)]
-    kq = [[quant_row(k[t][j * hd:(j + 1) * hd]) for j in range(n_kv)] for t in range(s)]
+
+    def quant_groups(row):       # Q and K: one scale per group of gs channels
+        return [quant_row(row[g0:g0 + gs]) for g0 in range(0, hd, gs)]
+    kq = [[quant_groups(k[t][j * hd:(j + 1) * hd]) for j in range(n_kv)] for t in range(s)]
     vq = [[quant_row(v[t][j * hd:(j + 1) * hd]) for j in range(n_kv)] for t in range(s)]
     for h in range(n_heads):
         j = h // rep
-        emax = max(vq[t][j][2] for t in range(s))
         for i in range(s):
-            q8, mq, eq = quant_row(q[i][h * hd:(h + 1) * hd])
+            emax = max(vq[t][j][2] for t in range(i + 1))
+            qgs = quant_groups(q[i][h * hd:(h + 1) * hd])
             sc = []
             for t in range(i + 1):
-                k8, mk, ek = kq[t][j]
-                dot = sum(a * b for a, b in zip(q8, k8))
-                sc.append(shift(dot * mq * mk * c, r - eq - ek - 10))
+                tot = 0
+                for (q8, mq, eq), (k8, mk, ek) in zip(qgs, kq[t][j]):
+                    dot = sum(a * b for a, b in zip(q8, k8))
+                    tot += shift(dot * mq * mk * c, r - eq - ek - 10)
+                sc.append(tot)
             mx = max(sc)
             p = []
             for x in sc:
@@ -256,7 +262,7 @@ def _float_attention(q, k, v, h, hkv, hd, scale):
 
 
 def test_attention_exact_and_accurate():
-    h, hkv, hd, s = 4, 2, 16, 9
+    h, hkv, hd, s = 4, 2, 32, 9            # two Q/K scale groups per head
     q = RNG.standard_normal((s, h * hd)) * 2
     k = RNG.standard_normal((s, hkv * hd)) * 2
     v = RNG.standard_normal((s, hkv * hd)) * np.exp(RNG.uniform(-2, 2, (s, 1)))
@@ -271,9 +277,12 @@ def test_attention_exact_and_accurate():
 
 
 def test_attention_decode_equals_prefill():
-    """Prefill of S tokens == prefill of S-2 then two single-token decode steps (the cache)."""
-    h, hkv, hd, s = 2, 1, 8, 6
-    q, k, v = (A.to_fx(RNG.standard_normal((1, s, n * hd))) for n in (h, hkv, hkv))
+    """Prefill of S tokens == prefill of S-2 then two single-token decode steps (the cache);
+    V rows of very different magnitudes (later ones much larger) and a prefill longer
+    than one query block."""
+    h, hkv, hd, s = 2, 1, 8, 70
+    q, k = (A.to_fx(RNG.standard_normal((1, s, n * hd))) for n in (h, hkv))
+    v = A.to_fx(RNG.standard_normal((1, s, hkv * hd)) * np.exp2(np.arange(s) % 23)[None, :, None] / 64)
     kw = dict(n_heads=h, n_kv_heads=hkv, head_dim=hd, scale=hd ** -0.5)
     full = F.attention(q, k, v, F.KVCache(), **kw)
     c = F.KVCache()

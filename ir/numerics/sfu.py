@@ -12,9 +12,9 @@ its own floating point.
 
 Errors against float64 (measured by ``tests/test_numerics_sfu.py`` on random
 inputs; relative to the output's scale): RMSNorm <= 2e-4, RoPE <= 1e-4, SwiGLU
-<= 5e-4 of ``|gate * up|``, attention (int8 Q, K, V, probabilities) about 1-3% of the
-output's row maximum -- dominated by the int8 quantization of Q, K, V and of the
-probability-times-value-scale weights, not by the tables.
+<= 5e-4 of ``|gate * up|``, attention (int8 Q, K, V, probabilities) about 1.5% RMS and
+<= 3% max of the output's maximum -- dominated by the int8 quantization of Q, K and V,
+not by the tables or the 8-bit probability weights (14-bit ones measured no better).
 
 RMSNorm (:func:`rmsnorm`): ``x`` FX ``[..., D]``, weight ``g = gq * 2^-Eg`` (int16
 mantissas, :func:`encode_signed`).
@@ -30,17 +30,19 @@ RoPE (:func:`rope`): half-split layout (HF Llama).  ``cos``/``sin`` tables in Q1
     ``y2 = rshift_round(x2 cos + x1 sin, 14)``.
 
 Attention (:func:`attention`): per head, causal, grouped KV heads.
-    Q, K, V rows (one per token and head) are quantized per row
-    (:func:`.act.quantize_dynamic`); the KV cache holds int8 K/V with their ``(m, e)``.
-    Scores ``S = q8 . k8`` (int32); ``sc = shift_round(S * m_q * m_k * C, R - e_q - e_k
-    - 10)`` with ``scale = C * 2^-R`` (:func:`.common.encode_multiplier`), i.e. the
-    score in units of ``2^-10``.  Softmax per query: ``d = max(sc) - sc >= 0``,
+    Q and K are quantized per token, head and group of ``QK_GROUP = 16`` channels, V
+    per token and head (:func:`.act.quantize_dynamic`); the KV cache holds int8 K/V
+    with their ``(m, e)``.  Scores: per group ``S_g = q8_g . k8_g`` (int32 on the DSP
+    chain, dequantized once per group as the linears are) and
+    ``sc = sum_g shift_round(S_g * m_q,g * m_k,g * C, R - e_q,g - e_k,g - 10)`` with
+    ``scale = C * 2^-R`` (:func:`.common.encode_multiplier`): the score in units of
+    ``2^-10``.  Softmax per query: ``d = max(sc) - sc >= 0``,
     ``z = rshift_round(d * LOG2E, 15)`` (``LOG2E = round(log2(e) * 2^15)``), ``n = z >> 10``,
     ``f = z & 1023``, ``p = EXP2[f] >> min(n, 31)`` (``EXP2[f] = round(2^(15 - f/1024))``,
     so ``p in [0, 32768]``), masked keys ``p = 0``, ``sum = sum p`` (``>= 2^15``).
     ``P V`` with the per-token V scales folded into the weights: per query and head,
-    ``w_t = rshift_round(p_t * m_v,t, emax - e_v,t)`` (``emax = max e_v`` over the cached
-    keys of the head), quantized per query row to int8 ``w8`` with ``(m_w, e_w)``;
+    ``w_t = rshift_round(p_t * m_v,t, emax - e_v,t)`` (``emax = max e_v`` over the keys
+    the query sees, ``t <= pos``), quantized per query row to int8 ``w8`` with ``(m_w, e_w)``;
     ``O = w8 . v8`` (int32); ``ls = max(0, bitlen(sum) - 16)``,
     ``inv = 2^32 // (sum >> ls)``; ``out = shift_round(O * m_w * inv, 32 + ls - e_w - emax
     - 16)`` (FX).
@@ -71,6 +73,7 @@ SIG_RANGE = 16            # sigmoid table covers [-16, 16]
 SIG_STEP_BITS = 5         # 32 entries per unit
 EXP_FRAC = 15             # EXP2 entries: Q15
 SCORE_FRAC = 10           # softmax scores in units of 2^-10
+QK_GROUP = 16             # channels per scale of the int8 Q and K rows
 LOG2E_Q15 = int(round(math.log2(math.e) * (1 << 15)))
 RMS_SHIFT_BITS = 15       # RMSNorm squares 15-bit values
 GAMMA_BITS = 16           # RMSNorm weight mantissas (signed)
@@ -214,8 +217,11 @@ def attention(q, k, v, cache: KVCache, *, n_heads: int, n_kv_heads: int, head_di
     applied); appends this call's K/V to ``cache``.  Returns FX ``[B, S, H*hd]``."""
     q, k, v = as_int(q), as_int(k), as_int(v)
     b, s = q.shape[:2]
-    qa = quantize_dynamic(_heads(q, n_heads, head_dim))                 # [B,H,S,hd]
-    ka = quantize_dynamic(_heads(k, n_kv_heads, head_dim))
+    gq = qk_group(head_dim)
+    qh, kh = _heads(q, n_heads, head_dim), _heads(k, n_kv_heads, head_dim)
+    qa = quantize_dynamic(qh.reshape(*qh.shape[:3], head_dim // gq, gq))   # [B,H,S,hd/g,g]
+    ka = quantize_dynamic(kh.reshape(*kh.shape[:3], head_dim // gq, gq))
+    ka = QAct(ka.q.reshape(kh.shape), ka.m, ka.e)                          # cache: [B,Hkv,T,hd]
     va = quantize_dynamic(_heads(v, n_kv_heads, head_dim))
     cache.append(ka, va)
     t = cache.length
@@ -227,12 +233,44 @@ def attention(q, k, v, cache: KVCache, *, n_heads: int, n_kv_heads: int, head_di
     mv = np.repeat(cache.mv, rep, axis=1)
     ev = np.repeat(cache.ev, rep, axis=1)
     c, r = attention_scale_code(scale)
-    # scores: int8 x int8 dot products (exact in float64: |S| < 2^21)
-    sc_int = np.matmul(qa.q.astype(np.float64), kq.transpose(0, 1, 3, 2).astype(np.float64)).astype(np.int64)
-    mul = qa.m[..., :, None] * mk[..., None, :] * c                    # [B,H,S,T]
-    sc = shift_round(sc_int * mul, r - qa.e[..., :, None] - ek[..., None, :] - SCORE_FRAC)
-    qpos = np.arange(t - s, t)[:, None]
-    valid = np.arange(t)[None, :] <= qpos                               # [S, T]
+    out = np.empty((b, n_heads, s, head_dim), np.int64)
+    # queries in blocks (each query row only reads keys up to its own position, so
+    # blocking changes nothing; it keeps the [B, H, rows, T] temporaries in cache)
+    for i0 in range(0, s, _Q_BLOCK):
+        i1 = min(s, i0 + _Q_BLOCK)
+        tk = t - s + i1                                                # keys this block can see
+        sl = (slice(None), slice(None), slice(i0, i1))
+        out[sl] = _attention_rows(qa.q[sl], qa.m[sl], qa.e[sl], kq[:, :, :tk], mk[:, :, :tk], ek[:, :, :tk],
+                                  vq[:, :, :tk], mv[..., :tk], ev[..., :tk], t - s + i0, c, r)
+    return out.transpose(0, 2, 1, 3).reshape(b, s, n_heads * head_dim)
+
+
+_Q_BLOCK = 64
+
+
+def qk_group(head_dim: int) -> int:
+    """Channels per scale of the int8 Q and K rows (``QK_GROUP``, or the whole head if smaller)."""
+    g = min(QK_GROUP, head_dim)
+    if head_dim % g:
+        raise NumericsError(f"head_dim {head_dim} is not a multiple of the Q/K scale group {g}")
+    return g
+
+
+def _attention_rows(q8, mq, eq, kq, mk, ek, vq, mv, ev, pos0: int, c: int, r: int) -> np.ndarray:
+    """Attention of query rows at positions ``pos0, pos0 + 1, ...`` over keys ``0..T-1``.
+
+    ``q8 [B,H,S,ng,g]`` with ``mq, eq [B,H,S,ng]``; ``kq [B,H,T,hd]`` with ``mk, ek [B,H,T,ng]``."""
+    s, t = q8.shape[2], kq.shape[2]
+    ng, g = q8.shape[3], q8.shape[4]
+    # scores per Q/K group: int8 x int8 dot products (exact in float64), each scaled to
+    # 2^-10 units, then added
+    qg = q8.astype(np.float64).transpose(0, 1, 3, 2, 4)                          # [B,H,ng,S,g]
+    kg = kq.reshape(*kq.shape[:3], ng, g).astype(np.float64).transpose(0, 1, 3, 4, 2)  # [B,H,ng,g,T]
+    sg = np.matmul(qg, kg).astype(np.int64)                                      # [B,H,ng,S,T]
+    mul = mq.transpose(0, 1, 3, 2)[..., :, None] * mk.transpose(0, 1, 3, 2)[..., None, :] * c
+    ex = eq.transpose(0, 1, 3, 2)[..., :, None] + ek.transpose(0, 1, 3, 2)[..., None, :]
+    sc = shift_round(sg * mul, r - ex - SCORE_FRAC).sum(axis=2)                 # [B,H,S,T]
+    valid = np.arange(t)[None, :] <= np.arange(pos0, pos0 + s)[:, None]   # [S, T]
     big = np.int64(1) << 62
     mx = np.where(valid, sc, -big).max(axis=-1, keepdims=True)
     d = np.minimum(np.where(valid, mx - sc, 0), np.int64(1) << 32)   # exp(-2^22) is 0 anyway
@@ -240,16 +278,16 @@ def attention(q, k, v, cache: KVCache, *, n_heads: int, n_kv_heads: int, head_di
     n = np.minimum(z >> SCORE_FRAC, 31)
     p = np.where(valid, exp2_table()[z & ((1 << SCORE_FRAC) - 1)] >> n, 0)
     total = p.sum(axis=-1)                                             # [B,H,S], >= 2^15
-    # fold the per-token V scales into the weights, then one int8 quantization per row
-    emax = ev.max(axis=-1, keepdims=True)                              # [B,H,1]
-    w = shift_round(p * mv[..., None, :], (emax - ev)[..., None, :])
+    # fold the per-token V scales into the weights (emax: over the keys the row sees),
+    # then one int8 quantization per row
+    emax = np.where(valid, ev[..., None, :], -big).max(axis=-1)        # [B,H,S]
+    w = shift_round(p * mv[..., None, :], np.where(valid, emax[..., None] - ev[..., None, :], 0))
     wa = quantize_dynamic(w, frac=0)                                   # e_w: exponent of w's units
     o = np.matmul(wa.q.astype(np.float64), vq.astype(np.float64)).astype(np.int64)  # [B,H,S,hd]
     ls = np.maximum(bitlen(total, check=False) - 16, 0)
     inv = (np.int64(1) << 32) // (total >> ls)
     sh = 32 + ls - wa.e - emax - FX_FRAC                               # [B,H,S]
-    out = shift_round(o * (wa.m * inv)[..., None], sh[..., None])
-    return out.transpose(0, 2, 1, 3).reshape(b, s, n_heads * head_dim)
+    return shift_round(o * (wa.m * inv)[..., None], sh[..., None])
 
 
 # ---------------------------------------------------------------------- SwiGLU
@@ -293,5 +331,5 @@ def residual_add(a, b) -> np.ndarray:
 
 __all__ = ["ROPE_FRAC", "SIG_FRAC", "SCORE_FRAC", "LOG2E_Q15", "exp2_table", "sigmoid_table",
            "rope_table", "rms_eps_table", "encode_signed", "isqrt", "rmsnorm", "rope", "KVCache",
-           "attention", "attention_scale_code", "sigmoid_q15", "silu", "mul_fx", "swiglu",
+           "attention", "attention_scale_code", "qk_group", "sigmoid_q15", "silu", "mul_fx", "swiglu",
            "residual_add"]
