@@ -40,13 +40,10 @@ import numpy as np
 
 from plait.ir import Interpreter
 
-from .manager import Option, Pass, PassError, linear_weights, register_pass
+from .manager import Option, Pass, positive, PassError, linear_weights, register_pass
 
 SQSUM, ABSMAX, TOKENS = "act_sqsum", "act_absmax", "act_tokens"
 
-
-def _positive(v):
-    return None if v > 0 else f"must be positive, got {v}"
 
 
 def stat_names(weight: str) -> tuple[str, str]:
@@ -70,8 +67,8 @@ class Calibrate(Pass):
     name = "calibrate"
     NEEDS_CALIBRATION = True   # the caller must hand calibration={"ids": ...} (run_recipe)
     OPTIONS = {
-        "tokens": Option("int", 2048, "how many calibration token ids to run", check=_positive),
-        "window": Option("int", 512, "tokens per independent sequence", check=_positive),
+        "tokens": Option("int", 2048, "how many calibration token ids to run", check=positive),
+        "window": Option("int", 512, "tokens per independent sequence", check=positive),
         "take": Option("str", "last", "which ids to use: the first or the last `tokens` of them",
                        choices=("first", "last")),
     }

@@ -109,6 +109,21 @@ def _kind_ok(kind: str, v: Any) -> bool:
 PASSES: dict[str, type] = {}
 
 
+def positive(v) -> Optional[str]:
+    """Option check: the value must be > 0."""
+    return None if v > 0 else f"must be positive, got {v}"
+
+
+def known_target(name: str) -> Optional[str]:
+    """Option check: ``name`` is a hardware target of :mod:`plait.ir.target`."""
+    from plait.ir.target import TargetError, get_target
+    try:
+        get_target(name)
+    except TargetError as e:
+        return str(e)
+    return None
+
+
 def register_pass(cls):
     """Class decorator: make a :class:`Pass` subclass available by its ``name``."""
     if not cls.name or not re.fullmatch(r"[a-z][a-z0-9_]*", cls.name):

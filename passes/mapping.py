@@ -75,7 +75,7 @@ from plait.ir.target import (Target, TargetError, dsp_linear_cycles, get_target,
                              lut_linear_cycles)
 from plait.ir.types import QuantSpec, TensorType
 
-from .manager import Option, Pass, PassError, PassOptionError, register_pass
+from .manager import Option, Pass, known_target, positive, PassError, PassOptionError, register_pass
 
 __all__ = ["MapEngines", "map_engines", "EngineChoice", "choose_engine",
            "ENGINE_ATTRS", "META_KEY"]
@@ -378,16 +378,6 @@ def map_engines(graph: Graph, target="u280", *, weights=None, dsp_chain: Sequenc
             "forced": {k: list(v) for k, v in forced.items()}, "skipped": skipped}
 
 
-def _target_ok(name: str) -> Optional[str]:
-    try:
-        get_target(name)
-    except TargetError as e:
-        return str(e)
-    return None
-
-
-def _positive(v: int) -> Optional[str]:
-    return None if v >= 1 else f"must be >= 1, got {v}"
 
 
 @register_pass
@@ -397,10 +387,10 @@ class MapEngines(Pass):
     name = _PASS
     OPTIONS = {
         "target": Option("str", "u280", f"hardware target (plait.ir.target: {', '.join(list_targets())})",
-                         check=_target_ok),
+                         check=known_target),
         "dsp_chain": Option("list[str]", (), "globs of linear layers forced onto the DSP chain"),
         "lut_core": Option("list[str]", (), "globs of linear layers forced onto the LUT core"),
-        "prefill_tokens": Option("int", 512, "token rows of the prefill cycle estimate", check=_positive),
+        "prefill_tokens": Option("int", 512, "token rows of the prefill cycle estimate", check=positive),
     }
 
     def run(self, graph, weights, ctx):

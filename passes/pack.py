@@ -51,7 +51,7 @@ from plait.ir.numerics.pack import (DspPacked, LutPacked, PACK_VERSION, encode_b
                                     pack_lut)
 from plait.ir.target import ENGINES, TargetError, get_target, list_targets
 
-from .manager import Option, Pass, PassError, PassOptionError, linear_weights, register_pass
+from .manager import Option, Pass, known_target, positive, PassError, PassOptionError, linear_weights, register_pass
 from .mapping import META_KEY, choose_engine, layer_name
 
 __all__ = ["PackWeights", "PACK_ATTR", "REQUANT_ATTR", "DEFAULT_TARGET", "array_name"]
@@ -67,16 +67,6 @@ def array_name(weight: str, field: str) -> str:
     return f"{weight}.pack.{field}"
 
 
-def _target_ok(name: str) -> Optional[str]:
-    try:
-        get_target(name)
-    except TargetError as e:
-        return str(e)
-    return None
-
-
-def _positive(v: int) -> Optional[str]:
-    return None if v >= 1 else f"must be >= 1, got {v}"
 
 
 @dataclasses.dataclass
@@ -257,11 +247,11 @@ class PackWeights(Pass):
     OPTIONS = {
         "target": Option("str", None, "target whose geometry packs an unmapped graph (default: the "
                          f"target map_engines used, else {DEFAULT_TARGET}; known: "
-                         f"{', '.join(list_targets())})", check=_target_ok),
+                         f"{', '.join(list_targets())})", check=known_target),
         "n_dsp": Option("int", None, "slices per DSP chain of an unmapped graph (default: the "
-                        "target's)", check=_positive),
+                        "target's)", check=positive),
         "lut_n": Option("int", None, "LUT core columns per tile of an unmapped graph (default: "
-                        "the target's)", check=_positive),
+                        "the target's)", check=positive),
     }
 
     def run(self, graph, weights, ctx):

@@ -57,14 +57,13 @@ Residual add (:func:`residual_add`): ``sat_fx(a + b)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
 import numpy as np
 
-from .act import (FX_FRAC, QAct, bitlen, quantize_dynamic, quantize_rows, sat_fx, scale_from_amax,
-                  shift_round)
+from .act import FX_FRAC, QAct, bitlen, quantize_dynamic, sat_fx, shift_round
 from .common import NumericsError, as_int, encode_multiplier, rshift_round, sat
 
 ROPE_FRAC = 14
