@@ -88,10 +88,9 @@ class _Linear:
 
     qw: QuantizedWeight
     wq: np.ndarray          # float32 [groups, G, N]: integer-valued signed weights
-    mant: np.ndarray        # int64 [groups, N]
+    mant: np.ndarray        # float64 [groups, N]: the 16-bit mantissas (exact)
     exp: int
     sub: int                # sub-group length (<= 1024) of the float32 products
-    _mantf: Optional[np.ndarray] = None
 
     @classmethod
     def build(cls, qw: QuantizedWeight, packed=None) -> "_Linear":
@@ -114,20 +113,15 @@ class _Linear:
             sub //= 2
         if g % sub:
             raise ExactError(f"group size {g} cannot be split into float32-exact sub-groups")
-        return cls(qw, wq, np.ascontiguousarray(mant.T), e, sub)
-
-    @property
-    def mantf(self) -> np.ndarray:
-        if self._mantf is None:
-            self._mantf = self.mant.astype(np.float64)
-        return self._mantf
+        return cls(qw, wq, np.ascontiguousarray(mant.T, dtype=np.float64), e, sub)
 
     def p(self, x8: np.ndarray) -> np.ndarray:
         """``P[T, N]`` (int64) of int8 rows ``x8[T, K]``: equals ``linear_int(x8, qw)[0]``.
 
         Group sums come from float32 products of integers (exact, see module doc);
         scaling by the mantissas and summing the groups runs in float64, exact as
-        well: ``|acc * mant| < 2^38`` and the 48-bit ``P`` is below ``2^53``.
+        well: every product and partial sum is an integer below ``2^47`` (the 48-bit
+        ``P`` of the contract), far below float64's ``2^53``.
         """
         t, k = x8.shape
         ng, g, n = self.wq.shape
@@ -138,7 +132,7 @@ class _Linear:
             xs = xf[r0:r0 + step].reshape(-1, ng, g).transpose(1, 0, 2)   # [ng, t', G]
             acc = sum(_bmm(xs[..., s0:s0 + self.sub], self.wq[:, s0:s0 + self.sub]).astype(np.float64)
                       for s0 in range(0, g, self.sub))                  # [ng, t', N], exact
-            pf = np.einsum("gtn,gn->tn", acc.astype(np.float64, copy=False), self.mantf)
+            pf = np.einsum("gtn,gn->tn", acc.astype(np.float64, copy=False), self.mant)
             out[r0:r0 + step] = pf.astype(np.int64)
         return out
 
