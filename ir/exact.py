@@ -163,6 +163,9 @@ class ExactInterpreter:
         self._gamma: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}
         self._rope: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._bias: dict[str, np.ndarray] = {}
+        self._fuse: dict[str, list] = {}          # input value -> linears computed together
+        self._fused: dict[str, "_Linear"] = {}
+        self._slices: dict[str, slice] = {}
         self.kv: dict[str, KVCache] = {}
         self._check()
 
@@ -238,6 +241,7 @@ class ExactInterpreter:
         self.positions = np.arange(self.pos, self.pos + s, dtype=np.int64)
         env: dict[str, object] = {}
         self._qcache: dict[str, QAct] = {}
+        self._pcache: dict[str, np.ndarray] = {}
         for name in self._order:
             node = g.node(name)
             if node.op == "input":
@@ -265,13 +269,48 @@ class ExactInterpreter:
             self._qcache[src.name] = qa
         return qa
 
+    def _siblings(self, node: Node) -> list[Node]:
+        """The linears reading the same input with the same K and group size (q/k/v,
+        gate/up): exact mode computes their P in one product (columns are independent,
+        so each linear's P is unchanged) and slices it."""
+        src = node.inputs[0]
+        if src not in self._fuse:
+            lins = [self.graph.node(u) for u in self.graph.users(src)]
+            lins = [n for n in self._order_of(lins) if n.op == "linear" and n.inputs[0] == src]
+            key = lambda n: (self.linear(self.graph.node(n.inputs[1])).qw.group_size,
+                             self.graph.node(n.inputs[1]).type.shape[1])
+            self._fuse[src] = [n for n in lins if key(n) == key(node)] if len(lins) > 1 else [node]
+        sib = self._fuse[src]
+        return sib if node in sib else [node]
+
+    def _order_of(self, nodes):
+        rank = {n: i for i, n in enumerate(self._order)}
+        return sorted(nodes, key=lambda n: rank[n.name])
+
+    def _fused_p(self, node: Node, rows: QAct) -> np.ndarray:
+        sib = self._siblings(node)
+        if len(sib) == 1:
+            return self.linear(self.graph.node(node.inputs[1])).p(rows.q)
+        key = node.inputs[0]
+        if key not in self._pcache:
+            fused = self._fused.get(key)
+            if fused is None:
+                parts = [self.linear(self.graph.node(n.inputs[1])) for n in sib]
+                fused = self._fused[key] = _Linear(
+                    parts[0].qw, np.concatenate([l.wq for l in parts], axis=2),
+                    np.concatenate([l.mant for l in parts], axis=1), parts[0].exp, parts[0].sub)
+                bounds = np.cumsum([0] + [l.wq.shape[2] for l in parts])
+                self._slices.update({n.name: slice(int(a), int(b)) for n, a, b in zip(sib, bounds, bounds[1:])})
+            self._pcache[key] = fused.p(rows.q)
+        return self._pcache[key][:, self._slices[node.name]]
+
     def eval_linear(self, node: Node, args) -> np.ndarray:
         x = args[0]
         qa = self.quantized_input(node, x)
         param = self.graph.node(node.inputs[1])
         lin = self.linear(param)
         rows = qa.rows()
-        p = lin.p(rows.q)
+        p = self._fused_p(node, rows)
         if self.on_linear is not None:
             self.on_linear(node, rows.q, lin.qw, p)
         bias = self.bias_fx(node) if len(node.inputs) == 3 else None

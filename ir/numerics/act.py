@@ -79,8 +79,11 @@ class QAct:
         """The same activations as ``[T, D]`` rows (``m``, ``e``: ``[T]``)."""
         d = self.q.shape[-1]
         lead = self.q.shape[:-1]
-        return QAct(self.q.reshape(-1, d), np.broadcast_to(self.m, lead).reshape(-1),
-                    np.broadcast_to(self.e, lead).reshape(-1))
+
+        def flat(a):
+            a = np.asarray(a)
+            return a.reshape(-1) if a.shape == lead else np.broadcast_to(a, lead).reshape(-1)
+        return QAct(self.q.reshape(-1, d), flat(self.m), flat(self.e))
 
     def real(self) -> np.ndarray:
         """Float64 value (for tests and reports only; never in the datapath)."""
@@ -107,8 +110,8 @@ def shift_round(x, s) -> np.ndarray:
     for ``s <= 0``; ``s`` may be an array broadcast against ``x``; saturates to
     ``FX_BITS`` bits."""
     x, s = as_int(x), as_int(s)
-    if s.size and s.min() > 0:                       # the common case: right shifts only
-        return sat_fx((x + np.left_shift(np.int64(1), s - 1)) >> s)
+    if s.size and s.min() >= 0:                      # the common case: right shifts only
+        return sat_fx((x + (np.left_shift(np.int64(1), s) >> 1)) >> s)   # half = 0 when s = 0
     s = np.broadcast_to(s, np.broadcast_shapes(x.shape, s.shape))
     x = np.broadcast_to(x, s.shape)
     r = np.maximum(s, 0)
@@ -138,10 +141,11 @@ def _ceil_shift(a: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.where(e >= 0, up, np.left_shift(a, np.maximum(-e, 0)))
 
 
-def scale_from_amax(amax) -> tuple[np.ndarray, np.ndarray]:
-    """``(m, e)`` of the per-row scale for integer absolute maxima ``amax`` (see module doc)."""
+def scale_from_amax(amax, check: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(m, e)`` of the per-row scale for integer absolute maxima ``amax`` (see module doc);
+    ``check=False`` for maxima in ``[0, 2^53)`` by construction."""
     a = as_int(amax)
-    e = bitlen(a) - 15     # checks 0 <= a < 2^53
+    e = bitlen(a, check) - 15     # checks 0 <= a < 2^53
     a_s = _ceil_shift(a, e)
     m = (a_s + 126) // 127
     over = m > A_MANT_MAX
@@ -171,7 +175,7 @@ def quantize_dynamic(v, frac: int = FX_FRAC) -> QAct:
     """Per-row (per-token) dynamic int8 quantization of fixed-point ``v[..., D]``
     (``frac`` fractional bits): the scale of each row comes from its own absmax."""
     v = as_int(v)
-    m, e = scale_from_amax(np.abs(v).max(axis=-1))
+    m, e = scale_from_amax(np.abs(v).max(axis=-1), check=False)   # |FX| < 2^47 by saturation
     return QAct(quantize_rows(v, m, e, check=False), m, e - frac)
 
 

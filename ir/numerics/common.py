@@ -73,6 +73,8 @@ class NumericsError(ValueError):
 
 def as_int(x) -> np.ndarray:
     """View ``x`` as an int64 array (refuses floats, which would hide rounding)."""
+    if type(x) is np.ndarray and x.dtype == np.int64:     # the hot path: nothing to do
+        return x
     a = np.asarray(x)
     if a.dtype.kind not in "iub":
         raise NumericsError(f"integer array expected, got dtype {a.dtype}")

@@ -57,9 +57,7 @@ Residual add (:func:`residual_add`): ``sat_fx(a + b)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
 
 import numpy as np
 
@@ -176,28 +174,39 @@ def rope(x, cos, sin, n_heads: int, head_dim: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------- attention
 
-@dataclass
 class KVCache:
     """int8 K and V of one attention layer with their per-(token, head) scales.
 
-    ``k``, ``v`` int8 ``[B, Hkv, T, hd]``; ``mk, ek, mv, ev`` int64 ``[B, Hkv, T]``."""
+    ``k``, ``v``: int8 ``[B, Hkv, T, hd]``; ``mk, ek``: int64 ``[B, Hkv, T, hd/g]`` (one
+    scale per Q/K group); ``mv, ev``: int64 ``[B, Hkv, T]``.  Storage grows by doubling,
+    so a decode step appends in place."""
 
-    k: Optional[np.ndarray] = None
-    v: Optional[np.ndarray] = None
-    mk: Optional[np.ndarray] = None
-    ek: Optional[np.ndarray] = None
-    mv: Optional[np.ndarray] = None
-    ev: Optional[np.ndarray] = None
+    _FIELDS = ("k", "v", "mk", "ek", "mv", "ev")
 
-    @property
-    def length(self) -> int:
-        return 0 if self.k is None else self.k.shape[2]
+    def __init__(self):
+        self.length = 0
+        self._buf: dict[str, np.ndarray] = {}
+
+    def __getattr__(self, name):
+        if name in KVCache._FIELDS:
+            buf = self.__dict__["_buf"].get(name)
+            return None if buf is None else buf[:, :, :self.length]
+        raise AttributeError(name)
 
     def append(self, k: QAct, v: QAct) -> None:
         parts = {"k": k.q, "v": v.q, "mk": k.m, "ek": k.e, "mv": v.m, "ev": v.e}
+        n = parts["k"].shape[2]
+        need = self.length + n
         for name, val in parts.items():
-            old = getattr(self, name)
-            setattr(self, name, val if old is None else np.concatenate([old, val], axis=2))
+            buf = self._buf.get(name)
+            if buf is None or buf.shape[2] < need:
+                cap = max(need, 2 * (0 if buf is None else buf.shape[2]), 64)
+                new = np.empty(val.shape[:2] + (cap,) + val.shape[3:], val.dtype)
+                if buf is not None:
+                    new[:, :, :self.length] = buf[:, :, :self.length]
+                self._buf[name] = buf = new
+            buf[:, :, self.length:need] = val
+        self.length = need
 
 
 def _heads(x: np.ndarray, n: int, hd: int) -> np.ndarray:
@@ -217,30 +226,32 @@ def attention(q, k, v, cache: KVCache, *, n_heads: int, n_kv_heads: int, head_di
     q, k, v = as_int(q), as_int(k), as_int(v)
     b, s = q.shape[:2]
     gq = qk_group(head_dim)
+    ng = head_dim // gq
     qh, kh = _heads(q, n_heads, head_dim), _heads(k, n_kv_heads, head_dim)
-    qa = quantize_dynamic(qh.reshape(*qh.shape[:3], head_dim // gq, gq))   # [B,H,S,hd/g,g]
-    ka = quantize_dynamic(kh.reshape(*kh.shape[:3], head_dim // gq, gq))
-    ka = QAct(ka.q.reshape(kh.shape), ka.m, ka.e)                          # cache: [B,Hkv,T,hd]
-    va = quantize_dynamic(_heads(v, n_kv_heads, head_dim))
-    cache.append(ka, va)
+    qa = quantize_dynamic(qh.reshape(b, n_heads, s, ng, gq))            # [B,H,S,ng,g]
+    ka = quantize_dynamic(kh.reshape(b, n_kv_heads, s, ng, gq))
+    cache.append(QAct(ka.q.reshape(kh.shape), ka.m, ka.e), quantize_dynamic(_heads(v, n_kv_heads, head_dim)))
     t = cache.length
     rep = n_heads // n_kv_heads
-    kq = np.repeat(cache.k, rep, axis=1).astype(np.int64)              # [B,H,T,hd]
-    vq = np.repeat(cache.v, rep, axis=1).astype(np.int64)
-    mk = np.repeat(cache.mk, rep, axis=1)
-    ek = np.repeat(cache.ek, rep, axis=1)
-    mv = np.repeat(cache.mv, rep, axis=1)
-    ev = np.repeat(cache.ev, rep, axis=1)
+    # grouped-query attention without copying the cache: the `rep` query heads of a kv
+    # head are rows of one matrix (row = head-in-group * S + query)
+    qg = qa.q.reshape(b, n_kv_heads, rep * s, ng, gq)
+    mq = qa.m.reshape(b, n_kv_heads, rep * s, ng)
+    eq = qa.e.reshape(b, n_kv_heads, rep * s, ng)
+    qpos = np.tile(np.arange(t - s, t), rep)                           # position of every row
+    kq, vq = cache.k, cache.v
+    mk, ek, mv, ev = cache.mk, cache.ek, cache.mv, cache.ev
     c, r = attention_scale_code(scale)
-    out = np.empty((b, n_heads, s, head_dim), np.int64)
-    # queries in blocks (each query row only reads keys up to its own position, so
-    # blocking changes nothing; it keeps the [B, H, rows, T] temporaries in cache)
-    for i0 in range(0, s, _Q_BLOCK):
-        i1 = min(s, i0 + _Q_BLOCK)
-        tk = t - s + i1                                                # keys this block can see
+    out = np.empty((b, n_kv_heads, rep * s, head_dim), np.int64)
+    # query rows in blocks (a row reads only the keys up to its own position, so blocking
+    # changes nothing; it keeps the [B, Hkv, rows, T] temporaries small)
+    for i0 in range(0, rep * s, _Q_BLOCK):
+        i1 = min(rep * s, i0 + _Q_BLOCK)
+        tk = int(qpos[i0:i1].max()) + 1                                # keys this block can see
         sl = (slice(None), slice(None), slice(i0, i1))
-        out[sl] = _attention_rows(qa.q[sl], qa.m[sl], qa.e[sl], kq[:, :, :tk], mk[:, :, :tk], ek[:, :, :tk],
-                                  vq[:, :, :tk], mv[..., :tk], ev[..., :tk], t - s + i0, c, r)
+        out[sl] = _attention_rows(qg[sl], mq[sl], eq[sl], kq[:, :, :tk], mk[:, :, :tk], ek[:, :, :tk],
+                                  vq[:, :, :tk], mv[..., :tk], ev[..., :tk], qpos[i0:i1], c, r)
+    out = out.reshape(b, n_heads, s, head_dim)
     return out.transpose(0, 2, 1, 3).reshape(b, s, n_heads * head_dim)
 
 
@@ -255,11 +266,13 @@ def qk_group(head_dim: int) -> int:
     return g
 
 
-def _attention_rows(q8, mq, eq, kq, mk, ek, vq, mv, ev, pos0: int, c: int, r: int) -> np.ndarray:
-    """Attention of query rows at positions ``pos0, pos0 + 1, ...`` over keys ``0..T-1``.
+def _attention_rows(q8, mq, eq, kq, mk, ek, vq, mv, ev, qpos: np.ndarray, c: int, r: int) -> np.ndarray:
+    """Attention of query rows at positions ``qpos`` over keys ``0..T-1`` (one kv head's
+    cache per leading index).
 
-    ``q8 [B,H,S,ng,g]`` with ``mq, eq [B,H,S,ng]``; ``kq [B,H,T,hd]`` with ``mk, ek [B,H,T,ng]``."""
-    s, t = q8.shape[2], kq.shape[2]
+    ``q8 [B,Hkv,S,ng,g]`` with ``mq, eq [B,Hkv,S,ng]``; ``kq [B,Hkv,T,hd]`` with
+    ``mk, ek [B,Hkv,T,ng]``; ``vq [B,Hkv,T,hd]`` with ``mv, ev [B,Hkv,T]``."""
+    t = kq.shape[2]
     ng, g = q8.shape[3], q8.shape[4]
     # scores per Q/K group: int8 x int8 dot products (exact in float64), each scaled to
     # 2^-10 units, then added
@@ -269,18 +282,27 @@ def _attention_rows(q8, mq, eq, kq, mk, ek, vq, mv, ev, pos0: int, c: int, r: in
     mul = mq.transpose(0, 1, 3, 2)[..., :, None] * mk.transpose(0, 1, 3, 2)[..., None, :] * c
     ex = eq.transpose(0, 1, 3, 2)[..., :, None] + ek.transpose(0, 1, 3, 2)[..., None, :]
     sc = shift_round(sg * mul, r - ex - SCORE_FRAC).sum(axis=2)                 # [B,H,S,T]
-    valid = np.arange(t)[None, :] <= np.arange(pos0, pos0 + s)[:, None]   # [S, T]
     big = np.int64(1) << 62
-    mx = np.where(valid, sc, -big).max(axis=-1, keepdims=True)
-    d = np.minimum(np.where(valid, mx - sc, 0), np.int64(1) << 32)   # exp(-2^22) is 0 anyway
-    z = rshift_round(d * LOG2E_Q15, 15)
-    n = np.minimum(z >> SCORE_FRAC, 31)
-    p = np.where(valid, exp2_table()[z & ((1 << SCORE_FRAC) - 1)] >> n, 0)
+    if qpos.min() >= t - 1:          # every row sees every key (decode): no mask to apply
+        mx = sc.max(axis=-1, keepdims=True)
+        d = np.minimum(mx - sc, np.int64(1) << 32)                     # exp(-2^22) is 0 anyway
+        z = rshift_round(d * LOG2E_Q15, 15)
+        p = exp2_table()[z & ((1 << SCORE_FRAC) - 1)] >> np.minimum(z >> SCORE_FRAC, 31)
+        emax = ev.max(axis=-1)[..., None, None]
+        wsh = emax - ev[..., None, :]
+        emax = emax[..., 0]
+    else:
+        valid = np.arange(t)[None, :] <= qpos[:, None]                 # [S, T]
+        mx = np.where(valid, sc, -big).max(axis=-1, keepdims=True)
+        d = np.minimum(np.where(valid, mx - sc, 0), np.int64(1) << 32)
+        z = rshift_round(d * LOG2E_Q15, 15)
+        p = np.where(valid, exp2_table()[z & ((1 << SCORE_FRAC) - 1)] >> np.minimum(z >> SCORE_FRAC, 31), 0)
+        # emax: over the keys the row sees
+        emax = np.where(valid, ev[..., None, :], -big).max(axis=-1)    # [B,H,S]
+        wsh = np.where(valid, emax[..., None] - ev[..., None, :], 0)
     total = p.sum(axis=-1)                                             # [B,H,S], >= 2^15
-    # fold the per-token V scales into the weights (emax: over the keys the row sees),
-    # then one int8 quantization per row
-    emax = np.where(valid, ev[..., None, :], -big).max(axis=-1)        # [B,H,S]
-    w = shift_round(p * mv[..., None, :], np.where(valid, emax[..., None] - ev[..., None, :], 0))
+    # fold the per-token V scales into the weights, then one int8 quantization per row
+    w = shift_round(p * mv[..., None, :], wsh)
     wa = quantize_dynamic(w, frac=0)                                   # e_w: exponent of w's units
     o = np.matmul(wa.q.astype(np.float64), vq.astype(np.float64)).astype(np.int64)  # [B,H,S,hd]
     ls = np.maximum(bitlen(total, check=False) - 16, 0)
