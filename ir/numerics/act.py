@@ -30,7 +30,8 @@ Scale from an absolute maximum (:func:`scale_from_amax`)
     127.  ``A = 0`` gives ``m = 128, e = 0`` (every code is 0).
 
 Quantization (:func:`quantize_rows`)
-    ``vs = rshift_round(v, e)`` if ``e > 0`` else ``v << -e`` (``|vs| <= 2^15``), then
+    ``vs = rshift_round(v, e)`` if ``e > 0`` else ``v << -e`` (``|vs| <= 2^15`` for a
+    row's own scale; saturated to 17 bits, which only a static scale can reach), then
     ``q = sat8(rshift_round(vs * RECIP[m], 24))`` with the 128-entry reciprocal
     table ``RECIP[m] = round(2^24 / m)`` (17 bits): one multiply per element and a
     table read per row, no divider in the datapath.  Error against float
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import NumericsError, as_int, rshift_round, sat
+from .common import NumericsError, as_int, sat
 
 FX_BITS = 48            # width of every wide activation register
 FX_FRAC = 16            # fractional bits of the FX format
@@ -96,8 +97,7 @@ def bitlen(x, check: bool = True) -> np.ndarray:
     x = as_int(x)
     if check and x.size and (x.min() < 0 or x.max() >= (1 << _BITLEN_MAX)):
         raise NumericsError(f"bitlen needs integers in [0, 2^{_BITLEN_MAX}), got [{x.min()}, {x.max()}]")
-    _, exp = np.frexp(x.astype(np.float64))
-    return np.where(x == 0, 0, exp).astype(np.int64)
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64)   # exact below 2^53; frexp(0) = 0
 
 
 def sat_fx(x) -> np.ndarray:
@@ -134,26 +134,22 @@ def from_fx(v, frac: int = FX_FRAC) -> np.ndarray:
     return as_int(v).astype(np.float64) * (1.0 / float(1 << frac))
 
 
-def _ceil_shift(a: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """``ceil(a / 2^e)`` for ``e >= 0``, ``a << -e`` for ``e < 0`` (``a >= 0``)."""
-    pos = np.maximum(e, 0)
-    up = (a + (np.left_shift(np.int64(1), pos) - 1)) >> pos
-    return np.where(e >= 0, up, np.left_shift(a, np.maximum(-e, 0)))
-
-
 def scale_from_amax(amax, check: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(m, e)`` of the per-row scale for integer absolute maxima ``amax`` (see module doc);
     ``check=False`` for maxima in ``[0, 2^53)`` by construction."""
     a = as_int(amax)
     e = bitlen(a, check) - 15     # checks 0 <= a < 2^53
-    a_s = _ceil_shift(a, e)
+    # A_s = ceil(A / 2^e) (a floor shift of -A), or A << -e
+    a_s = np.where(e >= 0, -((-a) >> np.maximum(e, 0)), a << np.maximum(-e, 0))
     m = (a_s + 126) // 127
     over = m > A_MANT_MAX
-    e = np.where(over, e + 1, e)
-    a_s = np.where(over, (a_s + 1) >> 1, a_s)
-    m = np.where(over, (a_s + 126) // 127, m)
+    if over.any():                # ceil(ceil(A / 2^e) / 2) == ceil(A / 2^(e+1))
+        e = e + over
+        m = np.where(over, (((a_s + 1) >> 1) + 126) // 127, m)
     zero = a == 0
-    return np.where(zero, A_MANT_MIN, m).astype(np.int64), np.where(zero, 0, e).astype(np.int64)
+    if zero.any():
+        m, e = np.where(zero, A_MANT_MIN, m), np.where(zero, 0, e)
+    return m, e
 
 
 def quantize_rows(v, m, e, check: bool = True) -> np.ndarray:
@@ -164,11 +160,15 @@ def quantize_rows(v, m, e, check: bool = True) -> np.ndarray:
     if check and m.size and (m.min() < A_MANT_MIN or m.max() > A_MANT_MAX):
         raise NumericsError(f"activation scale mantissa outside [{A_MANT_MIN}, {A_MANT_MAX}]")
     m, e = m[..., None], e[..., None]
-    pos = np.maximum(e, 0)
-    half = np.where(pos > 0, np.left_shift(np.int64(1), np.maximum(pos - 1, 0)), 0)
-    vs = np.where(e > 0, (v + half) >> pos, np.left_shift(v, np.maximum(-e, 0)))
+    if e.size and e.min() >= 0:   # rshift_round by e (half = 0 when e = 0)
+        vs = (v + (np.left_shift(np.int64(1), e) >> 1)) >> e
+    else:
+        pos = np.maximum(e, 0)
+        vs = np.where(e > 0, (v + (np.left_shift(np.int64(1), pos) >> 1)) >> pos,
+                      np.left_shift(v, np.maximum(-e, 0)))
     vs = sat(vs, 17)   # a static scale can be exceeded: saturate before the multiply
-    return sat(rshift_round(vs * RECIP[m - A_MANT_MIN], RECIP_BITS), 8).astype(np.int8)
+    q = (vs * RECIP[m - A_MANT_MIN] + (1 << (RECIP_BITS - 1))) >> RECIP_BITS
+    return sat(q, 8).astype(np.int8)
 
 
 def quantize_dynamic(v, frac: int = FX_FRAC) -> QAct:
