@@ -214,6 +214,7 @@ def _heads(x: np.ndarray, n: int, hd: int) -> np.ndarray:
     return x.reshape(b, s, n, hd).transpose(0, 2, 1, 3)        # [B, H, S, hd]
 
 
+@lru_cache(maxsize=None)
 def attention_scale_code(scale: float) -> tuple[int, int]:
     """``(C, R)`` with ``scale ~= C * 2^-R`` (15-bit ``C``), the score multiplier."""
     return encode_multiplier(float(scale))
@@ -241,7 +242,7 @@ def attention(q, k, v, cache: KVCache, *, n_heads: int, n_kv_heads: int, head_di
     qpos = np.tile(np.arange(t - s, t), rep)                           # position of every row
     kq, vq = cache.k, cache.v
     mk, ek, mv, ev = cache.mk, cache.ek, cache.mv, cache.ev
-    c, r = attention_scale_code(scale)
+    c, r = attention_scale_code(float(scale))
     out = np.empty((b, n_kv_heads, rep * s, head_dim), np.int64)
     # query rows in blocks (a row reads only the keys up to its own position, so blocking
     # changes nothing; it keeps the [B, Hkv, rows, T] temporaries small)
