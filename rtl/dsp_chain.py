@@ -99,11 +99,12 @@ class DspChainConfig(UnitConfig):
     """
 
     pkg_name: ClassVar[str] = "dsp_chain_pkg"
-    n_dsp: int = 16
-    cascade: int = 2
-    lane_shift: int = 18
+    # geometry defaults: the one definition in plait.ir.target (what the mapping sizes)
+    n_dsp: int = DspChainGeometry.n_dsp
+    cascade: int = DspChainGeometry.cascade
+    lane_shift: int = DspChainGeometry.lane_shift
     acc_w: int = 32
-    modes: str = "dense,2:4,2:16,4:16,8:16"
+    modes: str = ",".join(DspChainGeometry.modes)
 
     @classmethod
     def from_target(cls, target, **overrides) -> "DspChainConfig":

@@ -70,13 +70,14 @@ class LutCoreConfig(UnitConfig):
     """
 
     pkg_name: ClassVar[str] = "lut_core_pkg"
-    m: int = 2
-    n: int = 64
+    # geometry defaults: the one definition in plait.ir.target (what the mapping sizes)
+    m: int = LutCoreGeometry.m
+    n: int = LutCoreGeometry.n
     k: int = 4
-    max_group: int = 256
-    dq_lanes: int = 8
+    max_group: int = LutCoreGeometry.max_group
+    dq_lanes: int = LutCoreGeometry.dq_lanes
     cnt_w: int = 16
-    max_bits: int = 4
+    max_bits: int = LutCoreGeometry.max_bits
 
     @classmethod
     def from_target(cls, target, **overrides) -> "LutCoreConfig":
