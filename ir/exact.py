@@ -125,26 +125,24 @@ class _Linear:
         """
         t, k = x8.shape
         ng, g, n = self.wq.shape
-        out = np.empty((t, n), np.int64)
         step = max(1, _CHUNK_ELEMS // max(1, ng * n))
-        xf = x8.astype(np.float32)
+        parts = []
         for r0 in range(0, t, step):
-            xs = xf[r0:r0 + step].reshape(-1, ng, g).transpose(1, 0, 2)   # [ng, t', G]
-            acc = sum(_bmm(xs[..., s0:s0 + self.sub], self.wq[:, s0:s0 + self.sub]).astype(np.float64)
-                      for s0 in range(0, g, self.sub))                  # [ng, t', N], exact
-            pf = np.einsum("gtn,gn->tn", acc.astype(np.float64, copy=False), self.mant)
-            out[r0:r0 + step] = pf.astype(np.int64)
-        return out
-
-
-_TORCH_ROWS = 16     # from this many rows on, torch's batched GEMM is much faster than numpy's
+            xs = x8[r0:r0 + step].reshape(-1, ng, g).transpose(1, 0, 2).astype(np.float32)  # [ng, t', G]
+            if self.sub == g:
+                acc = _bmm(xs, self.wq)                                    # [ng, t', N], exact
+            else:
+                acc = np.zeros((ng, xs.shape[1], n), np.float64)
+                for s0 in range(0, g, self.sub):
+                    acc += _bmm(xs[..., s0:s0 + self.sub], self.wq[:, s0:s0 + self.sub])
+            parts.append(np.einsum("gtn,gn->tn", acc, self.mant).astype(np.int64))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Batched float32 matrix product ``a[g, t, G] @ b[g, G, N]`` (numpy for a few rows,
-    torch's BLAS for many; both exact on these integer-valued operands)."""
-    if a.shape[1] < _TORCH_ROWS:
-        return np.matmul(a, b)
+    """Batched float32 matrix product ``a[g, t, G] @ b[g, G, N]`` through torch's
+    batched GEMM (faster than numpy's stacked matmul here, for one row and for many;
+    exact on these integer-valued operands)."""
     import torch
     return torch.bmm(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(b)).numpy()
 

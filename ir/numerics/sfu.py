@@ -229,8 +229,10 @@ def attention(q, k, v, cache: KVCache, *, n_heads: int, n_kv_heads: int, head_di
     gq = qk_group(head_dim)
     ng = head_dim // gq
     qh, kh = _heads(q, n_heads, head_dim), _heads(k, n_kv_heads, head_dim)
-    qa = quantize_dynamic(qh.reshape(b, n_heads, s, ng, gq))            # [B,H,S,ng,g]
-    ka = quantize_dynamic(kh.reshape(b, n_kv_heads, s, ng, gq))
+    # Q and K rows quantized in one call (rows are independent): [B, H + Hkv, S, ng, g]
+    qka = quantize_dynamic(np.concatenate([qh, kh], axis=1).reshape(b, n_heads + n_kv_heads, s, ng, gq))
+    qa = QAct(qka.q[:, :n_heads], qka.m[:, :n_heads], qka.e[:, :n_heads])
+    ka = QAct(qka.q[:, n_heads:], qka.m[:, n_heads:], qka.e[:, n_heads:])
     cache.append(QAct(ka.q.reshape(kh.shape), ka.m, ka.e), quantize_dynamic(_heads(v, n_kv_heads, head_dim)))
     t = cache.length
     rep = n_heads // n_kv_heads
