@@ -43,6 +43,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .graph import Graph, Node
+from .interpreter import free_plan, normalize_feeds
 from .numerics.act import (FX_FRAC, QAct, from_fx, linear_out_fx, quantize_dynamic, quantize_static,
                            shift_round, to_fx)
 from .numerics.common import QuantizedWeight, encode_scales, quantize_rtn, signed_weight
@@ -157,6 +158,7 @@ class ExactInterpreter:
         self.on_linear = on_linear
         self.pos = 0
         self._order = graph.order()
+        self._free_after = free_plan(graph, self._order)
         self._lin: dict[str, _Linear] = {}
         self._gamma: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}
         self._rope: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -230,22 +232,19 @@ class ExactInterpreter:
     def run(self, feeds) -> dict[str, np.ndarray]:
         """Evaluate the graph for the next ``S`` tokens; returns the outputs as FX integers."""
         g = self.graph
-        if not isinstance(feeds, dict):
-            if len(g.inputs) != 1:
-                raise ValueError(f"graph has inputs {g.inputs}; pass a dict")
-            feeds = {g.inputs[0]: feeds}
-        first = np.asarray(feeds[g.inputs[0]])
-        s = first.shape[-1] if first.ndim >= 1 else 1
+        feeds, s = normalize_feeds(g, feeds)
         self.positions = np.arange(self.pos, self.pos + s, dtype=np.int64)
         env: dict[str, object] = {}
         self._qcache: dict[str, QAct] = {}
         self._pcache: dict[str, np.ndarray] = {}
-        for name in self._order:
+        for i, name in enumerate(self._order):
             node = g.node(name)
             if node.op == "input":
                 env[name] = np.asarray(feeds[name])
             else:
                 env[name] = _EVAL[node.op](self, node, [env[a] for a in node.inputs])
+            for v in self._free_after.get(i, ()):
+                env.pop(v, None)
         self.pos += s
         return {o: env[o] for o in g.outputs}
 
@@ -298,7 +297,10 @@ class ExactInterpreter:
                     parts[0].qw, np.concatenate([l.wq for l in parts], axis=2),
                     np.concatenate([l.mant for l in parts], axis=1), parts[0].exp, parts[0].sub)
                 bounds = np.cumsum([0] + [l.wq.shape[2] for l in parts])
-                self._slices.update({n.name: slice(int(a), int(b)) for n, a, b in zip(sib, bounds, bounds[1:])})
+                for n, l, a, b in zip(sib, parts, bounds, bounds[1:]):
+                    self._slices[n.name] = slice(int(a), int(b))
+                    l.wq = fused.wq[:, :, a:b]          # a view: the weights are held once
+                    l.mant = fused.mant[:, a:b]
             self._pcache[key] = fused.p(rows.q)
         return self._pcache[key][:, self._slices[node.name]]
 

@@ -18,23 +18,43 @@ from .graph import Graph
 from .ops import EvalContext, get_op
 
 
+def free_plan(graph: Graph, order: list[str]) -> dict[int, list[str]]:
+    """``{step: values}``: the values (not outputs, not params) whose last use is at
+    ``step`` of ``order``, to be freed right after it."""
+    last_use: dict[str, int] = {}
+    for i, n in enumerate(order):
+        for a in graph.node(n).inputs:
+            last_use[a] = i
+    keep = set(graph.outputs)
+    plan: dict[int, list[str]] = {}
+    for v, i in last_use.items():
+        if v not in keep and graph.node(v).op != "param":
+            plan.setdefault(i, []).append(v)
+    return plan
+
+
+def normalize_feeds(graph: Graph, feeds) -> tuple[dict, int]:
+    """``(feeds as {input: array}, S)``: an array alone feeds the single input; ``S`` is
+    the length of the first input's last axis (the tokens of this call)."""
+    if not isinstance(feeds, dict):
+        if len(graph.inputs) != 1:
+            raise ValueError(f"graph has inputs {graph.inputs}; pass a dict")
+        feeds = {graph.inputs[0]: feeds}
+    missing = [i for i in graph.inputs if i not in feeds]
+    if missing:
+        raise ValueError(f"missing graph inputs: {missing}")
+    first = np.asarray(feeds[graph.inputs[0]])
+    return feeds, (first.shape[-1] if first.ndim >= 1 else 1)
+
+
 class Interpreter:
     def __init__(self, graph: Graph, weights, observer=None):
         self.graph = graph
         self.observer = observer
         self.ctx = EvalContext(weights)
         self.pos = 0
-        order = graph.order()
-        self._order = order
-        last_use: dict[str, int] = {}
-        for i, n in enumerate(order):
-            for a in graph.node(n).inputs:
-                last_use[a] = i
-        keep = set(graph.outputs)
-        self._free_after = {}
-        for v, i in last_use.items():
-            if v not in keep and graph.node(v).op != "param":
-                self._free_after.setdefault(i, []).append(v)
+        self._order = graph.order()
+        self._free_after = free_plan(graph, self._order)
 
     def reset(self) -> None:
         """Forget the KV cache (start a new sequence)."""
@@ -43,15 +63,7 @@ class Interpreter:
 
     def run(self, feeds: "np.ndarray | dict", *, advance: bool = True) -> dict[str, np.ndarray]:
         g = self.graph
-        if not isinstance(feeds, dict):
-            if len(g.inputs) != 1:
-                raise ValueError(f"graph has inputs {g.inputs}; pass a dict")
-            feeds = {g.inputs[0]: feeds}
-        missing = [i for i in g.inputs if i not in feeds]
-        if missing:
-            raise ValueError(f"missing graph inputs: {missing}")
-        first = np.asarray(feeds[g.inputs[0]])
-        s = first.shape[-1] if first.ndim >= 1 else 1
+        feeds, s = normalize_feeds(g, feeds)
         self.ctx.positions = np.arange(self.pos, self.pos + s, dtype=np.int64)
         env: dict[str, np.ndarray] = {}
         obs = self.observer

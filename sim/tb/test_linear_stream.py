@@ -40,13 +40,16 @@ def _top_name() -> str:
     return getattr(top, "_name", "") if top is not None else ""
 
 
-def _load():
+def _load(engine: str):
+    """The stimulus header and arrays, refused unless they were written for ``engine``."""
     path = os.environ.get("PLAIT_STREAM_STIM")
     if not path:
         raise RuntimeError("PLAIT_STREAM_STIM is not set: this testbench streams the jobs "
                            "written by plait.sim.engines.run_jobs")
     z = np.load(path)
     header = json.loads(bytes(z["header"]).decode())
+    if header["engine"] != engine:
+        raise ValueError(f"stimulus is for {header['engine']}, the build is {engine}")
     return header, z
 
 
@@ -82,9 +85,7 @@ def _write_out(words: list[int], nbytes: int, out_cycles: list[int], starts: lis
 @cocotb.test()
 async def test_dsp_stream(dut):
     """Every job's passes x tiles x K/M beats back to back; one output per group."""
-    header, z = _load()
-    if header["engine"] != "dsp_chain":
-        raise ValueError(f"stimulus is for {header['engine']}, the build is dsp_chain")
+    header, z = _load("dsp_chain")
     jobs = header["jobs"]
     n_dsp = header["config"]["n_dsp"]
     if len(dut.in_w) != 8 * n_dsp:
@@ -147,9 +148,7 @@ async def test_dsp_stream(dut):
 @cocotb.test()
 async def test_lut_stream(dut):
     """Per job: set the run-time mode, stream all tiles (a, w, s streams at once), drain."""
-    header, z = _load()
-    if header["engine"] != "lut_core":
-        raise ValueError(f"stimulus is for {header['engine']}, the build is lut_core")
+    header, z = _load("lut_core")
     jobs = header["jobs"]
     cfg = header["config"]
     m, n = cfg["m"], cfg["n"]
