@@ -172,6 +172,19 @@ class DspChainConfig(UnitConfig):
             **encoding_params(),
         }
 
+    def cpp_arrays(self) -> dict[str, list[int]]:
+        """C++-only tables indexed by the hardware codes (from :mod:`plait.ir.numerics.dsp`):
+        ``MODE_N`` / ``MODE_M`` (N and M of mode code ``c``; 0 for unused codes) and
+        ``WBITS_OF`` (weight bits of width code ``c``)."""
+        ncodes = 1 << MODE_BITS
+        mode_n, mode_m = [0] * ncodes, [0] * ncodes
+        for n, m, code in MODES.values():
+            mode_n[code], mode_m[code] = n, m
+        wbits = [0] * (1 << WBITS_BITS)
+        for b, code in WBITS_CODE.items():
+            wbits[code] = b
+        return {"MODE_N": mode_n, "MODE_M": mode_m, "WBITS_OF": wbits}
+
     def level(self, mode) -> int:
         return dsp_level(self.cascade, mode)
 
