@@ -193,21 +193,15 @@ class SfuVectors:
         return self._add("tables", ints, arrs)
 
     # ------------------------------------------------------------ file
+    def as_cases(self) -> list[dict]:
+        """The cases as :mod:`plait.hls.csim` case dicts (``name``, ``ints``, ``arrays``)."""
+        return [{"name": n, "ints": i, "arrays": a} for n, i, a in self.cases]
+
     def write(self, path) -> Path:
-        """The ``plait-vectors 1`` text file of ``hls/src/tb_common.h``."""
-        path = Path(path)
-        with open(path, "w") as f:
-            f.write("plait-vectors 1\n")
-            for name, ints, arrs in self.cases:
-                f.write(f"case {name}\n")
-                for k, v in ints.items():
-                    f.write(f"int {k} {v}\n")
-                for k, v in arrs.items():
-                    f.write(f"arr {k} {v.size} ")
-                    f.write(" ".join(map(str, v.tolist())))
-                    f.write("\n")
-                f.write("end\n")
-        return path
+        """The ``plait-vectors 1`` text file of ``hls/src/tb_common.h`` (the engines'
+        writer, :func:`plait.hls.csim.write_vectors`)."""
+        from .csim import write_vectors
+        return write_vectors(path, self.as_cases())
 
 
 def tables_dir(model: Optional[ModelTables]) -> Path:
