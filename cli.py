@@ -1,31 +1,46 @@
 """The `plait` command line.
 
-    plait compile MODEL [--recipe R] -o OUT [--shape-only] [--dump-dir D]
-    plait run OUT --prompt "..." [--max-new-tokens N] [--exact]
+    plait compile MODEL [--recipe R] -o OUT [--shape-only] [--dump-dir D] [--force]
+    plait run OUT --prompt "..." [--max-new-tokens N] [--exact] [--truncate]
     plait eval OUT [--text FILE] [--max-tokens N] [--window W] [--exact]
     plait inspect OUT [--json] [--target T] [--layers]
     plait hw report UNIT [--config KEY=VALUE ...]
 
 Errors that come from bad input (unknown model, bad recipe, corrupt artifact,
-missing tool) print one clear line and exit with status 2.
+bad option, missing tool, a request beyond the context or the memory) print one
+clear line ``plait: error: ...`` naming the option or file and exit with status 2;
+options and files are checked before any model is loaded.  Anything else is a bug:
+it keeps its traceback, says so, and exits with status 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 
+class UsageError(ValueError):
+    """A bad command line: the message names the option and the problem."""
+
+
 def _compile(args) -> int:
-    from plait.frontend import load_model, load_tokenizer
+    from plait.frontend import estimate_compile_memory, load_model, load_tokenizer, resolve_source
+    from plait.ir.limits import check_memory
     from plait.passes import load_recipe, run_recipe
-    from plait.runtime.artifact import write_artifact
+    from plait.runtime.artifact import output_state, write_artifact
 
     t0 = time.perf_counter()
+    # everything that can be checked without the model is checked first
+    resolve_source(args.model)
     recipe = load_recipe(args.recipe)
+    output_state(Path(args.output), force=args.force)
+    if args.dump_dir:
+        _check_writable_dir(args.dump_dir, "--dump-dir")
+    check_memory(estimate_compile_memory(args.model, shape_only=args.shape_only), f"compiling {args.model}")
     graph, weights = load_model(args.model, shape_only=args.shape_only)
     t_load = time.perf_counter() - t0
     tok = None if args.shape_only else load_tokenizer(args.model)
@@ -37,8 +52,8 @@ def _compile(args) -> int:
     graph, weights, report = run_recipe(graph, weights, recipe, dump_dir=args.dump_dir, calibration=calibration)
     t_pass = time.perf_counter() - t1
     write_artifact(Path(args.output), graph, weights, model=args.model, recipe=recipe.to_dict(),
-                   recipe_text=recipe.text, tokenizer=tok,
-                   extra={"compile_seconds": {"load": round(t_load, 2), "passes": round(t_pass, 2)}})
+                   recipe_text=recipe.text, tokenizer=tok, force=args.force,
+                   build_info={"compile_seconds": {"load": round(t_load, 2), "passes": round(t_pass, 2)}})
     total = time.perf_counter() - t0
     print(f"compiled {args.model} with recipe {recipe.name!r} -> {args.output} "
           f"(load {t_load:.1f}s, passes {t_pass:.1f}s, total {total:.1f}s)")
@@ -47,32 +62,75 @@ def _compile(args) -> int:
     return 0
 
 
+def _check_writable_dir(path: str, option: str) -> None:
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{option} {path}: exists and is not a directory")
+    anc = p
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir() or not os.access(anc, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: {anc} is not a writable directory")
+
+
+def _read_text(path: str, option: str) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{option} {path}: no such file")
+    if p.is_dir():
+        raise UsageError(f"{option} {path}: is a directory, expected a text file")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except PermissionError:
+        raise UsageError(f"{option} {path}: not readable (permission denied)") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{option} {path}: not UTF-8 text (byte {e.start}: {e.reason}); "
+                         f"is it a binary file?") from None
+    if not text.strip():
+        raise UsageError(f"{option} {path}: the file is empty")
+    return text
+
+
 def _run(args) -> int:
     from plait.runtime import Session
+    from plait.runtime.artifact import read_manifest
+    if not args.prompt.strip():
+        raise UsageError("--prompt is empty; give the text to answer")
+    read_manifest(args.artifact)
     sess = Session(args.artifact, device=args.device, exact=args.exact)
     def show(piece: str) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
-    sess.generate(args.prompt, args.max_new_tokens, chat=not args.no_chat, on_text=show)
+    sess.generate(args.prompt, args.max_new_tokens, chat=not args.no_chat, on_text=show, truncate=args.truncate)
     sys.stdout.write("\n")
     return 0
 
 
 def _eval(args) -> int:
+    from plait.ir.limits import LimitError
     from plait.runtime import Session
+    from plait.runtime.artifact import read_manifest
     from plait.runtime.evaluate import default_text, perplexity
+    from plait.runtime.session import context_length
+    text = _read_text(args.text, "--text") if args.text else default_text()
+    ctx = context_length(read_manifest(args.artifact))
+    if ctx and args.window > ctx:
+        raise LimitError(f"--window {args.window} is longer than the model's context of {ctx} tokens; "
+                         f"use --window {ctx} or less")
     sess = Session(args.artifact, exact=args.exact)
-    text = Path(args.text).read_text() if args.text else default_text()
     ids = sess.tokenizer.encode(text)
+    if len(ids) < 2:
+        raise UsageError(f"--text {args.text}: only {len(ids)} token; perplexity needs at least 2")
     def logits_fn(w):
         sess.interp.reset()
         return sess.interp.logits(w[None, :])[0]
-    ppl, n = perplexity(logits_fn, ids, max_tokens=args.max_tokens, window=args.window)
+    ppl, n = perplexity(logits_fn, ids, max_tokens=args.max_tokens, window=args.window, progress=not args.json)
     src = args.text or "pydoc_data.topics"
     mode = "exact" if args.exact else "float"
-    print(f"perplexity {ppl:.4f} on {n} tokens of {src} (windows of {args.window}, {mode} mode)")
     if args.json:
         print(json.dumps({"perplexity": ppl, "tokens": n, "text": src, "window": args.window, "mode": mode}))
+    else:
+        print(f"perplexity {ppl:.4f} on {n} tokens of {src} (windows of {args.window}, {mode} mode)")
     return 0
 
 
@@ -105,9 +163,34 @@ def _inspect(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with plait's error format: one line, ``plait: error: ...``, exit 2."""
+
+    def error(self, message: str):
+        cmd = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        print(f"plait: error: {cmd}{message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
+        return v
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="plait", description="LLM -> FPGA co-design compiler")
-    sub = p.add_subparsers(dest="command", required=True)
+    from plait import __version__
+    from plait.runtime.session import DEVICES
+    p = _Parser(prog="plait", description="LLM -> FPGA co-design compiler")
+    p.add_argument("--version", action="version", version=f"plait {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("compile", help="compile a model into an artifact")
     c.add_argument("model", help="smollm2 | a local HF directory | a named config (see plait.frontend.MODEL_CONFIGS)")
@@ -115,14 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="artifact directory to write")
     c.add_argument("--shape-only", action="store_true", help="plan without weights (meta device)")
     c.add_argument("--dump-dir", help="save the graph after every pass here")
+    c.add_argument("--force", action="store_true",
+                   help="write into an existing directory that holds other files (they are kept)")
     c.set_defaults(fn=_compile)
 
     r = sub.add_parser("run", help="generate text from an artifact")
     r.add_argument("artifact")
-    r.add_argument("--prompt", required=True)
-    r.add_argument("--max-new-tokens", type=int, default=64)
+    r.add_argument("--prompt", required=True, help="the text to answer")
+    r.add_argument("--max-new-tokens", type=_int_at_least(1), default=64, help="most tokens to generate")
     r.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
-    r.add_argument("--device", default="cpu")
+    r.add_argument("--device", default="cpu", choices=DEVICES, help="where to run")
+    r.add_argument("--truncate", action="store_true",
+                   help="keep the last tokens of a prompt too long for the model's context "
+                        "(default: refuse it)")
     r.add_argument("--exact", action="store_true",
                    help="run in the engines' integers (plait.ir.numerics) instead of float")
     r.set_defaults(fn=_run)
@@ -130,17 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="perplexity of an artifact on a text")
     e.add_argument("artifact")
     e.add_argument("--text", help="text file (default: CPython's pydoc_data.topics)")
-    e.add_argument("--max-tokens", type=int, default=4096)
-    e.add_argument("--window", type=int, default=512)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--max-tokens", type=_int_at_least(2), default=4096,
+                   help="score the first N tokens of the text")
+    e.add_argument("--window", type=_int_at_least(2), default=512,
+                   help="tokens per evaluation window (at most the model's context)")
+    e.add_argument("--json", action="store_true", help="print only a JSON object")
     e.add_argument("--exact", action="store_true",
                    help="evaluate in the engines' integers (plait.ir.numerics) instead of float")
     e.set_defaults(fn=_eval)
 
     i = sub.add_parser("inspect", help="summarise an artifact's graph")
     i.add_argument("artifact")
-    i.add_argument("--context", type=int, default=512, help="context length for attention MACs")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--context", type=_int_at_least(1), default=512, help="context length for attention MACs")
+    i.add_argument("--json", action="store_true", help="print only a JSON object")
     i.add_argument("--no-check", action="store_true", help="skip hash checks (large artifacts)")
     i.add_argument("--target", help="re-map the linear layers onto this hardware target "
                    "(plait.ir.target: u280, sim16) before summarising; nothing is recompiled")
@@ -167,23 +257,49 @@ def _user_errors() -> tuple:
     from plait.ir.numerics import NumericsError
     from plait.ir.target import TargetError
     from plait.passes import PassError
+    from plait.ir.limits import LimitError
     from plait.rtl.synth import ToolMissing
     from plait.runtime.artifact import ArtifactError
     from plait.runtime.session import DeviceUnavailable
     return (FileNotFoundError, FrontendError, GraphError, IRTypeError, OpError, ParseError, VerifyError,
-            WeightError, NumericsError, TargetError, PassError, ToolMissing, ArtifactError, DeviceUnavailable)
+            WeightError, NumericsError, TargetError, PassError, ToolMissing, ArtifactError, DeviceUnavailable,
+            LimitError, UsageError)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` (scratch directories) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
 
 
 def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.fn(args)
     except _user_errors() as e:
         return _fail(str(e))
     except KeyboardInterrupt:
+        print("plait: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("plait: terminated", file=sys.stderr)
+        return 143
+    except OSError as e:          # a full disk, a permission changed under us: the file is named
+        return _fail(f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}")
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        from plait import __version__
+        print(f"plait: internal error (a bug in plait {__version__}, not in your input); please report it "
+              f"with the command line and the traceback above", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -11,4 +11,4 @@ RMSNorm / RoPE / attention / SwiGLU substituted by ``plait::`` custom ops
 from .lower import FrontendError, UnknownModelError, UnsupportedOpError, lower_program  # noqa: F401
 from .capture import UnsupportedModelError, export_llm, export_module, program_from_exported  # noqa: F401
 from .models import MODEL_CONFIGS, build_model, hf_config, load_hf_model, load_tokenizer, resolve_source  # noqa: F401
-from .load import import_model, load_model, param_count  # noqa: F401
+from .load import estimate_compile_memory, import_model, load_model, param_count  # noqa: F401

@@ -115,3 +115,25 @@ def load_model(source, *, shape_only: bool = False, dtype: str = "f32", seed: in
     model, desc = build_model(source, shape_only=shape_only, seed=seed, progress=progress)
     return import_model(model, source=desc, name=graph_name(source), dtype=dtype,
                         shape_only=shape_only, via=via)
+
+
+# Peak memory of a compile, per weight element, measured on SmolLM2-135M (see
+# estimate_compile_memory): the transformers model in float32, the IR's float32
+# copy, and the passes' working arrays.
+COMPILE_BYTES_PER_PARAM = 12
+COMPILE_BASE_BYTES = 1 << 30          # the Python process with torch and transformers loaded
+
+
+def estimate_compile_memory(source, *, shape_only: bool = False) -> int:
+    """Bytes a compile of ``source`` needs at its peak, from its config alone (nothing is
+    loaded): refused up front when they do not fit (``plait.ir.limits.check_memory``)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .models import hf_config
+    if shape_only:
+        return COMPILE_BASE_BYTES
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config(source), dtype=torch.float32)
+    n = sum(p.numel() for p in model.parameters())
+    return COMPILE_BASE_BYTES + COMPILE_BYTES_PER_PARAM * n

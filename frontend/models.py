@@ -120,8 +120,8 @@ def hf_config(source):
     if kind == "named":
         return named_config(loc)
     if kind == "hf_dir":
-        from transformers import AutoConfig
-        return AutoConfig.from_pretrained(loc, local_files_only=True)
+        from .checkpoint import read_config
+        return read_config(loc)
     from .gguf_loader import gguf_config
     return gguf_config(loc)
 
@@ -148,16 +148,20 @@ def _rebuild_meta_buffers(model) -> None:
         raise FrontendError(f"weights missing after loading: {left[:5]}{' ...' if len(left) > 5 else ''}")
 
 
-def model_from_state_dict(config, state: dict):
-    """A float32 transformers model with the given weights (numpy or torch), no random init."""
+def model_from_state_dict(config, state: dict, source="the checkpoint"):
+    """A float32 transformers model with the given weights (numpy or torch), no random init;
+    a missing, extra or non-finite tensor is refused, naming ``source`` (a file, or a dict
+    from tensor name to file)."""
     import numpy as np
     import torch
     from transformers import AutoModelForCausalLM
 
+    from .checkpoint import check_finite
+    check_finite(state, source)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    tensors = {k: (torch.from_numpy(np.array(v, dtype=np.float32)) if isinstance(v, np.ndarray) else v)
-               for k, v in state.items()}
+    tensors = {k: (torch.from_numpy(np.array(v, dtype=np.float32)) if isinstance(v, np.ndarray)
+                   else v.to(torch.float32)) for k, v in state.items()}
     res = model.load_state_dict(tensors, strict=False, assign=True)
     if res.unexpected_keys:
         raise FrontendError(f"unexpected weights {res.unexpected_keys[:5]} for {type(model).__name__}")
@@ -188,11 +192,14 @@ def build_model(source, *, shape_only: bool = False, seed: int = 0, progress: bo
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
         return model.eval(), f"named:{loc} (random weights, seed {seed})"
     if kind == "hf_dir":
-        model = AutoModelForCausalLM.from_pretrained(loc, dtype=torch.float32, local_files_only=True)
-        return model.eval(), f"hf_dir:{os.path.abspath(loc)}"
+        from .checkpoint import check_state_dict, read_config, read_state_dict
+        cfg = read_config(loc)
+        state, where = read_state_dict(loc)
+        state = check_state_dict(cfg, state, where, loc)
+        return model_from_state_dict(cfg, state, where), f"hf_dir:{os.path.abspath(loc)}"
     from .gguf_loader import load_gguf
     cfg, state = load_gguf(loc, progress=progress)
-    return model_from_state_dict(cfg, state), f"gguf:{loc}"
+    return model_from_state_dict(cfg, state, loc), f"gguf:{loc}"
 
 
 def load_hf_model(source, *, seed: int = 0):
