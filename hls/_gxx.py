@@ -20,7 +20,7 @@ from typing import Sequence
 from plait.rtl.config import cache_dir
 
 SRC_DIR = Path(__file__).resolve().parent / "src"
-DEFAULT_FLAGS = ("-O2", "-std=c++17", "-Wall", "-Wno-unknown-pragmas")
+DEFAULT_FLAGS = ("-O2", "-std=c++17", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-label")  # loop labels: Vitis idiom
 
 
 class GxxError(RuntimeError):

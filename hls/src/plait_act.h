@@ -27,52 +27,52 @@ typedef int64_t fx_t;   // one FX word (48 significant bits)
 
 // ---------------------------------------------------------------- integer helpers
 // numpy's left / right shifts of int64 (defined for every count)
-static inline int64_t np_shl(int64_t x, int64_t s) {
+inline int64_t np_shl(int64_t x, int64_t s) {
 #pragma HLS INLINE
     return (s >= 0 && s < 64) ? (int64_t)((uint64_t)x << s) : 0;
 }
-static inline int64_t np_shr(int64_t x, int64_t s) {
+inline int64_t np_shr(int64_t x, int64_t s) {
 #pragma HLS INLINE
     return (s >= 0 && s < 64) ? (x >> s) : (x < 0 ? -1 : 0);
 }
 // int64 arithmetic that wraps like numpy's (no signed-overflow UB in C++)
-static inline int64_t wadd(int64_t a, int64_t b) {
+inline int64_t wadd(int64_t a, int64_t b) {
 #pragma HLS INLINE
     return (int64_t)((uint64_t)a + (uint64_t)b);
 }
-static inline int64_t wsub(int64_t a, int64_t b) {
+inline int64_t wsub(int64_t a, int64_t b) {
 #pragma HLS INLINE
     return (int64_t)((uint64_t)a - (uint64_t)b);
 }
-static inline int64_t wmul(int64_t a, int64_t b) {
+inline int64_t wmul(int64_t a, int64_t b) {
 #pragma HLS INLINE
     return (int64_t)((uint64_t)a * (uint64_t)b);
 }
-static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-static inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 // numpy's abs of int64 (wraps at INT64_MIN)
-static inline int64_t iabs(int64_t a) { return a < 0 ? wsub(0, a) : a; }
+inline int64_t iabs(int64_t a) { return a < 0 ? wsub(0, a) : a; }
 
 // saturate to a signed bits-wide integer (common.sat), bits in [1, 63]
-static inline int64_t sat_bits(int64_t x, int bits) {
+inline int64_t sat_bits(int64_t x, int bits) {
 #pragma HLS INLINE
     const int64_t hi = (int64_t)((1ULL << (bits - 1)) - 1);
     const int64_t lo = -hi - 1;
     return x < lo ? lo : (x > hi ? hi : x);
 }
-static inline int64_t sat8(int64_t x) { return sat_bits(x, 8); }
-static inline int64_t sat32(int64_t x) { return sat_bits(x, 32); }
-static inline fx_t sat_fx(int64_t x) { return sat_bits(x, PLAIT_FX_BITS); }
+inline int64_t sat8(int64_t x) { return sat_bits(x, 8); }
+inline int64_t sat32(int64_t x) { return sat_bits(x, 32); }
+inline fx_t sat_fx(int64_t x) { return sat_bits(x, PLAIT_FX_BITS); }
 
 // common.rshift_round: (x + 2^(r-1)) >> r, round half up; r >= 0
-static inline int64_t rshift_round(int64_t x, int r) {
+inline int64_t rshift_round(int64_t x, int r) {
 #pragma HLS INLINE
     return r == 0 ? x : np_shr(wadd(x, np_shl(1, r - 1)), r);
 }
 
 // act.shift_round: x * 2^-s, round half up for s > 0, a saturating left shift for
 // s <= 0; result saturated to FX_BITS
-static inline fx_t shift_round(int64_t x, int64_t s) {
+inline fx_t shift_round(int64_t x, int64_t s) {
 #pragma HLS INLINE
     if (s >= 0) return sat_fx(np_shr(wadd(x, np_shl(1, s) >> 1), s));
     const int64_t left = imin(-s, 62);
@@ -82,7 +82,7 @@ static inline fx_t shift_round(int64_t x, int64_t s) {
 }
 
 // act.bitlen: bit length of a non-negative integer (0 -> 0, 2^k -> k + 1)
-static inline int bitlen(int64_t x) {
+inline int bitlen(int64_t x) {
 #pragma HLS INLINE
     int n = 0;
 BITLEN:
@@ -95,7 +95,7 @@ BITLEN:
 
 // ---------------------------------------------------------------- scales
 // act.scale_from_amax: (m, e) of the scale of an absolute maximum a in [0, 2^53)
-static inline void scale_from_amax(int64_t a, int64_t &m, int64_t &e) {
+inline void scale_from_amax(int64_t a, int64_t &m, int64_t &e) {
 #pragma HLS INLINE
     int64_t ee = bitlen(a) - 15;
     const int64_t a_s = ee >= 0 ? -np_shr(-a, ee) : np_shl(a, -ee);
@@ -113,7 +113,7 @@ static inline void scale_from_amax(int64_t a, int64_t &m, int64_t &e) {
 }
 
 // act.quantize_rows for one element: the int8 code of v for the scale (m, e), v's units
-static inline int8_t quantize_elem(int64_t v, int64_t m, int64_t e) {
+inline int8_t quantize_elem(int64_t v, int64_t m, int64_t e) {
 #pragma HLS INLINE
     int64_t vs = e > 0 ? np_shr(wadd(v, np_shl(1, e) >> 1), e) : np_shl(v, -e);
     vs = sat_bits(vs, 17);                           // only a static scale can exceed it
@@ -123,7 +123,7 @@ static inline int8_t quantize_elem(int64_t v, int64_t m, int64_t e) {
 }
 
 // act.quantize_rows: rows v[T][D] with per-row (m[T], e[T]) -> q[T][D]
-static void quantize_rows(const int64_t *v, const int64_t *m, const int64_t *e, int T, int D, int8_t *q) {
+inline void quantize_rows(const int64_t *v, const int64_t *m, const int64_t *e, int T, int D, int8_t *q) {
 QR_ROWS:
     for (int t = 0; t < T; t++) {
         const int64_t mt = m[t], et = e[t];
@@ -137,7 +137,7 @@ QR_ROWS:
 
 // act.quantize_dynamic of one row v[D] (frac fractional bits): q[D], scale m * 2^e
 // (e in real units, i.e. e_row - frac)
-static void quantize_row_dynamic(const int64_t *v, int D, int frac, int8_t *q, int64_t &m, int64_t &e) {
+inline void quantize_row_dynamic(const int64_t *v, int D, int frac, int8_t *q, int64_t &m, int64_t &e) {
     int64_t amax = 0;
 QD_AMAX:
     for (int i = 0; i < D; i++) {
@@ -156,14 +156,14 @@ QD_Q:
 }
 
 // act.quantize_dynamic: rows v[T][D] -> q[T][D], m[T], e[T]
-static void quantize_dynamic(const int64_t *v, int T, int D, int frac, int8_t *q, int64_t *m, int64_t *e) {
+inline void quantize_dynamic(const int64_t *v, int T, int D, int frac, int8_t *q, int64_t *m, int64_t *e) {
 QDYN_ROWS:
     for (int t = 0; t < T; t++)
         quantize_row_dynamic(v + (int64_t)t * D, D, frac, q + (int64_t)t * D, m[t], e[t]);
 }
 
 // act.quantize_static: rows v[T][D] with one static scale m * 2^e (real units)
-static void quantize_static(const int64_t *v, int T, int D, int64_t m, int64_t e, int frac, int8_t *q) {
+inline void quantize_static(const int64_t *v, int T, int D, int64_t m, int64_t e, int frac, int8_t *q) {
 QST_ROWS:
     for (int t = 0; t < T; t++) {
     QST_COLS:
@@ -176,7 +176,7 @@ QST_ROWS:
 
 // act.linear_out_fx: engine outputs P[T][N] (real = P 2^-e_w s_a) with the input rows'
 // scales m[T] 2^e[T] -> FX y[T][N]; bias (FX, [N]) added when not null
-static void linear_out_fx(const int64_t *p, int T, int N, int e_w, const int64_t *m, const int64_t *e,
+inline void linear_out_fx(const int64_t *p, int T, int N, int e_w, const int64_t *m, const int64_t *e,
                           const int64_t *bias, fx_t *y) {
 LO_ROWS:
     for (int t = 0; t < T; t++) {

@@ -73,7 +73,7 @@ struct LayerScratch {
 };
 
 // quantize rows v[T][K] by the spec -> x8, (m, e) per row
-static inline void quantize_input(const fx_t *v, int T, int K, const ActQuant &aq, int8_t *x8, int64_t *m,
+inline void quantize_input(const fx_t *v, int T, int K, const ActQuant &aq, int8_t *x8, int64_t *m,
                                   int64_t *e) {
     if (aq.dynamic) {
         quantize_dynamic(v, T, K, PLAIT_FX_FRAC, x8, m, e);
@@ -88,7 +88,7 @@ static inline void quantize_input(const fx_t *v, int T, int K, const ActQuant &a
 
 // one linear on already quantized rows: P from the engine, then FX
 template <class Lin>
-static inline void linear_fx(Lin &lin, int which, const LayerSpec &sp, LayerScratch &w, int T, int K, int N,
+inline void linear_fx(Lin &lin, int which, const LayerSpec &sp, LayerScratch &w, int T, int K, int N,
                              fx_t *y) {
     lin(which, w.x8, T, K, N, w.p);
     linear_out_fx(w.p, T, N, sp.lin[which].e_w, w.m, w.e, sp.lin[which].bias, y);
@@ -97,7 +97,7 @@ static inline void linear_fx(Lin &lin, int which, const LayerSpec &sp, LayerScra
 // One decoder layer on x[S][D] (FX) at positions pos0..pos0+S-1 -> y[S][D] (FX).
 // Returns 0, or -1 when the attention refused the sizes.
 template <class Lin>
-static int decoder_layer(const fx_t *x, int S, int pos0, const LayerSpec &sp, Lin &lin, KVCache &kv,
+inline int decoder_layer(const fx_t *x, int S, int pos0, const LayerSpec &sp, Lin &lin, KVCache &kv,
                          LayerScratch &w, fx_t *y) {
     const int D = sp.D, F = sp.F, nq = sp.H * sp.hd, nkv = sp.Hkv * sp.hd;
     if (pos0 != kv.length) return -1;

@@ -32,7 +32,7 @@ namespace plait {
 // ---------------------------------------------------------------- isqrt
 // sfu.isqrt: exact floor square root of n in [0, 2^62), digit by digit (32 steps,
 // no divider)
-static inline int64_t isqrt(int64_t n) {
+inline int64_t isqrt(int64_t n) {
 #pragma HLS INLINE
     uint64_t rem = (uint64_t)n, root = 0, bit = 1ULL << 62;
 ISQRT:
@@ -54,7 +54,7 @@ ISQRT:
 // the model's eps table eps_tab[34] (sfu.rms_eps_table) -> y[T][D] (FX).
 // Three passes over a row (max, sum of squares, output); the 15-bit xs is recomputed
 // in the last pass instead of buffered.
-static void rmsnorm(const fx_t *x, int T, int D, const int32_t *gq, int e_g, const int64_t *eps_tab, fx_t *y) {
+inline void rmsnorm(const fx_t *x, int T, int D, const int32_t *gq, int e_g, const int64_t *eps_tab, fx_t *y) {
 RMS_ROWS:
     for (int t = 0; t < T; t++) {
         const fx_t *xr = x + (int64_t)t * D;
@@ -87,7 +87,7 @@ RMS_ROWS:
 // ---------------------------------------------------------------- RoPE
 // sfu.rope of x[S][H*hd] (FX), half-split layout, at positions pos0 .. pos0+S-1, with
 // Q14 tables cos/sin[n_pos][hd/2] (row stride hd/2) -> y[S][H*hd] (FX)
-static void rope(const fx_t *x, int S, int H, int hd, const int32_t *cos_tab, const int32_t *sin_tab,
+inline void rope(const fx_t *x, int S, int H, int hd, const int32_t *cos_tab, const int32_t *sin_tab,
                  int pos0, fx_t *y) {
     const int half = hd / 2;
 ROPE_TOKENS:
@@ -111,7 +111,7 @@ ROPE_TOKENS:
 // ---------------------------------------------------------------- sigmoid, SiLU, SwiGLU
 // sfu.sigmoid_q15: Q15 sigmoid of an FX value (table over [-16, 16], step 1/32, linear
 // interpolation; 0 below, 2^15 above)
-static inline int64_t sigmoid_q15(int64_t x) {
+inline int64_t sigmoid_q15(int64_t x) {
 #pragma HLS INLINE
     const int step = PLAIT_FX_FRAC - PLAIT_SIG_STEP_BITS;
     const int64_t span = (int64_t)(2 * PLAIT_SIG_RANGE) << PLAIT_FX_FRAC;
@@ -125,59 +125,59 @@ static inline int64_t sigmoid_q15(int64_t x) {
 }
 
 // sfu.silu: x * sigmoid(x), x saturated to 32 bits first
-static inline int64_t silu(int64_t x) {
+inline int64_t silu(int64_t x) {
 #pragma HLS INLINE
     const int64_t xs = sat32(x);
     return rshift_round(xs * sigmoid_q15(xs), PLAIT_SIG_FRAC);
 }
 
 // sfu.mul_fx: product of two FX values (each saturated to 32 bits first)
-static inline fx_t mul_fx(int64_t a, int64_t b) {
+inline fx_t mul_fx(int64_t a, int64_t b) {
 #pragma HLS INLINE
     return sat_fx(rshift_round(sat32(a) * sat32(b), PLAIT_FX_FRAC));
 }
 
 // sfu.swiglu: silu(g) * u
-static inline fx_t swiglu(int64_t g, int64_t u) {
+inline fx_t swiglu(int64_t g, int64_t u) {
 #pragma HLS INLINE
     return mul_fx(silu(g), u);
 }
 
 // sfu.residual_add: saturating FX add
-static inline fx_t residual_add(int64_t a, int64_t b) {
+inline fx_t residual_add(int64_t a, int64_t b) {
 #pragma HLS INLINE
     return sat_fx(wadd(a, b));
 }
 
-static void sigmoid_vec(const fx_t *x, int n, int64_t *y) {
+inline void sigmoid_vec(const fx_t *x, int n, int64_t *y) {
 SIG_VEC:
     for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
         y[i] = sigmoid_q15(x[i]);
     }
 }
-static void silu_vec(const fx_t *x, int n, int64_t *y) {
+inline void silu_vec(const fx_t *x, int n, int64_t *y) {
 SILU_VEC:
     for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
         y[i] = silu(x[i]);
     }
 }
-static void mul_fx_vec(const fx_t *a, const fx_t *b, int n, fx_t *y) {
+inline void mul_fx_vec(const fx_t *a, const fx_t *b, int n, fx_t *y) {
 MUL_VEC:
     for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
         y[i] = mul_fx(a[i], b[i]);
     }
 }
-static void swiglu_vec(const fx_t *g, const fx_t *u, int n, fx_t *y) {
+inline void swiglu_vec(const fx_t *g, const fx_t *u, int n, fx_t *y) {
 SWIGLU_VEC:
     for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
         y[i] = swiglu(g[i], u[i]);
     }
 }
-static void residual_add_vec(const fx_t *a, const fx_t *b, int n, fx_t *y) {
+inline void residual_add_vec(const fx_t *a, const fx_t *b, int n, fx_t *y) {
 RES_VEC:
     for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
@@ -203,12 +203,12 @@ struct KVCache {
 };
 
 // Channels per Q/K scale (sfu.qk_group)
-static inline int qk_group(int hd) { return hd < PLAIT_QK_GROUP ? hd : PLAIT_QK_GROUP; }
+inline int qk_group(int hd) { return hd < PLAIT_QK_GROUP ? hd : PLAIT_QK_GROUP; }
 
 // One query row of one head against the first n_vis keys of kv head kvh:
 // q8[hd] with its group scales (mq, eq)[ng]; (C, R) the score multiplier
 // (sfu.attention_scale_code) -> out[hd] (FX)
-static void attention_row(const int8_t *q8, const int64_t *mq, const int64_t *eq, const KVCache &kv, int kvh,
+inline void attention_row(const int8_t *q8, const int64_t *mq, const int64_t *eq, const KVCache &kv, int kvh,
                           int n_vis, int hd, int64_t C, int R, fx_t *out) {
     const int g = qk_group(hd), ng = hd / g;
     const int8_t *kb = kv.k + (int64_t)kvh * kv.cap * hd;
@@ -307,7 +307,7 @@ ATT_OUT:
 // attends to the keys up to its own position (causal; query head n reads kv head
 // n / (H / Hkv)).  (C, R): the score multiplier of the attention scale.  Returns 0,
 // or -1 (nothing done) when the cache or the local buffers are too small.
-static int attention(const fx_t *q, const fx_t *k, const fx_t *v, int S, int H, int Hkv, int hd, int64_t C, int R,
+inline int attention(const fx_t *q, const fx_t *k, const fx_t *v, int S, int H, int Hkv, int hd, int64_t C, int R,
                      KVCache &kv, fx_t *out) {
     const int g = qk_group(hd), ng = hd / g;
     if (kv.length + S > kv.cap || kv.length + S > PLAIT_MAX_CTX || hd > PLAIT_MAX_HEAD_DIM || hd % g ||
