@@ -36,17 +36,17 @@ from plait.ir.numerics import (
 )
 from plait.ir.numerics.common import NumericsError, signed_range
 from plait.ir.numerics.dsp import MODES, WBITS_CODE
-from plait.ir.numerics.pack import pack_dsp, pack_lut
+from plait.ir.numerics.pack import DspPacked, LutPacked, pack_dsp, pack_lut
 from plait.rtl.config import cache_dir
 
 from .gen import DEFAULT_K_MAX, HlsBuild, HlsError, engine_config, generate
 
 __all__ = ["CompileError", "Mismatch", "CsimResult", "CXX_FLAGS", "find_gxx", "compile_tb",
-           "write_vectors", "dsp_case", "lut_case", "dsp_weight", "lut_weight",
-           "random_cases", "run_csim", "csim_cases", "csim", "LUT_MODES", "lut_mode_name",
+           "write_vectors", "dsp_case", "lut_case", "dsp_packed_case", "lut_packed_case", "dsp_weight", "lut_weight",
+           "random_cases", "run_csim", "csim_cases", "csim", "compile_sources", "run_types_tb", "LUT_MODES", "lut_mode_name",
            "parse_lut_mode"]
 
-CXX_FLAGS = ("-std=c++17", "-O2", "-Wall", "-Wno-unknown-pragmas")
+CXX_FLAGS = ("-std=c++17", "-O2", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-label")
 
 
 class CompileError(RuntimeError):
@@ -78,6 +78,7 @@ class CsimResult:
     seconds: float
     returncode: int
     names: list[str] = field(default_factory=list)
+    build: Optional[HlsBuild] = None        # the generated build that ran
 
     @property
     def ok(self) -> bool:
@@ -107,29 +108,38 @@ def _gxx_version(cxx: str) -> str:
     return subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
 
 
-def compile_tb(build: HlsBuild) -> Path:
-    """Compile the build's top and testbench; returns the binary (cached by a hash of
-    every source in the build directory, the flags and the compiler version)."""
+def compile_sources(tag: str, include_dir: Path, sources: Sequence[str],
+                    deps: Sequence[str]) -> Path:
+    """Compile ``sources`` (files of ``include_dir``) into one binary; cached under
+    ``cache_dir()/hls/bin/<tag>-<hash>`` by a hash of ``sources`` + ``deps`` (their
+    content), the flags and the compiler version."""
     cxx = find_gxx()
-    files = [*build.headers, *build.sources, build.tb]
+    include_dir = Path(include_dir)
     h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0" + build.path(name).read_bytes() + b"\0")
+    for name in sorted({*sources, *deps}):
+        h.update(name.encode() + b"\0" + (include_dir / name).read_bytes() + b"\0")
     h.update(" ".join(CXX_FLAGS).encode() + _gxx_version(cxx).encode())
-    out_dir = cache_dir() / "hls" / "bin" / f"{build.unit}-{h.hexdigest()[:16]}"
-    binary = out_dir / f"tb_{build.unit}"
+    out_dir = cache_dir() / "hls" / "bin" / f"{tag}-{h.hexdigest()[:16]}"
+    binary = out_dir / f"tb_{tag}"
     if binary.exists():
         return binary
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".tb_{build.unit}.{os.getpid()}"
-    cmd = [cxx, *CXX_FLAGS, f"-I{build.directory}",
-           *(str(build.path(s)) for s in (*build.sources, build.tb)), "-o", str(tmp)]
+    tmp = out_dir / f".tb_{tag}.{os.getpid()}"
+    cmd = [cxx, *CXX_FLAGS, f"-I{include_dir}", *(str(include_dir / s) for s in sources),
+           "-o", str(tmp)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise CompileError(f"g++ failed on the {build.unit} C simulation "
+        raise CompileError(f"g++ failed on the {tag} C simulation "
                            f"({' '.join(cmd)}):\n{r.stderr[-4000:]}")
     os.replace(tmp, binary)
     return binary
+
+
+def compile_tb(build: HlsBuild) -> Path:
+    """Compile the build's top and testbench; returns the binary (cached by a hash of
+    every source in the build directory, the flags and the compiler version)."""
+    return compile_sources(build.unit, build.directory, [*build.sources, build.tb],
+                           build.headers)
 
 
 # --------------------------------------------------------------------------- vectors
@@ -162,6 +172,39 @@ def write_vectors(path: str | Path, cases: Iterable[dict]) -> Path:
     return path
 
 
+def dsp_packed_case(x, pk: DspPacked, p_expected, *, name: str = "case") -> dict:
+    """A DSP-chain case straight from an artifact's pack (:class:`DspPacked`, e.g.
+    ``read_packed(attrs["pack"], store)``): ``x`` int8 ``[2, K]`` (two token rows; pad a
+    single row with zeros), ``p_expected`` int ``[2, rows]`` (the exact-mode P)."""
+    arrays = pk.arrays()
+    x = np.asarray(x)
+    if x.shape != (2, pk.k):
+        raise HlsError(f"DSP chain activations must be [2, {pk.k}] (two lanes), got {x.shape}")
+    return {"name": name,
+            "ints": {"n_dsp": pk.n_dsp, "mode": MODES[pk.mode][2], "wbits": WBITS_CODE[pk.bits],
+                     "rows": pk.rows,
+                     "k": pk.k, "group_size": pk.group_size, "err_expected": 0},
+            "arrays": {"x": x, "codes": arrays["codes"],
+                       "idx": arrays.get("idx", np.zeros(0, np.uint8)), "mant": arrays["mant"],
+                       "p_expected": np.asarray(p_expected).reshape(2, pk.rows)}}
+
+
+def lut_packed_case(x, pk: LutPacked, p_expected, *, name: str = "case") -> dict:
+    """A LUT-core case straight from an artifact's pack (:class:`LutPacked`): ``x`` int8
+    ``[m_rows, K]`` (``m_rows`` <= the core's M), ``p_expected`` int ``[m_rows, rows]``."""
+    arrays = pk.arrays()
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != pk.k:
+        raise HlsError(f"LUT core activations must be [m_rows, {pk.k}], got {x.shape}")
+    return {"name": name,
+            "ints": {"tile_n": pk.tile_n, "bits": pk.bits, "offset": int(pk.offset),
+                     "m_rows": int(x.shape[0]), "rows": pk.rows, "k": pk.k,
+                     "group_size": pk.group_size, "err_expected": 0},
+            "arrays": {"x": x, "planes": arrays["planes"], "zp": arrays["zp"],
+                       "mant": arrays["mant"],
+                       "p_expected": np.asarray(p_expected).reshape(x.shape[0], pk.rows)}}
+
+
 def dsp_case(cfg, x, qw: QuantizedWeight, mode="dense", *, bits: Optional[int] = None,
              name: str = "case", schedule: bool = True) -> dict:
     """A DSP-chain case: two token rows ``x`` int8 ``[2, K]`` times ``qw`` ``[N, K]`` in
@@ -174,14 +217,8 @@ def dsp_case(cfg, x, qw: QuantizedWeight, mode="dense", *, bits: Optional[int] =
     md = parse_mode(mode)
     x = np.asarray(x)
     pk = pack_dsp(qw, md, n_dsp=cfg.n_dsp, bits=bits)
-    arrays = pk.arrays()
     p_exp, _ = linear_int(x, qw)
-    case = {"name": name,
-            "ints": {"mode": md.code, "wbits": WBITS_CODE[pk.bits], "rows": pk.rows, "k": pk.k,
-                     "group_size": pk.group_size, "err_expected": 0},
-            "arrays": {"x": x, "codes": arrays["codes"],
-                       "idx": arrays.get("idx", np.zeros(0, np.uint8)), "mant": arrays["mant"],
-                       "p_expected": p_exp}}
+    case = dsp_packed_case(x, pk, p_exp, name=name)
     if schedule:
         s = schedule_chain(x, signed_weight(qw), md, qw.group_size, n_dsp=cfg.n_dsp,
                            bits=pk.bits)
@@ -206,13 +243,7 @@ def lut_case(cfg, x, qw: QuantizedWeight, *, name: str = "case", trace: bool = T
     p_ref, _ = linear_int(x, qw)
     if not np.array_equal(tr.p, p_ref):
         raise NumericsError("internal: lut_trace and linear_int disagree")
-    arrays = pk.arrays()
-    case = {"name": name,
-            "ints": {"bits": pk.bits, "offset": int(pk.offset), "m_rows": int(x.shape[0]),
-                     "rows": pk.rows, "k": pk.k, "group_size": pk.group_size,
-                     "err_expected": 0},
-            "arrays": {"x": x, "planes": arrays["planes"], "zp": arrays["zp"],
-                       "mant": arrays["mant"], "p_expected": tr.p}}
+    case = lut_packed_case(x, pk, tr.p, name=name)
     if trace:
         case["arrays"].update({"tables_expected": tr.tables, "full_expected": lut_full_table(x),
                                "grp_expected": tr.grp})
@@ -291,7 +322,10 @@ def random_cases(unit: str, cfg, *, seed: int = 0, modes: Optional[Sequence[str]
     rng = np.random.default_rng(seed)
     cases: list[dict] = []
     if unit == "dsp_chain":
-        names = [parse_mode(m).name for m in (modes or cfg.mode_list())]
+        try:
+            names = [parse_mode(m).name for m in (modes or cfg.mode_list())]
+        except NumericsError as e:
+            raise HlsError(str(e)) from None
         bad = [m for m in names if m not in cfg.mode_list()]
         if bad:
             raise HlsError(f"mode(s) {bad} are not in this build's modes {cfg.modes!r}")
@@ -346,7 +380,11 @@ _CASE = re.compile(r"^CASE (\S+) (ok|FAIL)$")
 def run_csim(build: HlsBuild, cases: Sequence[dict], *, vectors: Optional[str | Path] = None,
              timeout: float = 600) -> CsimResult:
     """Compile (cached) and run the testbench of ``build`` on ``cases``."""
-    binary = compile_tb(build)
+    return _run_binary(build.unit, compile_tb(build), cases, vectors, timeout, build)
+
+
+def _run_binary(unit: str, binary: Path, cases: Sequence[dict], vectors, timeout: float,
+                build: Optional[HlsBuild] = None) -> CsimResult:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="plait-hls-") as tmp:
         vpath = Path(vectors) if vectors else Path(tmp) / "vectors.txt"
@@ -369,8 +407,15 @@ def run_csim(build: HlsBuild, cases: Sequence[dict], *, vectors: Optional[str | 
         errors.append(f"testbench exited with status {r.returncode}")
     if len(names) != len(cases) and not errors:
         errors.append(f"testbench reported {len(names)} of {len(cases)} cases")
-    return CsimResult(build.unit, len(cases), failed, mism, errors, out, binary,
-                      time.monotonic() - t0, r.returncode, names)
+    return CsimResult(unit, len(cases), failed, mism, errors, out, binary,
+                      time.monotonic() - t0, r.returncode, names, build)
+
+
+def run_types_tb(cases: Sequence[dict]) -> CsimResult:
+    """Run ``hls/src/tb_types.cpp`` (the portable sint/uint of plait_types.h) on ``cases``."""
+    from .gen import SRC_DIR
+    binary = compile_sources("types", SRC_DIR, ["tb_types.cpp"], ["plait_types.h", "tb_common.h"])
+    return _run_binary("types", binary, cases, None, 120)
 
 
 def csim_cases(unit: str, cases: Sequence[dict], config=None, *, k_max: int = DEFAULT_K_MAX,

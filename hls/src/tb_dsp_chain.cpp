@@ -27,7 +27,9 @@ static bool run_case(const tb::Case& c) {
     for (int i = 0; i < C::N_DSP / 2 && !idx_b.empty(); ++i)
       idx[t].b[i] = idx_b[size_t(t) * (C::N_DSP / 2) + i];
   }
-  bool ok = true;
+  // the pack must be for this build's geometry
+  bool ok = tb::check(c, "config.n_dsp", int64_t(C::N_DSP), c.i("n_dsp", C::N_DSP));
+  if (!ok) return false;
   const int cfg_err = dsp::chain_check<C, PLAIT_K_MAX>(mode, wbits, rows, k, gs);
 
   if (c.has("sched_act") && cfg_err == 0) {        // load stage vs schedule_chain

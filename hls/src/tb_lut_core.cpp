@@ -25,7 +25,9 @@ static bool run_case(const tb::Case& c) {
   std::vector<lut_plane_word> planes(planes_b.size() / PW);
   for (size_t t = 0; t < planes.size(); ++t)
     for (int j = 0; j < PW; ++j) planes[t].b[j] = planes_b[t * PW + j];
-  bool ok = true;
+  // the pack must be for this build's geometry
+  bool ok = tb::check(c, "config.tile_n", int64_t(C::N), c.i("tile_n", C::N));
+  if (!ok) return false;
 
   if (c.has("tables_expected")) {
     std::vector<int64_t> got, full;
