@@ -12,11 +12,13 @@ set steps      [expr {[info exists ::env(PLAIT_HLS_STEPS)] ? $::env(PLAIT_HLS_ST
 
 open_project -reset "${build_dir}/@PROJECT@"
 set_top $top
+# PLAIT_USE_AP_TYPES: the C simulation uses ap_int / hls::stream too (synthesis does anyway)
+set cflags "-std=c++14 -I${build_dir} -DPLAIT_USE_AP_TYPES"
 foreach f {@SOURCES@} {
-  add_files "${build_dir}/$f" -cflags "-std=c++14 -I${build_dir}"
+  add_files "${build_dir}/$f" -cflags $cflags
 }
 foreach f {@TB_SOURCES@} {
-  add_files -tb "${build_dir}/$f" -cflags "-std=c++14 -I${build_dir} -Wno-unknown-pragmas"
+  add_files -tb "${build_dir}/$f" -cflags "$cflags -Wno-unknown-pragmas"
 }
 open_solution -reset "solution1" -flow_target vitis
 set_part $part
