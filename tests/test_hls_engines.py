@@ -347,3 +347,16 @@ def test_pack_for_another_geometry_is_refused():
     c = hc.lut_packed_case(x, pack_lut(lw, n=16), linear_int(x, lw)[0], name="n16_pack")
     res = hc.csim_cases("lut_core", [c], LutCoreConfig())
     assert not res.ok and res.mismatches[0] == hc.Mismatch("n16_pack", "config.tile_n", 0, 64, 16)
+
+
+@pytest.mark.parametrize("path", ["hls/gen.py", "hls/csim.py", "hls/cli.py"])
+def test_layer_rule(path):
+    """hls uses ir and rtl's unit configs only (DESIGN.md, Layers of the code)."""
+    import ast
+    from pathlib import Path
+    tree = ast.parse((Path(__file__).resolve().parents[1] / path).read_text())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.level == 0]
+    plait = [n for n in names if n.startswith("plait")]
+    assert all(n.startswith(("plait.ir", "plait.rtl")) for n in plait), plait
