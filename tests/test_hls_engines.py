@@ -360,3 +360,19 @@ def test_layer_rule(path):
               if isinstance(n, ast.ImportFrom) and n.level == 0]
     plait = [n for n in names if n.startswith("plait")]
     assert all(n.startswith(("plait.ir", "plait.rtl")) for n in plait), plait
+
+
+def test_smollm2_sized_linears():
+    """A 576 -> 1536 linear (SmolLM2's gate/up shape) through each top, end to end from
+    the packed weight: 2:4 int8 on the DSP chain, W4 sym (G=32) on the LUT core."""
+    rng = np.random.default_rng(9)
+    k, n = 576, 1536
+    x = rng.integers(-128, 128, (2, k)).astype(np.int8)
+    qd = hc.dsp_weight(rng, n, k, "2:4", 8, 64)
+    res = hc.csim_cases("dsp_chain", [hc.dsp_case(DspChainConfig(), x, qd, "2:4", bits=8,
+                                                  name="gate_2_4", schedule=False)])
+    _ok(res)
+    ql = hc.lut_weight(rng, n, k, 4, "sym", 32)
+    res = hc.csim_cases("lut_core", [hc.lut_case(LutCoreConfig(), x, ql, name="gate_w4",
+                                                 trace=False)])
+    _ok(res)
