@@ -5,6 +5,7 @@
     plait eval OUT [--text FILE] [--max-tokens N] [--window W] [--exact]
     plait inspect OUT [--json] [--target T] [--layers]
     plait hw report UNIT [--config KEY=VALUE ...]
+    plait hls csim UNIT [--config KEY=VALUE ...]
 
 Errors that come from bad input (unknown model, bad recipe, corrupt artifact,
 bad option, missing tool, a request beyond the context or the memory) print one
@@ -114,7 +115,9 @@ def _eval(args) -> int:
     from plait.runtime.session import context_length
     text = _read_text(args.text, "--text") if args.text else default_text()
     ctx = context_length(read_manifest(args.artifact))
-    if ctx and args.window > ctx:
+    if args.window is None:
+        args.window = min(512, ctx) if ctx else 512
+    elif ctx and args.window > ctx:
         raise LimitError(f"--window {args.window} is longer than the model's context of {ctx} tokens; "
                          f"use --window {ctx} or less")
     sess = Session(args.artifact, exact=args.exact)
@@ -220,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--text", help="text file (default: CPython's pydoc_data.topics)")
     e.add_argument("--max-tokens", type=_int_at_least(2), default=4096,
                    help="score the first N tokens of the text")
-    e.add_argument("--window", type=_int_at_least(2), default=512,
-                   help="tokens per evaluation window (at most the model's context)")
+    e.add_argument("--window", type=_int_at_least(2), default=None,
+                   help="tokens per evaluation window (default: 512, or the model's context if shorter)")
     e.add_argument("--json", action="store_true", help="print only a JSON object")
     e.add_argument("--exact", action="store_true",
                    help="evaluate in the engines' integers (plait.ir.numerics) instead of float")
@@ -238,9 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(fn=_inspect)
 
     hw = sub.add_parser("hw", help="hardware: resource reports")
-    hw_sub = hw.add_subparsers(dest="hw_command", required=True)
+    hw_sub = hw.add_subparsers(dest="hw_command", required=True, parser_class=_Parser)
     from plait.rtl.report import register_cli
     register_cli(hw_sub)
+
+    hls = sub.add_parser("hls", help="HLS C++: C simulation of the engines against the numerics")
+    from plait.hls.cli import register_cli as register_hls
+    register_hls(hls.add_subparsers(dest="hls_command", required=True, parser_class=_Parser))
     return p
 
 
@@ -253,6 +260,7 @@ def _fail(msg: str) -> int:
 # Evaluated only when an exception is raised, so the heavy layers load lazily.
 def _user_errors() -> tuple:
     from plait.frontend import FrontendError
+    from plait.hls.gen import HlsError
     from plait.ir import GraphError, IRTypeError, OpError, ParseError, VerifyError, WeightError
     from plait.ir.numerics import NumericsError
     from plait.ir.target import TargetError
@@ -263,7 +271,7 @@ def _user_errors() -> tuple:
     from plait.runtime.session import DeviceUnavailable
     return (FileNotFoundError, FrontendError, GraphError, IRTypeError, OpError, ParseError, VerifyError,
             WeightError, NumericsError, TargetError, PassError, ToolMissing, ArtifactError, DeviceUnavailable,
-            LimitError, UsageError)
+            LimitError, UsageError, HlsError)
 
 
 class _Terminated(BaseException):

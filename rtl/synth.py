@@ -37,6 +37,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import typing
 import os
 import re
 import shutil
@@ -180,8 +181,21 @@ class Resources:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Resources":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The inverse of :meth:`as_dict`; a dict that lacks a field or holds a value of the
+        wrong type raises ``ValueError`` (a damaged cache entry is synthesized again)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        kinds = {int: int, float: (int, float), str: str, bool: bool, dict: dict}
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                raise ValueError(f"field {f.name!r} is missing")
+            v, want = d[f.name], kinds.get(hints[f.name], object)
+            if not isinstance(v, want) or (hints[f.name] is int and isinstance(v, bool)):
+                raise ValueError(f"field {f.name!r} is {v!r}, expected {hints[f.name].__name__}")
+            kw[f.name] = v
+        return cls(**kw)
 
 
 def _count_cascades(netlist: dict) -> dict[str, int]:
@@ -268,8 +282,8 @@ def synthesize(top: str, sources: list[Path], *, config: UnitConfig | None = Non
             res = Resources.from_dict(json.loads(cfile.read_text()))
             res.cached = True
             return res
-        except (ValueError, TypeError):
-            pass  # corrupt cache entry: re-run
+        except (ValueError, TypeError, KeyError, AttributeError):
+            pass  # corrupt cache entry (damaged JSON, wrong fields): synthesize again and overwrite it
 
     tmp = None
     if keep_dir is None:

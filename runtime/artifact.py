@@ -24,6 +24,7 @@ files are kept and not listed.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -31,7 +32,9 @@ import os
 import platform
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,11 +160,12 @@ def output_state(out, *, force: bool = False) -> str:
         anc = anc.parent
     if not anc.is_dir():
         raise ArtifactError(f"output {out}: {anc} is a file, not a directory")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise ArtifactError(f"output {out}: {anc} is not writable")
-    if anc == out and not os.access(out.parent, os.W_OK | os.X_OK):
-        raise ArtifactError(f"output {out}: its parent {out.parent} is not writable "
-                            f"(the artifact is written beside it and renamed into place)")
+    where = out.parent if anc == out else anc      # where the scratch directory will be made
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".plait-probe-", dir=where))
+    except OSError as e:
+        raise ArtifactError(f"output {out}: cannot write in {where} ({e.strerror}); the artifact is "
+                            f"built beside its target and renamed into place") from None
     if not out.exists():
         return "new"
     present = sorted(p.name for p in out.iterdir())
@@ -250,6 +254,31 @@ def write_artifact(out: Path, graph: Graph, weights: WeightStore, *, model: str,
     state = output_state(out, force=force)
     remove_stale_scratch(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with _sigterm_raises():
+        _write(out, state, graph, weights, model=model, recipe=recipe, recipe_text=recipe_text,
+               tokenizer=tokenizer, build_info=build_info)
+    return out
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While writing, SIGTERM exits through Python (``SystemExit(143)``) so the scratch
+    directory is removed; a handler installed by the caller (the CLI's) is left alone."""
+    mine = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    if mine:
+        def handler(signum, frame):
+            raise SystemExit(128 + signum)
+        signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if mine:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _write(out: Path, state: str, graph: Graph, weights: WeightStore, *, model, recipe, recipe_text,
+           tokenizer, build_info) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=_scratch_name(out, TMP_TAG), dir=out.parent))
     try:
         save_graph(graph, weights, tmp)
@@ -275,7 +304,6 @@ def write_artifact(out: Path, graph: Graph, weights: WeightStore, *, model: str,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
 
 
 # ---------------------------------------------------------------- reading

@@ -49,3 +49,15 @@ class GeluBlock(torch.nn.Module):
 
     def forward(self, x):
         return x + self.act(self.fc(x))
+
+
+def big_linear_graph(mb: int):
+    """One linear layer whose float32 weight is about ``mb`` MiB (artifact-writing tests:
+    big enough that a write takes long enough to be interrupted)."""
+    n = max(1, (mb << 20) // (4 * 4096))
+    g, ws = Graph("big"), WeightStore()
+    ws["w"] = np.ones((n, 4096), np.float32)
+    x = g.add("input", name="x", type=TensorType((1, 4096), "f32"))
+    w = g.add("param", attrs={"weight": "w"}, type=TensorType((n, 4096), "f32"), name="w")
+    g.outputs = [g.add("linear", [x, w], name="y")]
+    return g, ws
