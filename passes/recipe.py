@@ -122,9 +122,11 @@ class Recipe:
     def from_file(cls, path) -> "Recipe":
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_bytes().decode("utf-8")
         except OSError as e:
             raise RecipeError(f"recipe {path}: cannot read it ({e.strerror or e})") from None
+        except UnicodeDecodeError as e:
+            raise RecipeError(f"recipe {path}: not a TOML text file (byte {e.start} is not UTF-8)") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
@@ -174,6 +176,8 @@ def load_recipe(path_or_name: Union[str, Path, Recipe, dict]) -> Recipe:
             return Recipe.from_file(bundled)
         raise RecipeError(f"recipe {s!r}: no such file and no bundled recipe of that name "
                           f"(bundled: {', '.join(list_recipes())})")
+    if p.is_dir():
+        raise RecipeError(f"recipe {s}: is a directory, expected a TOML file")
     raise RecipeError(f"recipe {s}: no such file")
 
 

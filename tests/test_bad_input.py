@@ -201,13 +201,18 @@ def test_recompile_replaces_the_whole_artifact(artifact, tmp_path, capsys):
 @pytest.mark.parametrize("argv,words", [
     (["--recipe", "no-such-recipe"], ["no-such-recipe"]),
     (["--dump-dir", "{file}"], ["--dump-dir", "is not a directory"]),
+    (["--recipe", "{tmp}"], ["is a directory, expected a TOML file"]),
+    (["--recipe", "{binary}"], ["not a TOML text file"]),
+    (["--recipe", "{file}"], ["not valid TOML"]),
 ])
 def test_failed_compile_keeps_the_previous_artifact(argv, words, artifact, tmp_path, capsys):
     out = tmp_path / "a"
     shutil.copytree(artifact, out)
-    (tmp_path / "file").write_text("x")
+    (tmp_path / "file").write_text("x = = 1")
+    (tmp_path / "binary").write_bytes(bytes(range(128, 256)))
     before = tree_hash(out)
-    argv = [a.replace("{file}", str(tmp_path / "file")) for a in argv]
+    argv = [a.replace("{file}", str(tmp_path / "file")).replace("{binary}", str(tmp_path / "binary"))
+            .replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(["compile", "llama-tiny", "-o", str(out), *argv]) == 2
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
