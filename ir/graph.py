@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Optional
 
 import networkx as nx
 
@@ -53,6 +53,10 @@ def attr_arrays(node: Node) -> dict[str, str]:
 
 
 class Graph:
+    # The op registry's shape rule, ``(graph, node) -> TensorType``; plait.ir.ops plugs
+    # it in when it is imported (ops sit above the graph: the graph does not import them).
+    type_rule: ClassVar[Optional[Callable[["Graph", Node], TensorType]]] = None
+
     def __init__(self, name: str = "graph"):
         self.name = name
         self.nx = nx.DiGraph()
@@ -83,8 +87,10 @@ class Graph:
                 raise GraphError(f"%{name} = {op}(...): input %{i} is not defined")
         node = Node(name, op, inputs, dict(attrs or {}), type, origin)
         if node.type is None and infer:
-            from .ops import infer_type
-            node.type = infer_type(self, node)
+            if Graph.type_rule is None:
+                raise GraphError(f"%{name} = {op}(...): no op registry is loaded to infer its type "
+                                 f"(import plait.ir)")
+            node.type = Graph.type_rule(self, node)
         self.nx.add_node(name, node=node)
         for slot, i in enumerate(inputs):
             if self.nx.has_edge(i, name):

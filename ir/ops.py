@@ -73,6 +73,9 @@ def infer_type(graph: Graph, node: Node) -> TensorType:
     return get_op(node.op, f"%{node.name}").infer(graph, node)
 
 
+Graph.type_rule = infer_type          # Graph.add infers types through the registry
+
+
 def _fail(node: Node, msg: str) -> OpError:
     origin = f" (from {node.origin})" if node.origin else ""
     return OpError(f"%{node.name} = {node.op}(...){origin}: {msg}")
