@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=_compile)
 
     r = sub.add_parser("run", help="generate text from an artifact")
-    r.add_argument("artifact")
+    r.add_argument("artifact", help="artifact directory written by `plait compile`")
     r.add_argument("--prompt", required=True, help="the text to answer")
     r.add_argument("--max-new-tokens", type=_int_at_least(1), default=64, help="most tokens to generate")
     r.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=_run)
 
     e = sub.add_parser("eval", help="perplexity of an artifact on a text")
-    e.add_argument("artifact")
+    e.add_argument("artifact", help="artifact directory written by `plait compile`")
     e.add_argument("--text", help="text file (default: CPython's pydoc_data.topics)")
     e.add_argument("--max-tokens", type=_int_at_least(2), default=4096,
                    help="score the first N tokens of the text")
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=_eval)
 
     i = sub.add_parser("inspect", help="summarise an artifact's graph")
-    i.add_argument("artifact")
+    i.add_argument("artifact", help="artifact directory written by `plait compile`")
     i.add_argument("--context", type=_int_at_least(1), default=512, help="context length for attention MACs")
     i.add_argument("--json", action="store_true", help="print only a JSON object")
     i.add_argument("--no-check", action="store_true", help="skip hash checks (large artifacts)")

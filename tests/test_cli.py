@@ -108,3 +108,28 @@ def test_smollm2_w8a8_exact_answers(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", str(out), "--prompt", "What is 2+2?", "--max-new-tokens", "12", "--exact"]) == 0
     assert "4" in capsys.readouterr().out
+
+
+def _subparsers(parser):
+    import argparse
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sp in a.choices.items():
+                yield name, sp
+                yield from ((f"{name} {n}", p) for n, p in _subparsers(sp))
+
+
+def test_every_option_has_help_text():
+    from plait.cli import build_parser
+    missing = []
+    for name, sp in _subparsers(build_parser()):
+        for a in sp._actions:
+            if not a.help and a.dest not in ("help",) and a.__class__.__name__ != "_SubParsersAction":
+                missing.append(f"plait {name} {'/'.join(a.option_strings) or a.dest}")
+    assert not missing, missing
+
+
+def test_full_model_name_is_an_alias_of_smollm2():
+    from plait.frontend import resolve_source
+    assert resolve_source("SmolLM2-135M-Instruct") == resolve_source("smollm2")
+    assert resolve_source("HuggingFaceTB/SmolLM2-135M-Instruct") == resolve_source("smollm2")
