@@ -17,6 +17,7 @@ int8 activations: the memory images are the artifact's packed fields
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -25,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -43,7 +45,7 @@ from .gen import DEFAULT_K_MAX, HlsBuild, HlsError, engine_config, generate
 
 __all__ = ["CompileError", "Mismatch", "CsimResult", "CXX_FLAGS", "find_gxx", "compile_tb",
            "write_vectors", "dsp_case", "lut_case", "dsp_packed_case", "lut_packed_case", "dsp_weight", "lut_weight",
-           "random_cases", "run_csim", "csim_cases", "csim", "compile_sources", "run_types_tb", "LUT_MODES", "lut_mode_name",
+           "random_cases", "run_csim", "run_binary", "csim_cases", "csim", "compile", "compile_sources", "run_types_tb", "LUT_MODES", "lut_mode_name",
            "parse_lut_mode"]
 
 CXX_FLAGS = ("-std=c++17", "-O2", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-label")
@@ -79,6 +81,7 @@ class CsimResult:
     returncode: int
     names: list[str] = field(default_factory=list)
     build: Optional[HlsBuild] = None        # the generated build that ran
+    values: int = 0                         # expected integers compared (exp_* arrays)
 
     @property
     def ok(self) -> bool:
@@ -104,42 +107,63 @@ def find_gxx() -> str:
     return path
 
 
+@lru_cache(maxsize=None)
 def _gxx_version(cxx: str) -> str:
     return subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
 
 
-def compile_sources(tag: str, include_dir: Path, sources: Sequence[str],
-                    deps: Sequence[str]) -> Path:
-    """Compile ``sources`` (files of ``include_dir``) into one binary; cached under
-    ``cache_dir()/hls/bin/<tag>-<hash>`` by a hash of ``sources`` + ``deps`` (their
-    content), the flags and the compiler version."""
+def compile(sources: Sequence[str | Path], include_dirs: Sequence[str | Path], name: str, *,
+            defines: Sequence[str] = ()) -> Path:
+    """Compile ``sources`` (paths) into one binary with ``g++`` (:data:`CXX_FLAGS`,
+    ``-I`` each of ``include_dirs``, ``-D`` each of ``defines``); cached as
+    ``cache_dir()/hls/bin/<name>-<hash>/tb_<name>`` by a hash of the sources, every
+    ``*.h`` in the include directories, the flags and the compiler version, so a changed
+    header (a regenerated config or tables header) rebuilds and an unchanged one never
+    does.  One compile at a time (a file lock: the machines are small).  The one g++
+    entry point of the HLS flow (engines, special functions, layer, type layer)."""
     cxx = find_gxx()
-    include_dir = Path(include_dir)
+    srcs = [Path(s) for s in sources]
+    incs = [Path(d) for d in include_dirs]
+    flags = [*CXX_FLAGS, *(f"-D{d}" for d in defines)]
     h = hashlib.sha256()
-    for name in sorted({*sources, *deps}):
-        h.update(name.encode() + b"\0" + (include_dir / name).read_bytes() + b"\0")
-    h.update(" ".join(CXX_FLAGS).encode() + _gxx_version(cxx).encode())
-    out_dir = cache_dir() / "hls" / "bin" / f"{tag}-{h.hexdigest()[:16]}"
-    binary = out_dir / f"tb_{tag}"
+    for s in srcs:
+        h.update(s.name.encode() + b"\0" + s.read_bytes() + b"\0")
+    for d in incs:
+        for f in sorted(d.glob("*.h")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    h.update(" ".join(flags).encode() + _gxx_version(cxx).encode())
+    out_dir = cache_dir() / "hls" / "bin" / f"{name}-{h.hexdigest()[:16]}"
+    binary = out_dir / f"tb_{name}"
     if binary.exists():
         return binary
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".tb_{tag}.{os.getpid()}"
-    cmd = [cxx, *CXX_FLAGS, f"-I{include_dir}", *(str(include_dir / s) for s in sources),
-           "-o", str(tmp)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise CompileError(f"g++ failed on the {tag} C simulation "
-                           f"({' '.join(cmd)}):\n{r.stderr[-4000:]}")
-    os.replace(tmp, binary)
+    with open(out_dir.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.exists():                       # built while we waited
+            return binary
+        tmp = out_dir / f".tb_{name}.{os.getpid()}"
+        cmd = [cxx, *flags, *(f"-I{d}" for d in incs), *map(str, srcs), "-o", str(tmp)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise CompileError(f"g++ failed on the {name} C simulation "
+                               f"({' '.join(cmd)}):\n{r.stderr[-4000:]}")
+        os.replace(tmp, binary)
     return binary
+
+
+def compile_sources(tag: str, include_dir: Path, sources: Sequence[str],
+                    deps: Sequence[str] = ()) -> Path:
+    """:func:`compile` of ``sources`` (file names in ``include_dir``) with ``include_dir``
+    on the include path (``deps``: kept for callers; every header there is hashed)."""
+    include_dir = Path(include_dir)
+    return compile([include_dir / s for s in sources], [include_dir], tag)
 
 
 def compile_tb(build: HlsBuild) -> Path:
     """Compile the build's top and testbench; returns the binary (cached by a hash of
     every source in the build directory, the flags and the compiler version)."""
-    return compile_sources(build.unit, build.directory, [*build.sources, build.tb],
-                           build.headers)
+    return compile_sources(build.unit, build.directory, [*build.sources, build.tb])
 
 
 # --------------------------------------------------------------------------- vectors
@@ -380,11 +404,18 @@ _CASE = re.compile(r"^CASE (\S+) (ok|FAIL)$")
 def run_csim(build: HlsBuild, cases: Sequence[dict], *, vectors: Optional[str | Path] = None,
              timeout: float = 600) -> CsimResult:
     """Compile (cached) and run the testbench of ``build`` on ``cases``."""
-    return _run_binary(build.unit, compile_tb(build), cases, vectors, timeout, build)
+    return run_binary(build.unit, compile_tb(build), cases, vectors, timeout, build)
 
 
-def _run_binary(unit: str, binary: Path, cases: Sequence[dict], vectors, timeout: float,
-                build: Optional[HlsBuild] = None) -> CsimResult:
+def _expected_values(cases: Sequence[dict]) -> int:
+    return sum(np.asarray(v).size for c in cases for k, v in c.get("arrays", {}).items()
+               if k.startswith("exp_") or k.endswith("_expected"))
+
+
+def run_binary(unit: str, binary: Path, cases: Sequence[dict], vectors=None, timeout: float = 600,
+               build: Optional[HlsBuild] = None) -> CsimResult:
+    """Run a compiled testbench on ``cases`` (written to ``vectors`` or a temporary
+    file) and parse its report (``CASE`` / ``MISMATCH`` / ``ERROR`` lines)."""
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="plait-hls-") as tmp:
         vpath = Path(vectors) if vectors else Path(tmp) / "vectors.txt"
@@ -408,14 +439,14 @@ def _run_binary(unit: str, binary: Path, cases: Sequence[dict], vectors, timeout
     if len(names) != len(cases) and not errors:
         errors.append(f"testbench reported {len(names)} of {len(cases)} cases")
     return CsimResult(unit, len(cases), failed, mism, errors, out, binary,
-                      time.monotonic() - t0, r.returncode, names, build)
+                      time.monotonic() - t0, r.returncode, names, build, _expected_values(cases))
 
 
 def run_types_tb(cases: Sequence[dict]) -> CsimResult:
     """Run ``hls/src/tb_types.cpp`` (the portable sint/uint of plait_types.h) on ``cases``."""
     from .gen import SRC_DIR
-    binary = compile_sources("types", SRC_DIR, ["tb_types.cpp"], ["plait_types.h", "tb_common.h"])
-    return _run_binary("types", binary, cases, None, 120)
+    binary = compile([SRC_DIR / "tb_types.cpp"], [SRC_DIR], "types")
+    return run_binary("types", binary, cases, None, 120)
 
 
 def csim_cases(unit: str, cases: Sequence[dict], config=None, *, k_max: int = DEFAULT_K_MAX,

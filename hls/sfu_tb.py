@@ -5,21 +5,18 @@
 expected integers with the numpy definition, and stores both.  :func:`run_sfu_csim`
 writes them (the ``plait-vectors 1`` format of ``hls/src/tb_common.h``), builds
 ``tb_sfu.cpp`` with g++ against a ``plait_tables.h`` generated for the given model
-(:mod:`plait.hls.tables`; cached by hash, see :mod:`plait.hls._gxx`) and runs it; a
-mismatch raises :class:`SfuMismatch` naming the function, the array, the index and
-both integers.
+(:mod:`plait.hls.tables`; the ``"sfu"`` build of :func:`plait.hls.gen.generate`,
+compiled once per header by :func:`plait.hls.csim.compile`) and runs it; the
+:class:`~plait.hls.csim.CsimResult` names, for a failing case, the function (case
+``<function>/<n>``), the array, the index and both integers.
 
     v = SfuVectors()
     v.add_rmsnorm(x_fx, gq, e_g, rms_eps_table(1e-5))
     v.add_attention([(q, k, v)], n_heads=9, n_kv_heads=3, head_dim=64, scale=0.125)
-    run_sfu_csim(v)            # -> SfuResult(cases=2, ...), or raises SfuMismatch
+    run_sfu_csim(v).ok         # CsimResult: cases, values, mismatches
 """
 from __future__ import annotations
 
-import re
-import subprocess
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -29,30 +26,8 @@ from plait.ir.numerics import act as A
 from plait.ir.numerics import sfu as F
 from plait.ir.numerics.common import as_int, rshift_round
 
-from . import _gxx
-from .tables import ModelTables, const_tables, model_tables, smollm2_tables, write_tables
-
-TB_SOURCE = _gxx.SRC_DIR / "tb_sfu.cpp"
-
-
-class SfuMismatch(AssertionError):
-    """The C simulation computed an integer different from numerics (or failed to run)."""
-
-    def __init__(self, message: str, case: str = "", array: str = "", index: int = -1,
-                 got: Optional[int] = None, expected: Optional[int] = None):
-        super().__init__(message)
-        self.case, self.array, self.index, self.got, self.expected = case, array, index, got, expected
-
-    @property
-    def function(self) -> str:
-        return self.case.split("/")[0]
-
-
-@dataclass
-class SfuResult:
-    cases: int
-    values: int
-    output: str = field(repr=False, default="")
+from .csim import CsimResult
+from .tables import ModelTables, const_tables, model_tables, smollm2_tables
 
 
 def _flat(a) -> np.ndarray:
@@ -204,50 +179,23 @@ class SfuVectors:
         return write_vectors(path, self.as_cases())
 
 
-def tables_dir(model: Optional[ModelTables]) -> Path:
-    """Directory of the ``plait_tables.h`` generated for ``model`` (in the cache)."""
-    import hashlib
-    from .tables import tables_header
-    key = hashlib.sha256(tables_header(model).encode()).hexdigest()[:16]
-    d = _gxx.hls_cache() / f"tables-{key}"
-    write_tables(d, model)
-    return d
-
-
 _DEFAULT = object()
 
 
-def build_tb(model: Optional[ModelTables] = _DEFAULT, max_ctx: int = 4096, max_head_dim: int = 128) -> Path:
-    """The compiled ``tb_sfu`` for ``model``'s tables (default SmolLM2's; ``None``: no
-    model tables), cached."""
-    model = smollm2_tables() if model is _DEFAULT else model
-    return _gxx.build(TB_SOURCE, [tables_dir(model), _gxx.SRC_DIR], "tb_sfu",
-                      defines=[f"PLAIT_MAX_CTX={max_ctx}", f"PLAIT_MAX_HEAD_DIM={max_head_dim}"])
+def sfu_build(model: Optional[ModelTables] = _DEFAULT, out_dir=None):
+    """The generated special-function build (:func:`plait.hls.gen.generate` ``"sfu"``)
+    for ``model``'s tables (default SmolLM2's; ``None``: no model tables)."""
+    from .gen import generate
+    return generate("sfu", smollm2_tables() if model is _DEFAULT else model, out_dir)
 
 
-_MISMATCH = re.compile(r"MISMATCH case=(\S+) array=(\S+) index=(-?\d+) got=(-?\d+) expected=(-?\d+)")
-_SUMMARY = re.compile(r"SUMMARY cases=(\d+) failed=(\d+)")
+def run_sfu_csim(vectors: SfuVectors, model: Optional[ModelTables] = _DEFAULT, *,
+                 timeout: float = 600) -> CsimResult:
+    """Run ``vectors`` through the C simulation of ``tb_sfu`` (compiled once per tables
+    header, :func:`plait.hls.csim.compile`); the :class:`~plait.hls.csim.CsimResult`
+    has the first mismatch of every failing case (``ok`` false)."""
+    from .csim import run_csim
+    return run_csim(sfu_build(model), vectors.as_cases(), timeout=timeout)
 
 
-def run_sfu_csim(vectors: SfuVectors, model: Optional[ModelTables] = _DEFAULT, *, max_ctx: int = 4096,
-                 max_head_dim: int = 128, timeout: float = 600) -> SfuResult:
-    """Run ``vectors`` through the C simulation; raises :class:`SfuMismatch` on the
-    first difference (or any testbench error)."""
-    exe = build_tb(model, max_ctx, max_head_dim)
-    with tempfile.TemporaryDirectory(prefix="plait-sfu-") as tmp:
-        vec = vectors.write(Path(tmp) / "vectors.txt")
-        r = subprocess.run([str(exe), str(vec)], capture_output=True, text=True, timeout=timeout)
-    out = r.stdout + r.stderr
-    m = _MISMATCH.search(out)
-    if m:
-        case, arr, idx, got, exp = m.groups()
-        raise SfuMismatch(f"C simulation differs from numerics: {case} array {arr} index {idx}: "
-                          f"got {got}, expected {exp}", case, arr, int(idx), int(got), int(exp))
-    s = _SUMMARY.search(out)
-    if r.returncode != 0 or not s or int(s.group(1)) != len(vectors.cases):
-        lines = [ln for ln in out.splitlines() if not ln.startswith("CASE ") or "FAIL" in ln]
-        raise SfuMismatch(f"tb_sfu failed (exit {r.returncode}):\n" + "\n".join(lines[-20:]))
-    return SfuResult(len(vectors.cases), vectors.values, out)
-
-
-__all__ = ["SfuVectors", "SfuResult", "SfuMismatch", "build_tb", "run_sfu_csim", "tables_dir", "TB_SOURCE"]
+__all__ = ["SfuVectors", "sfu_build", "run_sfu_csim"]

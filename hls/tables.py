@@ -63,7 +63,7 @@ def constants() -> dict[str, int]:
     """The scalar constants of the contract the C++ uses (name -> value)."""
     return {
         "FX_BITS": _act.FX_BITS, "FX_FRAC": _act.FX_FRAC,
-        "A_MANT_MIN": _act.A_MANT_MIN, "A_MANT_MAX": _act.A_MANT_MAX, "RECIP_BITS": _act.RECIP_BITS,
+        "SHIFT_MAX": _act.SHIFT_MAX, "A_MANT_MIN": _act.A_MANT_MIN, "A_MANT_MAX": _act.A_MANT_MAX, "RECIP_BITS": _act.RECIP_BITS,
         "ROPE_FRAC": _sfu.ROPE_FRAC, "SIG_FRAC": _sfu.SIG_FRAC, "SIG_RANGE": _sfu.SIG_RANGE,
         "SIG_STEP_BITS": _sfu.SIG_STEP_BITS, "EXP_FRAC": _sfu.EXP_FRAC, "SCORE_FRAC": _sfu.SCORE_FRAC,
         "QK_GROUP": _sfu.QK_GROUP, "LOG2E_Q15": _sfu.LOG2E_Q15, "RMS_SHIFT_BITS": _sfu.RMS_SHIFT_BITS,

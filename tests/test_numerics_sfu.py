@@ -99,6 +99,24 @@ def test_shift_round_equals_oracle_and_saturates():
     assert A.shift_round(np.array([1 << 46]), np.array([-8]))[0] == (1 << 47) - 1
 
 
+
+def test_shift_round_is_element_wise_at_large_shifts():
+    """An element's result depends on its own (x, s) only: the fast path (every shift
+    >= 0) and the mixed-sign path agree, also at shifts of 62 / 63 / 64 / 80, and
+    shifts beyond SHIFT_MAX = 62 equal the shift by 62 (exact rounding for |x| < 2^61)."""
+    x = np.concatenate([RNG.integers(-(1 << 61) + 1, 1 << 61, 300),
+                        np.array([0, 1, -1, (1 << 60), -(1 << 60), (1 << 61) - 1, -(1 << 61) + 1])])
+    for s_big in (61, 62, 63, 64, 70, 200):
+        s = np.full(x.shape, s_big)
+        alone = A.shift_round(x, s)                                # fast path
+        mixed = A.shift_round(np.append(x, 5), np.append(s, -3))[:-1]   # one negative shift elsewhere
+        assert alone.tolist() == mixed.tolist(), s_big
+        per = [int(A.shift_round(np.array([a]), np.array([s_big]))[0]) for a in x[:20]]
+        assert per == alone[:20].tolist()
+        assert alone.tolist() == [shift(int(a), min(s_big, A.SHIFT_MAX)) for a in x]
+    assert A.SHIFT_MAX == 62
+    assert (A.shift_round(x, 63) == 0).all() and (A.shift_round(x, 62) == 0).all()
+
 def test_linear_out_fx_matches_real_value():
     from plait.ir.numerics import linear_int, quantize_rtn
     w = RNG.standard_normal((48, 128)).astype(np.float32) * 0.05

@@ -1,89 +1,106 @@
-// tb_layer.cpp -- C-simulation testbench of plait_layer.h: one decoder layer through
-// prefill and decode steps, against exact mode's integers (plait.ir.exact, vectors by
-// plait.hls.layer_tb; format: tb_common.h).
+// tb_layer.cpp -- C-simulation testbench of layer_top (layer_top.cpp, the dataflow of
+// plait_layer.h): one decoder layer through a prefill and decode steps, against exact
+// mode's integers (plait.ir.exact; vectors by plait.hls.layer_tb, format tb_common.h).
 //
-// The linears' P comes from RefLinear: the per-group integer product of the contract
-// (numerics.common.linear_int: acc_g = sum_k q x, P = sum_g acc_g * mant_g) on the
-// signed weights and mantissas the engines are fed.
-#include <algorithm>
+// Per case: the packed memory images of the layer's seven linears (DspPacked /
+// LutPacked fields, concatenated; LinDesc offsets), the RMSNorm mantissas, the
+// activation specs; per step i the input rows x<i> and the expected output exp_y<i>;
+// after the last step the KV cache (exp_kc, exp_mk, exp_ek, exp_vc, exp_mv, exp_ev,
+// [HKV][length][...]) and the error mask (0).
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
-#include "plait_layer.h"
+#include "layer_top.h"
 #include "tb_common.h"
 
 using namespace plait;
 typedef std::vector<int64_t> Arr;
+typedef layer_pkg L;
 
-struct RefLinear {
-    const int64_t *q[LIN_COUNT];       // signed weights [N][K]
-    const int64_t *mant[LIN_COUNT];    // [N][K / G]
-    int group[LIN_COUNT];
-    void operator()(int which, const int8_t *x8, int T, int K, int N, int64_t *P) const {
-        const int G = group[which], ng = K / G;
-        for (int t = 0; t < T; t++)
-            for (int n = 0; n < N; n++) {
-                int64_t p = 0;
-                for (int g = 0; g < ng; g++) {
-                    int64_t acc = 0;
-                    for (int j = 0; j < G; j++)
-                        acc += q[which][int64_t(n) * K + g * G + j] * int64_t(x8[int64_t(t) * K + g * G + j]);
-                    p += acc * mant[which][int64_t(n) * ng + g];
-                }
-                P[int64_t(t) * N + n] = p;
-            }
-    }
-};
-
-static const char *LIN_NAMES[LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
-
-static ActQuant act(const tb::Case &c, const std::string &name) {
-    return ActQuant{int(c.i("act_" + name + "_dynamic")), c.i("act_" + name + "_m", 0), c.i("act_" + name + "_e", 0)};
+template <class W>
+static std::vector<W> words(const tb::Case& c, const std::string& key) {
+  const Arr& b = c.a(key);
+  if (b.size() % sizeof(W)) throw std::runtime_error(key + ": not a whole number of words");
+  std::vector<W> out(b.size() / sizeof(W) + 1);   // +1: never an empty vector
+  std::vector<uint8_t> bytes(b.begin(), b.end());
+  if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
 }
 
-static bool run_case(const tb::Case &c) {
-    const int D = int(c.i("D")), H = int(c.i("H")), Hkv = int(c.i("Hkv")), hd = int(c.i("hd")), F = int(c.i("F"));
-    const int n_steps = int(c.i("steps")), cap = int(c.i("cap"));
-    const std::vector<int32_t> g_in = c.as<int32_t>("g_in"), g_post = c.as<int32_t>("g_post");
-    const std::vector<int32_t> cs = c.as<int32_t>("cos"), sn = c.as<int32_t>("sin");
-    LayerSpec sp{};
-    sp.D = D, sp.H = H, sp.Hkv = Hkv, sp.hd = hd, sp.F = F;
-    sp.g_in = g_in.data(), sp.g_post = g_post.data();
-    sp.e_in = int(c.i("e_in")), sp.e_post = int(c.i("e_post"));
-    sp.eps_tab = c.a("eps_table").data();
-    sp.rope_cos = cs.data(), sp.rope_sin = sn.data();
-    sp.attn_c = c.i("C"), sp.attn_r = int(c.i("R"));
-    sp.act_qkv = act(c, "qkv"), sp.act_o = act(c, "o"), sp.act_gu = act(c, "gu"), sp.act_down = act(c, "down");
-    RefLinear lin{};
-    for (int i = 0; i < LIN_COUNT; i++) {
-        const std::string n = LIN_NAMES[i];
-        lin.q[i] = c.a("w_" + n).data();
-        lin.mant[i] = c.a("mant_" + n).data();
-        lin.group[i] = int(c.i("group_" + n));
-        sp.lin[i] = LinearSpec{int(c.i("e_w_" + n)), c.has("bias_" + n) ? c.a("bias_" + n).data() : nullptr};
-    }
-    const int ng = hd / qk_group(hd);
-    std::vector<int8_t> kc(size_t(Hkv) * cap * hd), vc(size_t(Hkv) * cap * hd);
-    std::vector<int16_t> mk(size_t(Hkv) * cap * ng), ek(size_t(Hkv) * cap * ng), mv(size_t(Hkv) * cap),
-        ev(size_t(Hkv) * cap);
-    KVCache kv{kc.data(), mk.data(), ek.data(), vc.data(), mv.data(), ev.data(), cap, 0};
-    for (int st = 0; st < n_steps; st++) {
-        const std::string i = std::to_string(st);
-        const Arr &x = c.a("x" + i);
-        const int S = int(x.size() / D);
-        const size_t wide = size_t(S) * std::max(std::max(D, F), H * hd);
-        Arr h(wide), q(size_t(S) * H * hd), k(size_t(S) * Hkv * hd), v(k.size()), qr(q.size()), kr(k.size()),
-            a(q.size()), x1(size_t(S) * D), g(size_t(S) * F), u(g.size()), p(wide), m(S), e(S);
-        std::vector<int8_t> x8(wide);
-        LayerScratch w{h.data(), q.data(), k.data(), v.data(), qr.data(), kr.data(), a.data(), x1.data(),
-                       g.data(), u.data(), p.data(), x8.data(), m.data(), e.data()};
-        Arr y(size_t(S) * D);
-        if (decoder_layer(x.data(), S, kv.length, sp, lin, kv, w, y.data()) != 0)
-            throw std::runtime_error("decoder_layer refused the sizes");
-        if (!tb::check(c, ("y" + i).c_str(), y, c.a("exp_y" + i))) return false;
-    }
-    return true;
+static const char* LIN[LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+static const char* ACT[ACT_COUNT] = {"qkv", "o", "gu", "down"};
+
+// cache rows [HKV][cap][w] -> [HKV][len][w]
+template <class T>
+static Arr cache_rows(const std::vector<T>& buf, int cap, int len, int w) {
+  Arr out;
+  for (int h = 0; h < L::HKV; h++)
+    for (int t = 0; t < len; t++)
+      for (int j = 0; j < w; j++) out.push_back(buf[(size_t(h) * cap + t) * w + j]);
+  return out;
 }
 
-int main(int argc, char **argv) { return tb::run_all(argc, argv, run_case); }
+static bool run_case(const tb::Case& c) {
+  const int shape[5] = {L::D, L::H, L::HKV, L::HD, L::F};
+  const char* names[5] = {"D", "H", "Hkv", "hd", "F"};
+  for (int i = 0; i < 5; i++)
+    if (!tb::check(c, (std::string("config.") + names[i]).c_str(), shape[i], c.i(names[i]))) return false;
+  for (int i = 0; i < LIN_COUNT; i++)
+    if (!tb::check(c, (std::string("config.engine_") + LIN[i]).c_str(), L::ENGINE(i), c.i(std::string("engine_") + LIN[i])))
+      return false;
+  LayerDesc desc;
+  for (int i = 0; i < LIN_COUNT; i++) {
+    const std::string p = std::string("lin_") + LIN[i] + "_";
+    LinDesc& d = desc.lin[i];
+    d.mode = int(c.i(p + "mode")), d.wbits = int(c.i(p + "wbits")), d.bits = int(c.i(p + "bits"));
+    d.offset = int(c.i(p + "offset")), d.group_size = int(c.i(p + "group_size")), d.e_w = int(c.i(p + "e_w"));
+    d.w_off = int(c.i(p + "w_off")), d.idx_off = int(c.i(p + "idx_off")), d.s_off = int(c.i(p + "s_off"));
+    d.bias_off = int(c.i(p + "bias_off"));
+  }
+  for (int i = 0; i < ACT_COUNT; i++) {
+    const std::string p = std::string("act_") + ACT[i] + "_";
+    desc.act[i] = ActDesc{int(c.i(p + "dynamic")), int(c.i(p + "m", 0)), int(c.i(p + "e", 0))};
+  }
+  desc.e_in = int(c.i("e_in")), desc.e_post = int(c.i("e_post"));
+  const std::vector<layer_code_word> codes = words<layer_code_word>(c, "mem_codes");
+  const std::vector<layer_idx_word> idx = words<layer_idx_word>(c, "mem_idx");
+  const std::vector<layer_plane_word> planes = words<layer_plane_word>(c, "mem_planes");
+  const std::vector<int8_t> zp = c.as<int8_t>("mem_zp");
+  const std::vector<uint16_t> mant = c.as<uint16_t>("mem_mant");
+  Arr bias = c.a("mem_bias");
+  bias.push_back(0);
+  const std::vector<int32_t> g_in = c.as<int32_t>("gamma_in"), g_post = c.as<int32_t>("gamma_post");
+  const int cap = L::MAX_CTX, ng = L::HD / qk_group(L::HD);
+  std::vector<int8_t> kc(size_t(L::HKV) * cap * L::HD), vc(kc.size());
+  std::vector<int16_t> mk(size_t(L::HKV) * cap * ng), ek(mk.size()), mv(size_t(L::HKV) * cap), ev(mv.size());
+  const int n_steps = int(c.i("steps"));
+  int pos = 0;
+  for (int st = 0; st < n_steps; st++) {
+    const std::string i = std::to_string(st);
+    const Arr& x = c.a("x" + i);
+    const int S = int(x.size() / L::D);
+    Arr y(x.size(), 0);
+    int err = -1;
+    layer_top(x.data(), y.data(), S, pos, g_in.data(), g_post.data(), bias.data(),
+              codes.data(), idx.data(), planes.data(), zp.data(), mant.data(),
+              codes.data(), idx.data(), planes.data(), zp.data(), mant.data(),
+              codes.data(), idx.data(), planes.data(), zp.data(), mant.data(),
+              codes.data(), idx.data(), planes.data(), zp.data(), mant.data(),
+              kc.data(), mk.data(), ek.data(), vc.data(), mv.data(), ev.data(), desc, &err);
+    if (!tb::check(c, ("err" + i).c_str(), err, c.i("err_expected", 0))) return false;
+    if (err) return true;                           // an expected refusal: nothing more to compare
+    if (!tb::check(c, ("y" + i).c_str(), y, c.a("exp_y" + i))) return false;
+    pos += S;
+  }
+  if (!c.has("exp_kc")) return true;
+  return tb::check(c, "cache.k", cache_rows(kc, cap, pos, L::HD), c.a("exp_kc")) &&
+         tb::check(c, "cache.mk", cache_rows(mk, cap, pos, ng), c.a("exp_mk")) &&
+         tb::check(c, "cache.ek", cache_rows(ek, cap, pos, ng), c.a("exp_ek")) &&
+         tb::check(c, "cache.v", cache_rows(vc, cap, pos, L::HD), c.a("exp_vc")) &&
+         tb::check(c, "cache.mv", cache_rows(mv, cap, pos, 1), c.a("exp_mv")) &&
+         tb::check(c, "cache.ev", cache_rows(ev, cap, pos, 1), c.a("exp_ev"));
+}
+
+int main(int argc, char** argv) { return tb::run_all(argc, argv, run_case); }

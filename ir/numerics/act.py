@@ -44,7 +44,13 @@ Linear output (:func:`linear_out_fx`)
     bits), then a fixed-point bias is added if the layer has one.
 
 Signed shifts (:func:`shift_round`): ``s > 0`` is :func:`rshift_round` (round half
-up), ``s <= 0`` a left shift; the result saturates to ``FX_BITS``.
+up), ``s <= 0`` a left shift; the result saturates to ``FX_BITS``.  Right shifts are
+clamped to ``SHIFT_MAX = 62`` (left shifts likewise, before saturation): for
+``|x| < 2^61`` a right shift by 62 already rounds to 0 (``(x + 2^61) >> 62 = 0``),
+so the clamp is exact there, and every element's result depends on its own ``x``
+and ``s`` only (numpy's own shifts by 63 / 64 would make ``1 << 63`` negative and
+``x >> 64`` implementation-defined).  The HLS C++ (``hls/src/plait_act.h``) clamps
+the same way.
 """
 from __future__ import annotations
 
@@ -58,6 +64,7 @@ FX_BITS = 48            # width of every wide activation register
 FX_FRAC = 16            # fractional bits of the FX format
 A_MANT_MIN, A_MANT_MAX = 128, 255   # per-row activation scale mantissa
 RECIP_BITS = 24
+SHIFT_MAX = 62          # shift_round clamps |s| to this (exact for |x| < 2^61)
 #: RECIP[m - 128] = round(2^24 / m), m in [128, 255]
 RECIP = np.array([(2 * (1 << RECIP_BITS) + m) // (2 * m) for m in range(A_MANT_MIN, A_MANT_MAX + 1)],
                  np.int64)
@@ -108,16 +115,18 @@ def sat_fx(x) -> np.ndarray:
 def shift_round(x, s) -> np.ndarray:
     """``x * 2^-s`` in integers: round-half-up right shift for ``s > 0``, left shift
     for ``s <= 0``; ``s`` may be an array broadcast against ``x``; saturates to
-    ``FX_BITS`` bits."""
+    ``FX_BITS`` bits.  ``|s|`` is clamped to ``SHIFT_MAX`` (module doc): element-wise
+    and exact for ``|x| < 2^61``."""
     x, s = as_int(x), as_int(s)
     if s.size and s.min() >= 0:                      # the common case: right shifts only
-        return sat_fx((x + (np.left_shift(np.int64(1), s) >> 1)) >> s)   # half = 0 when s = 0
+        r = np.minimum(s, SHIFT_MAX)
+        return sat_fx((x + (np.left_shift(np.int64(1), r) >> 1)) >> r)   # half = 0 when s = 0
     s = np.broadcast_to(s, np.broadcast_shapes(x.shape, s.shape))
     x = np.broadcast_to(x, s.shape)
-    r = np.maximum(s, 0)
-    left = np.minimum(np.maximum(-s, 0), 62)
+    r = np.minimum(np.maximum(s, 0), SHIFT_MAX)
+    left = np.minimum(np.maximum(-s, 0), SHIFT_MAX)
     half = np.where(r > 0, np.left_shift(np.int64(1), np.maximum(r - 1, 0)), 0)
-    right = np.right_shift(x + half, np.minimum(r, 63))
+    right = np.right_shift(x + half, r)
     # left shifts saturate before they can overflow int64
     lim = np.right_shift(np.int64(1) << (FX_BITS - 1), left)
     lefted = np.left_shift(np.clip(x, -lim, lim), left)
@@ -210,6 +219,6 @@ def linear_out_fx(p, e_w: int, act: QAct, bias_fx=None) -> np.ndarray:
     return y
 
 
-__all__ = ["FX_BITS", "FX_FRAC", "A_MANT_MIN", "A_MANT_MAX", "RECIP", "RECIP_BITS", "QAct",
+__all__ = ["FX_BITS", "FX_FRAC", "SHIFT_MAX", "A_MANT_MIN", "A_MANT_MAX", "RECIP", "RECIP_BITS", "QAct",
            "bitlen", "sat_fx", "shift_round", "to_fx", "from_fx", "scale_from_amax",
            "quantize_rows", "quantize_dynamic", "static_scale", "quantize_static", "linear_out_fx"]
