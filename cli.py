@@ -98,11 +98,15 @@ def _run(args) -> int:
     if not args.prompt.strip():
         raise UsageError("--prompt is empty; give the text to answer")
     read_manifest(args.artifact)
-    sess = Session(args.artifact, device=args.device, exact=args.exact)
-    def show(piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sess.generate(args.prompt, args.max_new_tokens, chat=not args.no_chat, on_text=show, truncate=args.truncate)
+    with Session(args.artifact, device=args.device, exact=args.exact) as sess:
+        pieces = sess.generate(args.prompt, args.max_new_tokens, chat=not args.no_chat, truncate=args.truncate,
+                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                               seed=args.seed, stop=args.stop or ())     # the prompt is checked here
+        if args.device == "auto":
+            print(f"plait: {sess.device_note}", file=sys.stderr)
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
     sys.stdout.write("\n")
     return 0
 
@@ -120,13 +124,12 @@ def _eval(args) -> int:
     elif ctx and args.window > ctx:
         raise LimitError(f"--window {args.window} is longer than the model's context of {ctx} tokens; "
                          f"use --window {ctx} or less")
-    sess = Session(args.artifact, exact=args.exact)
+    sess = Session(args.artifact, device="cpu", exact=args.exact)
     ids = sess.tokenizer.encode(text)
     if len(ids) < 2:
         raise UsageError(f"--text {args.text}: only {len(ids)} token; perplexity needs at least 2")
     def logits_fn(w):
-        sess.interp.reset()
-        return sess.interp.logits(w[None, :])[0]
+        return sess.forward(w, sess.new_cache())
     ppl, n = perplexity(logits_fn, ids, max_tokens=args.max_tokens, window=args.window, progress=not args.json)
     src = args.text or "pydoc_data.topics"
     mode = "exact" if args.exact else "float"
@@ -190,7 +193,7 @@ def _int_at_least(low: int):
 
 def build_parser() -> argparse.ArgumentParser:
     from plait import __version__
-    from plait.runtime.session import DEVICES
+    from plait.runtime.devices import DEVICES
     p = _Parser(prog="plait", description="LLM -> FPGA co-design compiler")
     p.add_argument("--version", action="version", version=f"plait {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -210,7 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--prompt", required=True, help="the text to answer")
     r.add_argument("--max-new-tokens", type=_int_at_least(1), default=64, help="most tokens to generate")
     r.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
-    r.add_argument("--device", default="cpu", choices=DEVICES, help="where to run")
+    r.add_argument("--device", default="auto", choices=("auto",) + DEVICES,
+                   help="where to run (auto: fpga, then cuda, then cpu)")
+    r.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)")
+    r.add_argument("--top-k", type=_int_at_least(0), default=0, help="sample among the K most likely (0: all)")
+    r.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set reaching P")
+    r.add_argument("--seed", type=int, default=None, help="random seed of the sampling")
+    r.add_argument("--stop", action="append", metavar="TEXT", help="stop before this text (repeatable)")
     r.add_argument("--truncate", action="store_true",
                    help="keep the last tokens of a prompt too long for the model's context "
                         "(default: refuse it)")
@@ -268,7 +277,7 @@ def _user_errors() -> tuple:
     from plait.ir.limits import LimitError
     from plait.rtl.synth import ToolMissing
     from plait.runtime.artifact import ArtifactError
-    from plait.runtime.session import DeviceUnavailable
+    from plait.runtime.devices import DeviceUnavailable
     return (FileNotFoundError, FrontendError, GraphError, IRTypeError, OpError, ParseError, VerifyError,
             WeightError, NumericsError, TargetError, PassError, ToolMissing, ArtifactError, DeviceUnavailable,
             LimitError, UsageError, HlsError)

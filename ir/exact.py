@@ -188,6 +188,14 @@ class ExactInterpreter:
         self.kv.clear()
         self.pos = 0
 
+    def cache_state(self):
+        """The sequence state (int8 KV caches and position); see :meth:`load_cache_state`."""
+        return (self.kv, self.pos)
+
+    def load_cache_state(self, state) -> None:
+        """Continue the sequence of ``state`` (``None``: a new, empty one)."""
+        self.kv, self.pos = ({}, 0) if state is None else state
+
     # ------------------------------------------------------------ prepared weights
     def linear(self, param: Node) -> _Linear:
         name = param.attrs["weight"]

@@ -10,7 +10,7 @@ pass records the inputs of linear layers.  It must not modify the arrays.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -61,6 +61,15 @@ class Interpreter:
         self.ctx.reset_cache()
         self.pos = 0
 
+    def cache_state(self):
+        """The sequence state (KV cache and position), to be handed back to
+        :meth:`load_cache_state` later: one interpreter serves several sequences."""
+        return (self.ctx.kv, self.pos)
+
+    def load_cache_state(self, state) -> None:
+        """Continue the sequence of ``state`` (``None``: a new, empty one)."""
+        self.ctx.kv, self.pos = ({}, 0) if state is None else state
+
     def run(self, feeds: "np.ndarray | dict", *, advance: bool = True) -> dict[str, np.ndarray]:
         g = self.graph
         feeds, s = normalize_feeds(g, feeds)
@@ -88,18 +97,25 @@ class Interpreter:
         return self.run(np.asarray(tokens, dtype=np.int64))[self.graph.outputs[0]]
 
 
-def generate(interp: Interpreter, prompt_ids, max_new_tokens: int, eos_ids=(), on_token=None) -> list[int]:
-    """Greedy generation: prefill the prompt, then decode one token per step."""
+def decode(step: Callable[[np.ndarray], np.ndarray], prompt_ids, max_new_tokens: int, *,
+           pick: Optional[Callable[[np.ndarray], int]] = None, stop_ids=()) -> Iterator[int]:
+    """The decode loop (the only one): prefill ``prompt_ids`` with ``step`` (token ids
+    ``[S]`` -> logits of the last position ``[V]``), then pick and feed one token per step.
+    Yields each new token; a token in ``stop_ids`` ends the loop and is not yielded.
+    ``pick`` defaults to greedy (argmax)."""
+    pick = pick or (lambda row: int(np.argmax(row)))
+    last = step(np.asarray(prompt_ids, np.int64))
+    for i in range(max_new_tokens):
+        nxt = pick(last)
+        if nxt in stop_ids:
+            return
+        yield nxt
+        if i + 1 < max_new_tokens:
+            last = step(np.array([nxt], np.int64))
+
+
+def generate(interp, prompt_ids, max_new_tokens: int, eos_ids=()) -> list[int]:
+    """Greedy tokens from a fresh sequence on ``interp`` (either interpreter): :func:`decode`."""
     interp.reset()
-    ids = np.asarray(prompt_ids, dtype=np.int64)[None, :]
-    out: list[int] = []
-    logits = interp.logits(ids)
-    for _ in range(max_new_tokens):
-        nxt = int(np.argmax(logits[0, -1]))
-        out.append(nxt)
-        if on_token is not None:
-            on_token(nxt)
-        if nxt in eos_ids:
-            break
-        logits = interp.logits(np.array([[nxt]], dtype=np.int64))
-    return out
+    return list(decode(lambda ids: interp.logits(ids[None, :])[0, -1], prompt_ids, max_new_tokens,
+                       stop_ids=set(eos_ids)))

@@ -1,30 +1,37 @@
 """`Session(artifact)`: generate text from a compiled artifact.
 
-Devices (DESIGN.md): ``fpga`` (XRT), ``sim`` (Verilator), ``cuda``, ``cpu``.  This
-release runs on the CPU: float mode (``exact=False``, the reference interpreter in
-float32 numpy, the accuracy reference) or exact mode (``exact=True``:
-:class:`plait.ir.exact.ExactInterpreter`, the integers of ``plait.ir.numerics``
-that the engines compute); asking for a device that is not available raises
-:class:`DeviceUnavailable` naming it.
+::
+
+    with Session("out/sm-w8a8", device="auto", exact=True) as s:
+        for piece in s.generate("What is 2+2?", max_new_tokens=32):
+            print(piece, end="", flush=True)
+        s.complete("Name a colour.", temperature=0.7, top_p=0.9, seed=1, stop=["\\n"])
+        s.complete_batch(["a", "b"])                     # one KV cache per prompt
+        cache = s.new_cache()
+        logits = s.forward([1, 2, 3], cache)             # [3, vocab]; the cache advances
+
+Devices (:mod:`plait.runtime.devices`): ``cpu`` (float mode, the accuracy reference,
+or ``exact=True``: the integers of ``plait.ir.numerics`` that the engines compute),
+``cuda``, ``sim``, ``fpga``; ``device="auto"`` takes the first available of fpga,
+cuda, cpu and :attr:`Session.device_note` says why the others were passed over.
+Decoding is the one loop of :func:`plait.ir.interpreter.decode`: greedy by default,
+temperature / top-k / top-p sampling with a seed (:class:`Sampling`), stop tokens (the
+tokenizer's end-of-turn tokens) and stop strings, and the context length checked
+before anything runs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from plait.ir import Interpreter
-from plait.ir.exact import ExactInterpreter
+from plait.ir.interpreter import decode
 from plait.ir.limits import LimitError, check_memory
 
 from .artifact import WEIGHTS_FILE, Artifact, ArtifactError, load_artifact, read_manifest
-
-DEVICES = ("cpu", "cuda", "sim", "fpga")
-
-
-class DeviceUnavailable(RuntimeError):
-    pass
+from .devices import DEVICES, DeviceUnavailable, pick_device  # noqa: F401  (re-exported)
 
 
 def context_length(manifest_or_meta: dict) -> int:
@@ -49,13 +56,63 @@ def estimate_run_memory(manifest: dict, tokens: int, *, exact: bool = False) -> 
     return wbytes + (0 if exact else 4 * n_params) + kv + act + (256 << 20)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is picked: greedy (``temperature == 0``, the default), or sampled
+    from ``softmax(logits / temperature)`` restricted to the ``top_k`` most likely tokens
+    (0: all) and to the smallest set whose probability reaches ``top_p``; ``seed`` makes
+    sampling repeatable."""
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: Optional[int] = None
+
+    def __post_init__(self):
+        if not (self.temperature >= 0.0):
+            raise LimitError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise LimitError(f"top_k must be >= 0, got {self.top_k}")
+        if not (0.0 < self.top_p <= 1.0):
+            raise LimitError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    def picker(self):
+        """A ``logits row -> token id`` function (with its own random stream)."""
+        if self.temperature == 0.0:
+            return lambda row: int(np.argmax(row))
+        rng = np.random.default_rng(self.seed)
+
+        def pick(row: np.ndarray) -> int:
+            z = np.asarray(row, np.float64) / self.temperature
+            order = np.argsort(-z, kind="stable")
+            if self.top_k:
+                order = order[:self.top_k]
+            p = np.exp(z[order] - z[order[0]])
+            p /= p.sum()
+            if self.top_p < 1.0:
+                keep = int(np.searchsorted(np.cumsum(p), self.top_p) + 1)
+                order, p = order[:keep], p[:keep] / p[:keep].sum()
+            return int(order[rng.choice(len(order), p=p)])
+        return pick
+
+
+class KVCache:
+    """One sequence's state on a Session: its KV cache and how many positions it holds.
+    Create it with :meth:`Session.new_cache`; :meth:`Session.forward` advances it."""
+
+    def __init__(self, session: "Session"):
+        self._owner = id(session)
+        self._state = None
+        self.length = 0
+
+    def clear(self) -> None:
+        self._state, self.length = None, 0
+
+
 class Session:
-    def __init__(self, artifact: Union[str, Path, Artifact], device: str = "cpu", *, exact: bool = False):
-        if device not in DEVICES:
-            raise DeviceUnavailable(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-        if device != "cpu":
-            raise DeviceUnavailable(f"device {device!r} is not available in this build of plait; "
-                                    f"use device='cpu' (the reference interpreter)")
+    """A compiled artifact opened on a device (see the module doc)."""
+
+    def __init__(self, artifact: Union[str, Path, Artifact], device: str = "auto", *, exact: bool = False):
+        choice = pick_device(device)
         if not isinstance(artifact, Artifact):
             manifest = read_manifest(artifact)
             if not manifest["shape_only"]:
@@ -66,11 +123,39 @@ class Session:
         if self.artifact.shape_only:
             raise ArtifactError(f"{self.artifact.path}: a shape-only plan has no weights and cannot run; "
                                 f"compile without --shape-only")
-        self.device = device
+        dev = choice.device
+        mapped = (self.artifact.graph.meta.get("engine_map") or {}).get("target")
+        if dev.hardware and mapped and mapped != dev.hardware:
+            raise ArtifactError(f"{self.artifact.path}: compiled for target {mapped!r}, but the {dev.name} "
+                                f"device is built for {dev.hardware!r}; recompile with map_engines "
+                                f"target = \"{dev.hardware}\"")
+        self.device = dev.name
+        self.device_note = choice.describe()
+        self._device = dev
         self.exact = exact
-        cls = ExactInterpreter if exact else Interpreter
-        self.interp = cls(self.artifact.graph, self.artifact.weights)
+        self.interp = dev.runner(self.artifact.graph, self.artifact.weights, exact=exact)
+        self._cache = self.new_cache()
 
+    # ------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Release the device and the prepared weights; the Session cannot be used after."""
+        if self._device is not None:
+            self._device.close()
+        self._device = None
+        self.interp = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _live(self):
+        if self.interp is None:
+            raise RuntimeError("this Session is closed")
+        return self.interp
+
+    # ------------------------------------------------------------ tokens
     @property
     def tokenizer(self):
         return self.artifact.tokenizer
@@ -78,24 +163,6 @@ class Session:
     @property
     def context_length(self) -> int:
         return context_length(self.artifact.graph.meta)
-
-    def fit_context(self, ids: list[int], max_new_tokens: int, *, truncate: bool = False) -> list[int]:
-        """``ids`` checked against the context length: a prompt that, with ``max_new_tokens``,
-        does not fit is refused (:class:`LimitError`), or with ``truncate`` keeps its last tokens."""
-        ctx = self.context_length
-        if not ids:
-            raise LimitError("the prompt encodes to no tokens; give a non-empty prompt")
-        if not ctx or len(ids) + max_new_tokens <= ctx:
-            return ids
-        room = ctx - max_new_tokens
-        if truncate and room >= 1:
-            return ids[-room:]
-        why = (f"the prompt is {len(ids)} tokens and up to {max_new_tokens} new tokens were asked for, "
-               f"but the model's context is {ctx} tokens")
-        fix = ("lower --max-new-tokens" if room < 1 else
-               "shorten the prompt, lower --max-new-tokens, or pass --truncate (keeps the prompt's last "
-               f"{room} tokens)")
-        raise LimitError(f"{why}; {fix}")
 
     def encode_chat(self, prompt: str, chat: bool = True) -> list[int]:
         tok = self.tokenizer
@@ -116,36 +183,110 @@ class Session:
                 ids.add(i)
         return ids
 
-    def generate_ids(self, prompt_ids, max_new_tokens: int = 64) -> Iterator[int]:
-        """Greedy decoding; yields token ids as they are produced (prefill, then decode)."""
-        self.interp.reset()
-        eos = self.eos_ids()
-        logits = self.interp.logits(np.asarray(prompt_ids, np.int64)[None, :])
-        for _ in range(max_new_tokens):
-            nxt = int(np.argmax(logits[0, -1]))
-            if nxt in eos:
-                return
-            yield nxt
-            logits = self.interp.logits(np.array([[nxt]], np.int64))
+    def fit_context(self, ids: list[int], max_new_tokens: int, *, truncate: bool = False) -> list[int]:
+        """``ids`` checked against the context length: a prompt that, with ``max_new_tokens``,
+        does not fit is refused (:class:`LimitError`), or with ``truncate`` keeps its last tokens."""
+        ctx = self.context_length
+        if not ids:
+            raise LimitError("the prompt encodes to no tokens; give a non-empty prompt")
+        if not ctx or len(ids) + max_new_tokens <= ctx:
+            return ids
+        room = ctx - max_new_tokens
+        if truncate and room >= 1:
+            return ids[-room:]
+        why = (f"the prompt is {len(ids)} tokens and up to {max_new_tokens} new tokens were asked for, "
+               f"but the model's context is {ctx} tokens")
+        fix = ("lower --max-new-tokens" if room < 1 else
+               "shorten the prompt, lower --max-new-tokens, or pass --truncate (keeps the prompt's last "
+               f"{room} tokens)")
+        raise LimitError(f"{why}; {fix}")
 
-    def generate(self, prompt: str, max_new_tokens: int = 64, *, chat: bool = True,
-                 on_text: Optional[Callable[[str], None]] = None, truncate: bool = False) -> str:
-        """Generate an answer; ``on_text`` receives each new piece of text as it is decoded.
-        A prompt that does not fit the context with ``max_new_tokens`` is refused, or with
-        ``truncate`` keeps its last tokens (:meth:`fit_context`)."""
+    # ------------------------------------------------------------ the model
+    def new_cache(self) -> KVCache:
+        """An empty sequence (KV cache) for :meth:`forward`."""
+        return KVCache(self)
+
+    def forward(self, token_ids: Sequence[int], kv_cache: Optional[KVCache] = None) -> np.ndarray:
+        """Logits ``[len(token_ids), vocab]`` of the next positions of ``kv_cache``'s sequence
+        (the Session's own sequence when omitted); the cache advances by ``len(token_ids)``."""
+        interp = self._live()
+        cache = self._cache if kv_cache is None else kv_cache
+        if cache._owner != id(self):
+            raise ValueError("this KV cache belongs to another Session")
+        ids = np.asarray(token_ids, np.int64).reshape(-1)
+        if ids.size == 0:
+            raise LimitError("forward() needs at least one token")
+        ctx = self.context_length
+        if ctx and cache.length + ids.size > ctx:
+            raise LimitError(f"the sequence would reach {cache.length + ids.size} positions; the model's "
+                             f"context is {ctx}")
+        interp.load_cache_state(cache._state)
+        logits = interp.logits(ids[None, :])[0]
+        cache._state = interp.cache_state()
+        cache.length += int(ids.size)
+        return logits
+
+    def generate_ids(self, prompt_ids: Sequence[int], max_new_tokens: int = 64, *,
+                     sampling: Sampling = Sampling(), stop_ids: Optional[set] = None,
+                     kv_cache: Optional[KVCache] = None) -> Iterator[int]:
+        """New token ids, as they are produced (prefill, then one token per step) on a fresh
+        sequence (or ``kv_cache``, continued); ends at a stop token (default: the tokenizer's
+        end-of-turn tokens) or after ``max_new_tokens``."""
         if max_new_tokens < 1:
             raise LimitError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        cache = kv_cache if kv_cache is not None else self.new_cache()
+        ctx = self.context_length
+        if ctx and cache.length + len(prompt_ids) + max_new_tokens > ctx:
+            raise LimitError(f"{cache.length + len(prompt_ids)} positions with up to {max_new_tokens} new "
+                             f"tokens exceed the model's context of {ctx}")
+        stops = self.eos_ids() if stop_ids is None else set(stop_ids)
+        return decode(lambda ids: self.forward(ids, cache)[-1], list(prompt_ids), max_new_tokens,
+                      pick=sampling.picker(), stop_ids=stops)
+
+    def generate(self, prompt: str, max_new_tokens: int = 64, *, chat: bool = True, truncate: bool = False,
+                 temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: Optional[int] = None,
+                 stop: Sequence[str] = ()) -> Iterator[str]:
+        """The answer to ``prompt`` as a stream of text pieces.  Stops at an end-of-turn token,
+        after ``max_new_tokens``, or before the first of the ``stop`` strings (not included).
+        A prompt that does not fit the context with ``max_new_tokens`` is refused, or with
+        ``truncate`` keeps its last tokens."""
+        sampling = Sampling(temperature, top_k, top_p, seed)
+        if max_new_tokens < 1:
+            raise LimitError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if any(not s for s in stop):
+            raise LimitError("a stop string is empty")
+        ids = self.fit_context(self.encode_chat(prompt, chat), max_new_tokens, truncate=truncate)
+        return self._stream(ids, max_new_tokens, sampling, tuple(stop))
+
+    def _stream(self, ids, max_new_tokens, sampling, stop) -> Iterator[str]:
         tok = self.tokenizer
         out: list[int] = []
-        shown = ""
-        ids = self.fit_context(self.encode_chat(prompt, chat), max_new_tokens, truncate=truncate)
-        for t in self.generate_ids(ids, max_new_tokens):
+        shown = 0                      # characters of the decoded text already yielded
+        hold = max((len(s) for s in stop), default=1) - 1   # a stop string may still be forming
+        text = ""
+        for t in self.generate_ids(ids, max_new_tokens, sampling=sampling):
             out.append(t)
             text = tok.decode(out, skip_special_tokens=True)
-            if on_text is not None and len(text) > len(shown) and not text.endswith("\ufffd"):
-                on_text(text[len(shown):])
-                shown = text
-        text = tok.decode(out, skip_special_tokens=True)
-        if on_text is not None and len(text) > len(shown):
-            on_text(text[len(shown):])
-        return text
+            cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+            if cut >= 0:
+                if cut > shown:
+                    yield text[shown:cut]
+                return
+            if text.endswith("\ufffd"):          # a multi-byte character is not complete yet
+                continue
+            safe = len(text) - hold
+            if safe > shown:
+                yield text[shown:safe]
+                shown = safe
+        if len(text) > shown:
+            yield text[shown:]
+
+    def complete(self, prompt: str, max_new_tokens: int = 64, **kw) -> str:
+        """:meth:`generate` joined into one string."""
+        return "".join(self.generate(prompt, max_new_tokens, **kw))
+
+    def complete_batch(self, prompts: Sequence[str], max_new_tokens: int = 64, **kw) -> list[str]:
+        """Answers to several prompts, each on its own KV cache (run one after another)."""
+        if isinstance(prompts, str):
+            raise TypeError("complete_batch takes a list of prompts; use complete() for one")
+        return [self.complete(p, max_new_tokens, **kw) for p in prompts]

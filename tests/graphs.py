@@ -61,3 +61,19 @@ def big_linear_graph(mb: int):
     w = g.add("param", attrs={"weight": "w"}, type=TensorType((n, 4096), "f32"), name="w")
     g.outputs = [g.add("linear", [x, w], name="y")]
     return g, ws
+
+
+def tiny_hf_dir(d, ctx: int = 256):
+    """A two-layer Llama (hidden 64) saved as a Hugging Face directory with SmolLM2's
+    tokenizer (vocabulary 49152): every command on it runs in seconds."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from plait.frontend import load_tokenizer
+    cfg = AutoConfig.for_model("llama", vocab_size=49152, hidden_size=64, intermediate_size=128,
+                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                               max_position_embeddings=ctx, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                               bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(d, safe_serialization=True)
+    load_tokenizer("smollm2").save_pretrained(d)
+    return d

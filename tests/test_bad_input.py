@@ -41,19 +41,8 @@ def scratch_left(parent: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def hf_tiny(tmp_path_factory) -> Path:
     """A tiny Llama HF directory (config.json, model.safetensors, tokenizer files)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from plait.frontend import load_tokenizer
-    d = tmp_path_factory.mktemp("hf") / "tiny"
-    cfg = AutoConfig.for_model("llama", vocab_size=49152, hidden_size=64, intermediate_size=128,
-                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                               max_position_embeddings=CTX, rms_norm_eps=1e-5, tie_word_embeddings=True,
-                               bos_token_id=1, eos_token_id=2)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(d, safe_serialization=True)
-    load_tokenizer("smollm2").save_pretrained(d)
-    return d
+    from plait.tests.graphs import tiny_hf_dir
+    return tiny_hf_dir(tmp_path_factory.mktemp("hf") / "tiny", ctx=CTX)
 
 
 @pytest.fixture(scope="module")

