@@ -179,6 +179,43 @@ class SfuVectors:
         return write_vectors(path, self.as_cases())
 
 
+def _fx(rng, shape, bits: int) -> np.ndarray:
+    mag = rng.integers(0, bits + 1, shape)
+    return rng.integers(-(1 << 62), 1 << 62, shape) >> (62 - mag)
+
+
+def random_vectors(seed: int = 0, model: Optional[ModelTables] = None) -> SfuVectors:
+    """``plait hls csim sfu``: random vectors of every function of the unit (shifts,
+    scales, quantization, linear output, isqrt, RMSNorm, RoPE, sigmoid / SiLU / SwiGLU,
+    products, residual add, GQA attention through a KV cache over a prefill and decode
+    steps) and the tables header, the expected integers from the numerics."""
+    rng = np.random.default_rng(seed)
+    model = model if model is not None else smollm2_tables()
+    v = SfuVectors().add_tables(model)
+    x = _fx(rng, 2000, 56)
+    v.add_shift_round(x, rng.integers(-70, 81, x.size)).add_rshift_round(x, int(rng.integers(1, 40)))
+    v.add_bitlen(np.abs(x) >> 10).add_scale_from_amax(np.abs(x) >> 10)
+    rows = _fx(rng, (8, 576), 36)
+    v.add_quantize_dynamic(rows).add_quantize_static(rows, 200, -9)
+    v.add_quantize_rows(rows, rng.integers(128, 256, 8), rng.integers(-14, 39, 8))
+    qa = A.quantize_dynamic(rows)
+    v.add_linear_out_fx(_fx(rng, (8, 96), 47), 18, qa.m, qa.e, _fx(rng, 96, 40))
+    v.add_isqrt(rng.integers(0, 1 << 62, 500))
+    gq, eg = F.encode_signed(rng.normal(1.0, 0.3, 576))
+    v.add_rmsnorm(rows, gq, eg, F.rms_eps_table(model.eps))
+    h = 576 // model.head_dim
+    v.add_rope(_fx(rng, (5, h * model.head_dim), 34), h, model.head_dim, int(rng.integers(0, model.n_pos - 5)),
+               header=model)
+    y = _fx(rng, 3000, 24)
+    v.add_sigmoid(y).add_silu(y).add_mul_fx(y, np.roll(y, 7)).add_swiglu(y, np.roll(y, 3))
+    v.add_residual_add(_fx(rng, 3000, 47), _fx(rng, 3000, 47))
+    hd = model.head_dim
+    steps = [(_fx(rng, (s, 9 * hd), 20), _fx(rng, (s, 3 * hd), 20), _fx(rng, (s, 3 * hd), 20))
+             for s in (int(rng.integers(2, 12)), 1, 1)]
+    v.add_attention(steps, n_heads=9, n_kv_heads=3, head_dim=hd, scale=model.attn_scale)
+    return v
+
+
 _DEFAULT = object()
 
 
@@ -198,4 +235,4 @@ def run_sfu_csim(vectors: SfuVectors, model: Optional[ModelTables] = _DEFAULT, *
     return run_csim(sfu_build(model), vectors.as_cases(), timeout=timeout)
 
 
-__all__ = ["SfuVectors", "sfu_build", "run_sfu_csim"]
+__all__ = ["SfuVectors", "sfu_build", "run_sfu_csim", "random_vectors"]

@@ -169,3 +169,30 @@ def test_smollm2_layer_through_hls_equals_exact_mode(recipe, engine, layer):
           f"model + exact mode {t1 - t0:.1f}s, HLS build + csim {t2 - t1:.1f}s (run {res.seconds:.1f}s)")
     _ok(res)
     assert res.values == (PROMPT_TOKENS + DECODE_STEPS) * 576 + _cache_values(case)
+
+
+def test_cli_csim_layer(tmp_path, capsys):
+    """plait hls csim layer --artifact DIR: a saved compiled model's layer through the top."""
+    import argparse
+    from plait.hls.cli import register_cli
+    from plait.ir.serialize import save
+    g, w = _compile_small(*layer_graph(64, 4, 2, 16, 96, seed=6))
+    save(g, w, tmp_path / "model")
+    p = argparse.ArgumentParser()
+    register_cli(p.add_subparsers(dest="cmd"))
+    a = p.parse_args(["csim", "layer", "--artifact", str(tmp_path / "model"), "--tokens", "3", "--decode", "1"])
+    assert a.fn(a) == 0
+    out = capsys.readouterr().out
+    assert "bit-exact" in out and "up=lut_core" in out and "vitis_hls -f" in out
+    a = p.parse_args(["csim", "layer", "--recipe", "w4a8-lut"])
+    with pytest.raises(HlsError, match="--artifact"):
+        a.fn(a)
+    a = p.parse_args(["csim", "layer", "--artifact", str(tmp_path / "model"), "--layer", "3"])
+    with pytest.raises(HlsError, match="1 decoder layers"):
+        a.fn(a)
+    # the top-level CLI hands a compiler in for --recipe
+    p2 = argparse.ArgumentParser()
+    register_cli(p2.add_subparsers(dest="cmd"), compile_model=lambda recipe: (g, w))
+    a = p2.parse_args(["csim", "layer", "--recipe", "any", "--tokens", "2", "--decode", "0", "--json"])
+    assert a.fn(a) == 0
+    assert '"ok": true' in capsys.readouterr().out

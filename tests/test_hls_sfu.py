@@ -255,3 +255,14 @@ def test_a_wrong_integer_is_reported():
     m = res.mismatches[0]
     assert m.case.split("/")[0] == "rmsnorm" and m.index == 77
     assert m.got == m.expected - 1
+
+
+def test_cli_csim_sfu(capsys):
+    import argparse
+    from plait.hls.cli import register_cli
+    p = argparse.ArgumentParser()
+    register_cli(p.add_subparsers(dest="cmd"))
+    a = p.parse_args(["csim", "sfu", "--seed", "2"])
+    assert a.fn(a) == 0
+    out = capsys.readouterr().out
+    assert "sfu: 18 case(s) bit-exact" in out
