@@ -73,7 +73,7 @@ def _layer(args, compile_model: Optional[Callable]) -> int:
     rng = np.random.default_rng(args.seed)
     steps = [rng.integers(0, vocab, args.tokens)] + [[int(t)] for t in rng.integers(0, vocab, args.decode)]
     case = layer_case(g, w, steps, layer=args.layer, cfg=cfg, name=f"layer{args.layer}")
-    res = run_layer_csim(cfg, [case], out_dir=args.out)
+    res = run_layer_csim(cfg, [case], out_dir=args.out, vectors_out=True)
     if not args.json:
         print(f"layer {args.layer}: D={cfg.d} H={cfg.h}/{cfg.hkv} hd={cfg.hd} F={cfg.f}; engines "
               + " ".join(f"{n}={e}" for n, e in zip(("q", "k", "v", "o", "gate", "up", "down"), cfg.engines))

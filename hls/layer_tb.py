@@ -229,11 +229,14 @@ def layer_case(graph: Graph, weights, steps: Sequence, *, layer: int = 0, name: 
     return {"name": name, "ints": ints, "arrays": arrays}
 
 
-def run_layer_csim(cfg: LayerConfig, cases: Sequence[dict], *, out_dir=None,
+def run_layer_csim(cfg: LayerConfig, cases: Sequence[dict], *, out_dir=None, vectors_out: bool = False,
                    timeout: float = 900) -> CsimResult:
     """Generate the layer build for ``cfg`` (:func:`plait.hls.gen.generate` ``"layer"``),
-    compile ``layer_top.cpp`` + ``tb_layer.cpp`` (cached) and run ``cases``."""
-    return run_csim(generate("layer", cfg, out_dir), cases, timeout=timeout)
+    compile ``layer_top.cpp`` + ``tb_layer.cpp`` (cached) and run ``cases``; with
+    ``vectors_out`` the cases stay in the build as ``vectors.txt`` (what
+    ``run_hls.tcl``'s ``csim_design`` reads)."""
+    b = generate("layer", cfg, out_dir)
+    return run_csim(b, cases, vectors=b.path("vectors.txt") if vectors_out else None, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- a random layer

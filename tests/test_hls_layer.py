@@ -184,6 +184,8 @@ def test_cli_csim_layer(tmp_path, capsys):
     assert a.fn(a) == 0
     out = capsys.readouterr().out
     assert "bit-exact" in out and "up=lut_core" in out and "vitis_hls -f" in out
+    build = Path(out.split("build: ")[1].split()[0])
+    assert (build / "vectors.txt").read_text().startswith("plait-vectors 1")
     a = p.parse_args(["csim", "layer", "--recipe", "w4a8-lut"])
     with pytest.raises(HlsError, match="--artifact"):
         a.fn(a)
