@@ -19,6 +19,7 @@ a CUDA build is checked here, without a GPU, and the fatbin is cached beside the
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -73,20 +74,24 @@ class Target:
                                host={"kind": "llvm", "mcpu": host_cpu()})
 
     def has_avx2(self) -> bool:
-        if self.kind != "llvm":
-            return False
-        from tvm.target import codegen  # noqa: PLC0415
-        tgt = self.tvm_target()
-        try:
-            return bool(codegen.llvm_cpu_has_features(["avx2"], tgt))
-        except Exception:           # noqa: BLE001 - older spellings of the query
-            return "avx2" in str(codegen.llvm_get_cpu_features(tgt))
+        return self.kind == "llvm" and _has_avx2(self.attr)
 
 
+@functools.lru_cache(maxsize=None)
 def host_cpu() -> str:
-    from tvm.target import codegen  # noqa: PLC0415
     tvm()
+    from tvm.target import codegen  # noqa: PLC0415
     return str(codegen.llvm_get_system_cpu())
+
+
+@functools.lru_cache(maxsize=None)
+def _has_avx2(mcpu: str) -> bool:
+    from tvm.target import codegen  # noqa: PLC0415
+    tgt = Target("llvm", mcpu).tvm_target()
+    try:
+        return bool(codegen.llvm_cpu_has_features(["avx2"], tgt))
+    except Exception:               # noqa: BLE001 - older spellings of the query
+        return "avx2" in str(codegen.llvm_get_cpu_features(tgt))
 
 
 def resolve_target(target) -> Target:
@@ -94,6 +99,11 @@ def resolve_target(target) -> Target:
     ``"cuda:sm_XX"`` or a :class:`Target`."""
     if isinstance(target, Target):
         return target
+    return _resolve(target)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve(target) -> Target:
     if not isinstance(target, str):
         raise KernelError(f"target must be 'llvm' or 'cuda' (optionally ':<cpu>' / ':sm_XX'), "
                           f"got {target!r}")
@@ -165,9 +175,24 @@ _MEM: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
+_SOURCE_HASH: list[str] = []
+
+
+def source_hash() -> str:
+    """SHA-256 (prefix) of this package's kernel sources: part of every cache key, so an
+    edited kernel never loads a library built from its old text."""
+    if not _SOURCE_HASH:
+        h = hashlib.sha256()
+        for p in sorted(Path(__file__).parent.glob("*.py")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+        _SOURCE_HASH.append(h.hexdigest()[:16])
+    return _SOURCE_HASH[0]
+
+
 def _key(name: str, target: Target, params: dict) -> tuple[str, dict]:
     fields = {"kernel": name, "target": target.key, "version": KERNEL_VERSION,
-              "tvm": str(tvm().__version__), **{k: params[k] for k in sorted(params)}}
+              "source": source_hash(), "tvm": str(tvm().__version__),
+              **{k: params[k] for k in sorted(params)}}
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
     return f"{name}-{target.kind}-{digest}", fields
 
@@ -281,6 +306,11 @@ def clear_memory_cache() -> None:
     """Forget the in-memory kernels (the disk cache stays)."""
     with _LOCK:
         _MEM.clear()
+    for mod in ("lut", "sparse", "gemm"):
+        import importlib  # noqa: PLC0415
+        built = getattr(importlib.import_module(f"{__package__}.{mod}"), "_BUILT", None)
+        if built is not None:
+            built.clear()
 
 
 def cache_path(name: str, target, params: dict) -> Path:

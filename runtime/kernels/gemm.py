@@ -29,13 +29,19 @@ def int8_gemm_te():
     return [a, w, c]
 
 
+_BUILT: dict = {}
+
+
 def build_int8_gemm(target="llvm"):
     tg = resolve_target(target)
+    if tg in _BUILT:
+        return _BUILT[tg]
 
     def make():
         return schedule_generic(_prim(int8_gemm_te()), tg, [("C", ())])
 
-    return build_cached("int8_gemm", tg, {}, make)
+    _BUILT[tg] = build_cached("int8_gemm", tg, {}, make)
+    return _BUILT[tg]
 
 
 def int8_gemm(a, b, target="llvm", device=None) -> np.ndarray:

@@ -63,6 +63,8 @@ class LutKernelWeight:
     planes: np.ndarray     # uint8 [tiles * K/4 * bits, 32]
     zp: np.ndarray         # int32 [tiles, K/G, 64]
     mant: np.ndarray       # int32 [tiles, K/G, 64]
+    zp_reg: np.ndarray     # the same in the AVX2 kernel's slot order (register_perm)
+    mant_reg: np.ndarray
 
     @property
     def tiles(self) -> int:
@@ -101,9 +103,11 @@ def prepare_lut(w) -> LutKernelWeight:
         codes = lut_codes_from_beats(w.w_beats, w.bits, w.rows)
         planes = pack_nibbles(lut_weight_beats(codes, w.bits, TILE)).reshape(-1, TILE // 2)
     tiles = -(-w.rows // TILE)
+    zp, mant = _tile_major(as_int(w.zp), tiles), _tile_major(as_int(w.mant), tiles)
+    perm = register_perm()
     return LutKernelWeight(w.bits, w.scheme, w.rows, w.k, w.group_size, w.exp,
-                           np.ascontiguousarray(planes, np.uint8),
-                           _tile_major(as_int(w.zp), tiles), _tile_major(as_int(w.mant), tiles))
+                           np.ascontiguousarray(planes, np.uint8), zp, mant,
+                           np.ascontiguousarray(zp[..., perm]), np.ascontiguousarray(mant[..., perm]))
 
 
 def flush_chunks(bits: int, group_chunks: int) -> int:
@@ -221,12 +225,32 @@ def schedule_generic(mod, target: Target, out_blocks, inline=()):
             sch.bind(tx, "threadIdx.x")
             at = tx
         for pname in producers:
-            sch.compute_at(sch.get_sblock(pname), at)
+            pb = sch.get_sblock(pname)
+            sch.compute_at(pb, at)
+            if target.kind == "cuda":
+                sch.set_scope(pb, 0, "local")
     return sch.mod
 
 
+def register_perm() -> np.ndarray:
+    """Column (within a 64-column tile) of each int32 accumulator slot of the AVX2
+    kernel: slot ``16 q + k`` holds ``vpunpck{l,h}bw`` lane ``k`` of the even (``q < 2``)
+    or odd (``q >= 2``) columns' lookups, low (``q`` even) or high (``q`` odd) unpack."""
+    r = np.arange(TILE)
+    q, k = r // 16, r % 16
+    byte = k % 8 + 8 * (q % 2) + 16 * (k // 8)
+    return 2 * byte + q // 2
+
+
 def lut_avx2_func(n_pad: int, k: int, bits: int, group_size: int, odd: bool):
-    """The AVX2 micro-kernel (module docstring) as a TIR ``PrimFunc``."""
+    """The AVX2 micro-kernel (module docstring) as a TIR ``PrimFunc``.
+
+    Per tile of 64 columns and row: for each chunk, the mirrored table's low and high
+    bytes are two registers; per plane, one 32-byte weight beat gives the even
+    columns' indices (low nibbles) and the odd columns' (high nibbles); four
+    ``vpshufb`` look up 64 columns' low/high bytes and ``vpunpck{l,h}bw`` interleaves
+    them into 64 exact int16 lookups (in :func:`register_perm`'s column order; the
+    group constants are stored in that order, :func:`prepare_lut`)."""
     from tvm.script import tirx as T  # noqa: PLC0415
 
     c_n, ng, cpg, tiles = k // LUT_G, k // group_size, group_size // LUT_G, n_pad // TILE
@@ -235,6 +259,8 @@ def lut_avx2_func(n_pad: int, k: int, bits: int, group_size: int, odd: bool):
     half = 0 if odd else 1
     nbeats = tiles * c_n * bits
     shuf = "llvm.x86.avx2.pshuf.b"
+    lo_i = [j for h in range(2) for b in range(8) for j in (16 * h + b, 32 + 16 * h + b)]
+    hi_i = [j + 8 for j in lo_i]
 
     @T.prim_func
     def main(tlo_h: T.handle, thi_h: T.handle, xs_h: T.handle,
@@ -250,37 +276,37 @@ def lut_avx2_func(n_pad: int, k: int, bits: int, group_size: int, odd: bool):
             for m in range(M):
                 pacc = T.alloc_buffer((64,), "int64", scope="local")
                 a32 = T.alloc_buffer((64,), "int32", scope="local")
-                ae = T.alloc_buffer((32,), "int16", scope="local")
-                ao = T.alloc_buffer((32,), "int16", scope="local")
+                a16 = T.alloc_buffer((64,), "int16", scope="local")
                 pacc[T.Ramp(0, 1, 64)] = T.Broadcast(T.int64(0), 64)
                 for g in range(ng):
                     a32[T.Ramp(0, 1, 64)] = T.Broadcast(T.int32(0), 64)
                     for f in range(nf):
-                        ae[T.Ramp(0, 1, 32)] = T.Broadcast(T.int16(0), 32)
-                        ao[T.Ramp(0, 1, 32)] = T.Broadcast(T.int16(0), 32)
+                        a16[T.Ramp(0, 1, 64)] = T.Broadcast(T.int16(0), 64)
                         for cc in range(fl):
                             tl: T.uint8x32 = TLO[m, g * cpg + f * fl + cc, T.Ramp(0, 1, 32)]
-                            th: T.int8x32 = THI[m, g * cpg + f * fl + cc, T.Ramp(0, 1, 32)]
+                            th: T.uint8x32 = T.reinterpret("uint8x32", THI[m, g * cpg + f * fl + cc, T.Ramp(0, 1, 32)])
                             for i in T.unroll(bits):
                                 w: T.uint8x32 = W[(t * c_n + g * cpg + f * fl + cc) * bits + i,
                                                   T.Ramp(0, 1, 32)]
                                 e: T.uint8x32 = w & T.Broadcast(T.uint8(15), 32)
                                 o: T.uint8x32 = (w >> T.Broadcast(T.uint8(4), 32)) & T.Broadcast(T.uint8(15), 32)
                                 le: T.uint8x32 = T.call_llvm_pure_intrin("uint8x32", shuf, tl, e)
-                                he: T.int8x32 = T.call_llvm_pure_intrin("int8x32", shuf, th, e)
+                                he: T.uint8x32 = T.call_llvm_pure_intrin("uint8x32", shuf, th, e)
                                 lo: T.uint8x32 = T.call_llvm_pure_intrin("uint8x32", shuf, tl, o)
-                                ho: T.int8x32 = T.call_llvm_pure_intrin("int8x32", shuf, th, o)
-                                ve: T.int16x32 = T.Cast("int16x32", le) + (T.Cast("int16x32", he) << T.Broadcast(T.int16(8), 32))
-                                vo: T.int16x32 = T.Cast("int16x32", lo) + (T.Cast("int16x32", ho) << T.Broadcast(T.int16(8), 32))
-                                ae[T.Ramp(0, 1, 32)] = ae[T.Ramp(0, 1, 32)] + (ve << T.Broadcast(T.Cast("int16", i), 32))
-                                ao[T.Ramp(0, 1, 32)] = ao[T.Ramp(0, 1, 32)] + (vo << T.Broadcast(T.Cast("int16", i), 32))
-                        a32[T.Ramp(0, 2, 32)] = a32[T.Ramp(0, 2, 32)] + T.Cast("int32x32", ae[T.Ramp(0, 1, 32)])
-                        a32[T.Ramp(1, 2, 32)] = a32[T.Ramp(1, 2, 32)] + T.Cast("int32x32", ao[T.Ramp(0, 1, 32)])
+                                ho: T.uint8x32 = T.call_llvm_pure_intrin("uint8x32", shuf, th, o)
+                                sh: T.int16x16 = T.Broadcast(T.Cast("int16", i), 16)
+                                a16[T.Ramp(0, 1, 16)] = a16[T.Ramp(0, 1, 16)] + (T.reinterpret("int16x16", T.Shuffle([le, he], lo_i)) << sh)
+                                a16[T.Ramp(16, 1, 16)] = a16[T.Ramp(16, 1, 16)] + (T.reinterpret("int16x16", T.Shuffle([le, he], hi_i)) << sh)
+                                a16[T.Ramp(32, 1, 16)] = a16[T.Ramp(32, 1, 16)] + (T.reinterpret("int16x16", T.Shuffle([lo, ho], lo_i)) << sh)
+                                a16[T.Ramp(48, 1, 16)] = a16[T.Ramp(48, 1, 16)] + (T.reinterpret("int16x16", T.Shuffle([lo, ho], hi_i)) << sh)
+                        a32[T.Ramp(0, 1, 64)] = a32[T.Ramp(0, 1, 64)] + T.Cast("int32x64", a16[T.Ramp(0, 1, 64)])
                     for n in T.vectorized(64):
                         pacc[n] = pacc[n] + T.Cast("int64", (a32[n] - ZP[t, g, n] * XS[m, g]) >> half) \
                             * T.Cast("int64", MANT[t, g, n])
-                for n in T.vectorized(64):
-                    P[m, t * 64 + n] = pacc[n]
+                for q in T.unroll(4):
+                    for h in T.unroll(2):
+                        P[m, T.Ramp(t * 64 + 2 * (8 * (q % 2) + 16 * h) + q // 2, 2, 8)] = \
+                            pacc[T.Ramp(16 * q + 8 * h, 1, 8)]
 
     return main
 
@@ -297,10 +323,17 @@ def _impl_for(target: Target, impl: str | None) -> str:
     return impl
 
 
+_BUILT: dict = {}
+
+
 def build_lut(w: LutKernelWeight, target="llvm", impl: str | None = None):
     """``(tables_kernel, main_kernel, impl)`` for this weight's shape on ``target``."""
     tg = resolve_target(target)
     impl = _impl_for(tg, impl)
+    memo = (w.n_pad, w.k, w.bits, w.group_size, w.scheme == "odd", impl, tg)
+    hit = _BUILT.get(memo)
+    if hit is not None:
+        return hit
     odd = w.scheme == "odd"
     key = {"n_pad": w.n_pad, "k": w.k, "bits": w.bits, "group": w.group_size, "odd": odd,
            "impl": impl}
@@ -321,6 +354,7 @@ def build_lut(w: LutKernelWeight, target="llvm", impl: str | None = None):
     tables = build_cached("lut_tables", tg, {"k": w.k, "group": w.group_size,
                                              "mirrored": mirrored}, make_tables)
     main = build_cached("lut_main", tg, key, make_main)
+    _BUILT[memo] = (tables, main, impl)
     return tables, main, impl
 
 
@@ -354,7 +388,7 @@ def lut_gemm(x, w, target="llvm", impl: str | None = None, device=None) -> np.nd
         tables["main"](xt, s, xs)
         first = (s, xs)
     p = t.runtime.empty((m, w.n_pad), "int64", dev)
-    main["main"](*first, *_weight_tensors(w, dev), p)
+    main["main"](*first, *_weight_tensors(w, dev, impl), p)
     out = p.numpy()[:, :w.rows]
     return out[0] if one else out
 
@@ -362,14 +396,15 @@ def lut_gemm(x, w, target="llvm", impl: str | None = None, device=None) -> np.nd
 _WCACHE: dict = {}
 
 
-def _weight_tensors(w: LutKernelWeight, dev):
-    """The weight's arrays as device tensors, made once per (weight, device)."""
+def _weight_tensors(w: LutKernelWeight, dev, impl: str):
+    """The weight's arrays as device tensors, made once per (weight, device, impl)."""
     t = tvm()
-    key = (id(w), str(dev))
+    key = (id(w), str(dev), impl)
     hit = _WCACHE.get(key)
     if hit is None or hit[0] is not w:
+        consts = (w.zp_reg, w.mant_reg) if impl == "avx2" else (w.zp, w.mant)
         hit = (w, tuple(t.runtime.tensor(np.ascontiguousarray(a), dev)
-                        for a in (w.planes, w.zp, w.mant)))
+                        for a in (w.planes, *consts)))
         _WCACHE[key] = hit
     return hit[1]
 
@@ -377,4 +412,4 @@ def _weight_tensors(w: LutKernelWeight, dev):
 lut_gemv = lut_gemm
 
 __all__ = ["TILE", "LutKernelWeight", "prepare_lut", "flush_chunks", "tables_te", "lut_te",
-           "lut_avx2_func", "build_lut", "lut_gemm", "lut_gemv"]
+           "lut_avx2_func", "register_perm", "build_lut", "lut_gemm", "lut_gemv"]

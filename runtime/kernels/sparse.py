@@ -119,16 +119,23 @@ def sparse_te(rows: int, k: int, n: int, m: int, group_size: int, dense: bool):
     return args + [p]
 
 
+_BUILT: dict = {}
+
+
 def build_sparse(w: SparseKernelWeight, target="llvm"):
     tg = resolve_target(target)
     key = {"rows": w.rows, "k": w.k, "n": w.n, "m": w.m, "group": w.group_size,
            "dense": w.dense}
+    memo = (tuple(sorted(key.items())), tg)
+    if memo in _BUILT:
+        return _BUILT[memo]
 
     def make():
         mod = _prim(sparse_te(w.rows, w.k, w.n, w.m, w.group_size, w.dense))
         return schedule_generic(mod, tg, [("P", ("acc",))])
 
-    return build_cached("sparse", tg, key, make)
+    _BUILT[memo] = build_cached("sparse", tg, key, make)
+    return _BUILT[memo]
 
 
 _WCACHE: dict = {}
