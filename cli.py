@@ -63,6 +63,18 @@ def _compile(args) -> int:
     return 0
 
 
+def _compile_smollm2(recipe_name: str):
+    """``(graph, weights)`` of SmolLM2 compiled with a recipe, in memory (for `hls csim layer`)."""
+    from plait.frontend import load_model, load_tokenizer
+    from plait.passes import load_recipe, run_recipe
+    from plait.passes.textdata import default_text
+    recipe = load_recipe(recipe_name)
+    graph, weights = load_model("smollm2")
+    calibration = {"ids": load_tokenizer("smollm2").encode(default_text())} if recipe.needs_calibration else None
+    graph, weights, _ = run_recipe(graph, weights, recipe, calibration=calibration)
+    return graph, weights
+
+
 def _check_writable_dir(path: str, option: str) -> None:
     p = Path(path)
     if p.exists() and not p.is_dir():
@@ -256,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     hls = sub.add_parser("hls", help="HLS C++: C simulation of the engines against the numerics")
     from plait.hls.cli import register_cli as register_hls
-    register_hls(hls.add_subparsers(dest="hls_command", required=True, parser_class=_Parser))
+    register_hls(hls.add_subparsers(dest="hls_command", required=True, parser_class=_Parser),
+                 compile_model=_compile_smollm2)
     return p
 
 
@@ -306,6 +319,12 @@ def main(argv=None) -> int:
     except _Terminated:
         print("plait: terminated", file=sys.stderr)
         return 143
+    except BrokenPipeError:       # `plait inspect ... | head`: the reader left; not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except OSError as e:          # a full disk, a permission changed under us: the file is named
         return _fail(f"{e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}")
     except Exception:
