@@ -276,6 +276,10 @@ def build_cached(name: str, target: Target, params: dict, make: Callable[[], obj
     # cuda
     if not cuda_enabled():
         raise KernelError("this TVM build has no CUDA code generator (USE_CUDA=OFF)")
+    try:                    # TVM compiles the kernels' source when loading on a GPU:
+        import cuda.bindings.nvrtc  # noqa: F401,PLC0415  (NVRTC where cuda-bindings is installed,
+    except ImportError:                                # nvcc otherwise)
+        os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
     lib = t.compile(make(), target=target.tvm_target())
     fat, meta = root / f"{key}.fatbin", root / f"{key}.json"
     ok = False
