@@ -232,11 +232,14 @@ class Linear(OpDef):
         return TensorType(x.shape[:-1] + (w.shape[0],), "f32")
 
     def evaluate(self, node, args, ctx):
+        # torch's GEMM/GEMV (x @ w.T without a transposed copy; numpy's batched matmul
+        # takes a slow path for a transposed weight at one row, the decode case)
+        import torch
         x, w = args[0], args[1]
-        y = np.matmul(x, w.T)
-        if len(args) == 3:
-            y = y + args[2]
-        return y.astype(np.float32, copy=False)
+        tx = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+        tb = torch.from_numpy(np.ascontiguousarray(args[2], np.float32)) if len(args) == 3 else None
+        with torch.no_grad():
+            return torch.nn.functional.linear(tx, torch.from_numpy(np.ascontiguousarray(w, np.float32)), tb).numpy()
 
     def cost(self, graph, node, env):
         x = graph.node(node.inputs[0]).type
@@ -341,17 +344,22 @@ class Attention(OpDef):
             kh, vh = np.concatenate([pk, kh], 2), np.concatenate([pv, vh], 2)
         ctx.kv[node.name] = (kh, vh)
         t = kh.shape[2]
-        rep = h // hkv
-        kh, vh = np.repeat(kh, rep, axis=1), np.repeat(vh, rep, axis=1)
         scale = a.get("scale") or 1.0 / math.sqrt(hd)
-        scores = np.matmul(qh, kh.transpose(0, 1, 3, 2)) * np.float32(scale)   # [B,H,S,T]
-        qpos = np.arange(t - s, t)[:, None]
-        mask = np.arange(t)[None, :] > qpos
-        scores = np.where(mask, np.float32(-np.inf), scores)
-        scores = scores - scores.max(-1, keepdims=True)
-        p = np.exp(scores)
-        p /= p.sum(-1, keepdims=True)
-        out = np.matmul(p.astype(np.float32), vh)                                # [B,H,S,hd]
+        # softmax(q k^T * scale + causal mask) v with grouped KV heads, in torch's fused
+        # kernel (one call per layer instead of numpy's strided 4-D products)
+        import torch
+        import torch.nn.functional as F
+        tq, tk, tv = (torch.from_numpy(np.ascontiguousarray(z, np.float32)) for z in (qh, kh, vh))
+        if s == t:
+            mask, causal = None, s > 1                      # a prefill from an empty cache
+        elif s == 1:
+            mask, causal = None, False                      # one new token sees every key
+        else:                                               # a chunk after cached keys
+            mask = torch.from_numpy(np.arange(t)[None, :] <= np.arange(t - s, t)[:, None])
+            causal = False
+        with torch.no_grad():
+            out = F.scaled_dot_product_attention(tq, tk, tv, attn_mask=mask, is_causal=causal,
+                                                 scale=float(scale), enable_gqa=h != hkv).numpy()
         return out.transpose(0, 2, 1, 3).reshape(b, s, h * hd).astype(np.float32)
 
     def cost(self, graph, node, env):
