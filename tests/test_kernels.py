@@ -252,11 +252,11 @@ def test_corrupt_kernel_cache_entry_is_rebuilt(private_cache, damage):
         private_cache.mkdir(parents=True)
         so.write_bytes(b"\x7fELF garbage" * 10)
         meta.write_text(json.dumps({"fields": fields, "size": so.stat().st_size,
-                                    "sha256": KB._sha256(so)}))
+                                    "sha256": KB.sha256_file(so)}))
     with pytest.warns(K.KernelCacheWarning, match="corrupt"):
         assert _gemm_ok()
     info = json.loads(meta.read_text())                    # rebuilt and re-recorded
-    assert info["size"] == so.stat().st_size and info["sha256"] == KB._sha256(so)
+    assert info["size"] == so.stat().st_size and info["sha256"] == KB.sha256_file(so)
     K.clear_memory_cache()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

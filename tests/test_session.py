@@ -174,8 +174,12 @@ def test_artifact_for_another_hardware_config_is_refused(arts, monkeypatch):
 def test_smollm2_cpu_exact_tokens_equal_the_exact_interpreter(recipe, tmp_path):
     """Done-means of the runtime issue: the cpu device in exact mode generates the same
     tokens as the interpreter's exact mode, for W8A8 2:4, W4A8 and W2A8 SmolLM2."""
-    out = tmp_path / recipe
-    assert main(["compile", "smollm2", "--recipe", recipe, "-o", str(out)]) == 0
+    from plait.frontend import load_tokenizer
+    from plait.runtime.artifact import write_artifact
+    from plait.tests.hls_models import compiled_smollm2
+    g, w = compiled_smollm2(recipe)                 # shared with the HLS / RTL layer tests
+    out = write_artifact(tmp_path / recipe, g, w, model="smollm2", recipe={"name": recipe},
+                         tokenizer=load_tokenizer("smollm2"))
     with Session(out, device="cpu", exact=True) as s:
         ids = s.encode_chat("What is 2+2?")
         ours = list(s.generate_ids(ids, 6, stop_ids=set()))

@@ -31,12 +31,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..artifact import sha256_file
+
 #: bump when a kernel's generated code changes meaning (part of every cache key)
 KERNEL_VERSION = 1
 
 
 class KernelError(RuntimeError):
     """A kernel cannot be built or run (bad shape, unsupported target, missing TVM)."""
+
+
+def int8_rows(x, k: int):
+    """``(x as int8 [M, k], was it one row)``: the activations every GEMV/GEMM kernel takes."""
+    import numpy as np
+    x = np.asarray(x)
+    one = x.ndim == 1
+    x2 = x.reshape(1, -1) if one else x
+    if x2.ndim != 2 or x2.shape[1] != k:
+        raise KernelError(f"activations must be [M, {k}] (or [{k}]), got shape {x.shape}")
+    if x2.dtype != np.int8:
+        raise KernelError(f"activations must be int8, got {x2.dtype}")
+    return x2, one
 
 
 class KernelCacheWarning(UserWarning):
@@ -197,12 +212,6 @@ def _key(name: str, target: Target, params: dict) -> tuple[str, dict]:
     return f"{name}-{target.kind}-{digest}", fields
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _load_entry(so: Path, meta: Path, fields: dict):
@@ -216,7 +225,7 @@ def _load_entry(so: Path, meta: Path, fields: dict):
     size = so.stat().st_size
     if size != info.get("size"):
         return None, f"{so.name} is {size} bytes, sidecar says {info.get('size')}"
-    if _sha256(so) != info.get("sha256"):
+    if sha256_file(so) != info.get("sha256"):
         return None, f"{so.name} SHA-256 does not match its sidecar"
     try:
         return tvm().runtime.load_module(str(so)), None
@@ -228,7 +237,7 @@ def _store_entry(lib, so: Path, meta: Path, fields: dict) -> None:
     so.parent.mkdir(parents=True, exist_ok=True)
     tmp = so.with_name(f".{so.name}.{os.getpid()}.tmp.so")
     lib.export_library(str(tmp))
-    info = {"fields": fields, "size": tmp.stat().st_size, "sha256": _sha256(tmp)}
+    info = {"fields": fields, "size": tmp.stat().st_size, "sha256": sha256_file(tmp)}
     os.replace(tmp, so)
     tmp_meta = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
     tmp_meta.write_text(json.dumps(info, indent=1, sort_keys=True))
@@ -287,7 +296,7 @@ def build_cached(name: str, target: Target, params: dict, make: Callable[[], obj
         try:
             info = json.loads(meta.read_text())
             ok = (info.get("fields") == fields and info.get("size") == fat.stat().st_size
-                  and info.get("sha256") == _sha256(fat))
+                  and info.get("sha256") == sha256_file(fat))
             why = "size / SHA-256 / fields do not match the sidecar"
         except (OSError, ValueError) as e:
             why = f"sidecar unreadable ({e})"

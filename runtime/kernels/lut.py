@@ -45,7 +45,7 @@ from plait.ir.numerics.common import QuantizedWeight, as_int
 from plait.ir.numerics.lut import LUT_G, lut_codes_from_beats, lut_weight_beats
 from plait.ir.numerics.pack import LutPacked, pack_lut, pack_nibbles
 
-from .build import KernelError, Target, build_cached, resolve_target, tvm
+from .build import KernelError, Target, build_cached, int8_rows, resolve_target, tvm
 
 TILE = 64          # columns per tile of the kernels (one 256-bit register of nibbles)
 
@@ -363,13 +363,7 @@ def lut_gemm(x, w, target="llvm", impl: str | None = None, device=None) -> np.nd
     weight (``LutPacked`` / ``QuantizedWeight`` / :class:`LutKernelWeight`); equals
     :func:`plait.ir.numerics.lut.lut_linear`'s ``P``."""
     w = prepare_lut(w)
-    x = np.asarray(x)
-    one = x.ndim == 1
-    x2 = x.reshape(1, -1) if one else x
-    if x2.ndim != 2 or x2.shape[1] != w.k:
-        raise KernelError(f"activations must be [M, {w.k}] (or [{w.k}]), got shape {x.shape}")
-    if x2.dtype != np.int8:
-        raise KernelError(f"activations must be int8, got {x2.dtype}")
+    x2, one = int8_rows(x, w.k)
     tg = resolve_target(target)
     tables, main, impl = build_lut(w, tg, impl)
     t = tvm()

@@ -34,7 +34,7 @@ from plait.ir.numerics.common import QuantizedWeight, as_int
 from plait.ir.numerics.dsp import M_MAX, parse_mode, widen_code
 from plait.ir.numerics.pack import DspPacked, pack_dsp
 
-from .build import KernelError, Target, build_cached, resolve_target, tvm
+from .build import KernelError, Target, build_cached, int8_rows, resolve_target, tvm
 from .lut import _prim, schedule_generic
 
 
@@ -146,13 +146,7 @@ def sparse_gemm(x, w, target="llvm", mode="dense", device=None) -> np.ndarray:
     chain weight (``DspPacked`` / ``QuantizedWeight`` packed for ``mode`` /
     :class:`SparseKernelWeight`); equals :func:`plait.ir.numerics.common.linear_int`'s ``P``."""
     w = prepare_sparse(w, mode)
-    x = np.asarray(x)
-    one = x.ndim == 1
-    x2 = x.reshape(1, -1) if one else x
-    if x2.ndim != 2 or x2.shape[1] != w.k:
-        raise KernelError(f"activations must be [M, {w.k}] (or [{w.k}]), got shape {x.shape}")
-    if x2.dtype != np.int8:
-        raise KernelError(f"activations must be int8, got {x2.dtype}")
+    x2, one = int8_rows(x, w.k)
     tg = resolve_target(target)
     mod = build_sparse(w, tg)
     t = tvm()
