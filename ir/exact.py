@@ -184,9 +184,8 @@ class ExactInterpreter:
                     raise _fail(node, "the weight must be a param")
 
     def reset(self) -> None:
-        """Forget the KV cache (start a new sequence)."""
-        self.kv.clear()
-        self.pos = 0
+        """Start a new sequence (a fresh KV cache; a saved :meth:`cache_state` is untouched)."""
+        self.load_cache_state(None)
 
     def cache_state(self):
         """The sequence state (int8 KV caches and position); see :meth:`load_cache_state`."""

@@ -57,9 +57,8 @@ class Interpreter:
         self._free_after = free_plan(graph, self._order)
 
     def reset(self) -> None:
-        """Forget the KV cache (start a new sequence)."""
-        self.ctx.reset_cache()
-        self.pos = 0
+        """Start a new sequence (a fresh KV cache; a saved :meth:`cache_state` is untouched)."""
+        self.load_cache_state(None)
 
     def cache_state(self):
         """The sequence state (KV cache and position), to be handed back to

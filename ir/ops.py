@@ -49,8 +49,6 @@ class EvalContext:
         self.kv: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.param_cache: dict[str, np.ndarray] = {}
 
-    def reset_cache(self) -> None:
-        self.kv.clear()
 
 
 OPS: dict[str, "OpDef"] = {}

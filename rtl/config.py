@@ -65,6 +65,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PLAIT_CACHE") or REPO_ROOT / ".plait_cache")
 
 SV_INT_MIN, SV_INT_MAX = -(2 ** 31), 2 ** 31 - 1
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` (parents created) unless it already holds it: generated
+    headers keep their mtimes, so builds keyed on them are not redone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
 _ALLOWED_TYPES = (bool, int, str, float)
 
 
@@ -190,13 +199,7 @@ class UnitConfig:
     def write_package(self, directory: str | Path) -> Path:
         """Write ``<pkg_name>.sv`` into ``directory`` (created if needed); the file
         is rewritten only if its content changed (keeps mtimes stable)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"{type(self).pkg_name}.sv"
-        text = self.sv_package()
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        return path
+        return _write_if_changed(Path(directory) / f"{type(self).pkg_name}.sv", self.sv_package())
 
     def cpp_arrays(self) -> dict[str, list[int]]:
         """Hook: constant integer tables for the C++ header only (e.g. per-code
@@ -234,13 +237,7 @@ class UnitConfig:
 
     def write_cpp_header(self, directory: str | Path) -> Path:
         """Write ``<pkg_name>.h`` into ``directory`` (rewritten only if changed)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"{type(self).pkg_name}.h"
-        text = self.cpp_header()
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        return path
+        return _write_if_changed(Path(directory) / f"{type(self).pkg_name}.h", self.cpp_header())
 
     # ------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
