@@ -46,12 +46,9 @@ def _compile(args) -> int:
     graph, weights = load_model(args.model, shape_only=args.shape_only)
     t_load = time.perf_counter() - t0
     tok = None if args.shape_only else load_tokenizer(args.model)
-    calibration = None
-    if recipe.needs_calibration and tok is not None:  # the calibrate pass: tokens of pydoc_data.topics
-        from plait.passes.textdata import default_text
-        calibration = {"ids": tok.encode(default_text())}
     t1 = time.perf_counter()
-    graph, weights, report = run_recipe(graph, weights, recipe, dump_dir=args.dump_dir, calibration=calibration)
+    graph, weights, report = run_recipe(graph, weights, recipe, dump_dir=args.dump_dir,
+                                        calibration=_calibration(recipe, tok))
     t_pass = time.perf_counter() - t1
     write_artifact(Path(args.output), graph, weights, model=args.model, recipe=recipe.to_dict(),
                    recipe_text=recipe.text, tokenizer=tok, force=args.force,
@@ -64,15 +61,21 @@ def _compile(args) -> int:
     return 0
 
 
+def _calibration(recipe, tok):
+    """The calibrate pass's input: the default text's tokens, when the recipe needs them."""
+    if not recipe.needs_calibration or tok is None:
+        return None
+    from plait.passes.textdata import default_text
+    return {"ids": tok.encode(default_text())}
+
+
 def _compile_smollm2(recipe_name: str):
     """``(graph, weights)`` of SmolLM2 compiled with a recipe, in memory (for `hls csim layer`)."""
     from plait.frontend import load_model, load_tokenizer
     from plait.passes import load_recipe, run_recipe
-    from plait.passes.textdata import default_text
     recipe = load_recipe(recipe_name)
     graph, weights = load_model("smollm2")
-    calibration = {"ids": load_tokenizer("smollm2").encode(default_text())} if recipe.needs_calibration else None
-    graph, weights, _ = run_recipe(graph, weights, recipe, calibration=calibration)
+    graph, weights, _ = run_recipe(graph, weights, recipe, calibration=_calibration(recipe, load_tokenizer("smollm2")))
     return graph, weights
 
 
@@ -96,10 +99,8 @@ def _read_text(path: str, option: str) -> str:
 
 def _run(args) -> int:
     from plait.runtime import Session
-    from plait.runtime.artifact import read_manifest
     if not args.prompt.strip():
         raise UsageError("--prompt is empty; give the text to answer")
-    read_manifest(args.artifact)
     with Session(args.artifact, device=args.device, exact=args.exact) as sess:
         pieces = sess.generate(args.prompt, args.max_new_tokens, chat=not args.no_chat, truncate=args.truncate,
                                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,

@@ -232,7 +232,6 @@ def _install(tmp: Path, out: Path, state: str) -> None:
                 os.rename(old / "a", out)
                 raise
             shutil.rmtree(old)
-            shutil.rmtree(tmp, ignore_errors=True)
     else:                                       # beside other files: never an artifact half-written
         (out / MANIFEST).unlink(missing_ok=True)
         for p in sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST):

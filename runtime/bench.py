@@ -256,12 +256,8 @@ def _cmd_kernels(args) -> int:
         raise BenchError(f"--formats: unknown format {bad[0]!r}; known: {', '.join(KERNEL_FORMATS)}")
     rows = kernel_rows(_parse_shapes(args.shapes), [int(b) for b in args.batches.split(",")], fmts,
                        repeat=args.repeat, check=not args.no_check)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(f"# TVM kernels vs torch fp32 vs dequantize-then-matmul; {THREADS} threads, median of "
-              f"{args.repeat}, times in ms")
-        print(format_kernel_rows(rows))
+    _emit(args, rows, f"# TVM kernels vs torch fp32 vs dequantize-then-matmul; {THREADS} threads, median of "
+                      f"{args.repeat}, times in ms", format_kernel_rows)
     if any(r["equal"] is False for r in rows):
         print("plait: error: a kernel's output differs from plait.ir.numerics", file=sys.stderr)
         return 1
@@ -272,13 +268,18 @@ def _cmd_model(args) -> int:
     rows = model_rows(args.artifacts, prefill=args.prefill, tokens=args.tokens,
                       exact={"both": None, "float": False, "exact": True}[args.mode],
                       baselines=not args.no_baselines)
+    _emit(args, rows, f"# SmolLM2 end to end: prefill {args.prefill} tokens, then {args.tokens} decode steps; "
+                      f"{THREADS} threads; 'x hf': ratio to transformers fp32 in this run", format_model_rows)
+    return 0
+
+
+def _emit(args, rows: list[dict], title: str, fmt: Callable[[list[dict]], str]) -> None:
+    """``--json``: only the rows as JSON; otherwise the title and the table."""
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"# SmolLM2 end to end: prefill {args.prefill} tokens, then {args.tokens} decode steps; "
-              f"{THREADS} threads; 'x hf': ratio to transformers fp32 in this run")
-        print(format_model_rows(rows))
-    return 0
+        print(title)
+        print(fmt(rows))
 
 
 def register_cli(subparsers, int_at_least) -> None:

@@ -10,7 +10,7 @@ from plait.ir import generate
 from plait.ir.exact import ExactInterpreter
 from plait.runtime import DeviceUnavailable, Session
 from plait.runtime.artifact import ArtifactError
-from plait.runtime.devices import CpuDevice, SimDevice, open_device, pick_device
+from plait.runtime.devices import CpuDevice, FpgaDevice, SimDevice, open_device, pick_device
 
 PROMPT = "The capital of France is"
 
@@ -129,7 +129,7 @@ def test_auto_picks_cpu_here_and_says_why(arts):
     with Session(arts["w4g128"]) as s:                    # device="auto" is the default
         assert s.device == "cpu"
         note = s.device_note
-    ok_fpga, why_fpga = open_device.__globals__["FpgaDevice"].probe()
+    ok_fpga, why_fpga = FpgaDevice.probe()
     if not ok_fpga:
         assert "fpga unavailable" in note and why_fpga in note and "cuda unavailable" in note
 
