@@ -1,7 +1,9 @@
 """Compiler passes: the pass manager, recipes and the transformations.
 
-* :mod:`.manager`      -- ``Pass``/registry, ``PassManager`` (timing, debug verify,
-  dumps of every intermediate graph, resume), the linear-weight selector.
+* :mod:`.framework`    -- errors, ``Option``, ``Pass``, the registry, ``PassContext``.
+* :mod:`.runner`       -- ``PassManager`` (timing, debug verify) and its report.
+* :mod:`.dump`         -- dumps of every intermediate graph (weight deltas), resume.
+* :mod:`.select`       -- the linear weights a pass works on (include/exclude globs).
 * :mod:`.recipe`       -- TOML recipes -> validated pipelines; ``load_recipe``,
   ``run_recipe``; bundled recipes in ``passes/recipes/``.
 * :mod:`.canonicalize` -- ``dce``, ``cse``, ``fuse_swiglu``, ``fuse_linear_bias``,
@@ -19,9 +21,10 @@
 * :mod:`.pack`         -- ``pack``: every quantized linear weight in its engine's packed
   format (:mod:`plait.ir.numerics.pack`) plus the exact-mode constants (E, bias).
 """
-from .manager import (  # noqa: F401
-    PASSES, Option, Pass, PassContext, PassError, PassManager, PassOptionError, PassResult,
-    PipelineReport, get_pass, linear_weights, make_pass, register_pass,
+from .framework import (  # noqa: F401
+    PASSES, Option, Pass, PassContext, PassError, PassOptionError, get_pass, make_pass, register_pass,
 )
+from .runner import PassManager, PassResult, PipelineReport  # noqa: F401
+from .select import linear_weights  # noqa: F401
 from . import actquant, calibrate, canonicalize, mapping, pack, quantize, smooth, sparsify  # noqa: F401  (register the passes)
 from .recipe import Recipe, RecipeError, list_recipes, load_recipe, run_recipe  # noqa: F401

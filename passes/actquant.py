@@ -31,7 +31,8 @@ from plait.ir.numerics.act import static_scale
 from plait.ir.types import ACT_MODES, ActSpec
 
 from .calibrate import ABSMAX
-from .manager import Option, Pass, PassError, register_pass, select
+from .framework import Option, Pass, PassError, register_pass
+from .select import select
 
 KV_CACHE = "i8, per token and kv head, dynamic"
 

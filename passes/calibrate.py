@@ -40,7 +40,8 @@ import numpy as np
 
 from plait.ir import Interpreter
 
-from .manager import Option, Pass, positive, PassError, linear_weights, register_pass
+from .framework import Option, Pass, positive, PassError, register_pass
+from .select import linear_weights
 
 SQSUM, ABSMAX, TOKENS = "act_sqsum", "act_absmax", "act_tokens"
 
@@ -143,7 +144,7 @@ class Calibrate(Pass):
 
 
 def activation_sqsum(item, weights, pass_name: str) -> np.ndarray:
-    """The recorded ``act_sqsum`` [K] of a :class:`~plait.passes.manager.LinearWeight`,
+    """The recorded ``act_sqsum`` [K] of a :class:`~plait.passes.select.LinearWeight`,
     or a PassError telling to run ``calibrate`` first."""
     w = item.weight
     names = {p.attrs.get(SQSUM) for p in item.params}

@@ -27,7 +27,7 @@ import networkx as nx
 
 from plait.ir import Graph
 
-from .manager import Option, Pass, PassError, register_pass
+from .framework import Option, Pass, PassError, register_pass
 
 NOT_PURE = {"input", "attention"}
 
@@ -174,7 +174,7 @@ class Canonicalize(Pass):
     STEPS = ("cse", "fuse_linear_bias", "fuse_swiglu", "dce")
 
     def run(self, graph, weights, ctx):
-        from .manager import PassContext, get_pass
+        from .framework import PassContext, get_pass
         steps = [get_pass(s)() for s in self.STEPS]
         totals = {s: 0 for s in self.STEPS}
         changed_any = False

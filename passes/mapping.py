@@ -75,7 +75,7 @@ from plait.ir.target import (Target, TargetError, dsp_linear_cycles, get_target,
                              lut_linear_cycles)
 from plait.ir.types import QuantSpec, TensorType
 
-from .manager import Option, Pass, known_target, positive, PassError, PassOptionError, register_pass
+from .framework import Option, Pass, known_target, positive, PassError, PassOptionError, register_pass
 
 __all__ = ["MapEngines", "map_engines", "EngineChoice", "choose_engine",
            "ENGINE_ATTRS", "META_KEY"]

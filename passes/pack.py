@@ -51,7 +51,8 @@ from plait.ir.numerics.pack import (DspPacked, LutPacked, PACK_VERSION, encode_b
                                     pack_lut)
 from plait.ir.target import ENGINES, TargetError, get_target, list_targets
 
-from .manager import Option, Pass, known_target, positive, PassError, PassOptionError, linear_weights, register_pass
+from .framework import Option, Pass, known_target, positive, PassError, PassOptionError, register_pass
+from .select import linear_weights
 from .mapping import META_KEY, choose_engine, layer_name
 
 __all__ = ["PackWeights", "PACK_ATTR", "REQUANT_ATTR", "DEFAULT_TARGET", "array_name"]

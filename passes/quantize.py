@@ -38,7 +38,8 @@ import numpy as np
 from plait.ir.numerics.common import SCHEMES, quantize_rtn, signed_weight
 from plait.ir.types import QuantSpec, code_dtype
 
-from .manager import Option, Pass, PassError, PassOptionError, register_pass, select
+from .framework import Option, Pass, PassError, PassOptionError, register_pass
+from .select import select
 
 BITS = {"sym": (2, 3, 4, 8), "asym": (2, 3, 4, 8), "odd": (1, 2, 3, 4), "ternary": (2,)}
 

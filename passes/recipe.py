@@ -24,7 +24,7 @@
 
 Top-level keys: ``[recipe]`` (``name``, ``description``; the name defaults to the
 file's stem; both may also be written at the top level) and ``[[passes]]``, one table per pass in order: ``pass`` names a
-registered pass (:data:`plait.passes.manager.PASSES`) and the other keys are that
+registered pass (:data:`plait.passes.framework.PASSES`) and the other keys are that
 pass's options.  Every error (TOML syntax, unknown key, unknown pass, bad value)
 raises :class:`RecipeError` naming the file and the key, e.g.
 ``recipe w4.toml: passes[3].bits (pass 'quantize'): scheme 'sym' supports 2, 3, 4, 8 bits, got 5``
@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from .manager import PASSES, Pass, PassError, PassManager, PassOptionError, get_pass
+from .framework import PASSES, Pass, PassError, PassOptionError, get_pass
+from .runner import PassManager
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 TOP_KEYS = ("recipe", "name", "description", "passes")
@@ -187,7 +188,7 @@ def run_recipe(graph, weights, recipe, dump_dir=None, *, resume_from=None, debug
     """Run ``recipe`` (anything :func:`load_recipe` takes) on copies of ``graph``
     and ``weights`` (structural copies; no array is copied) and return
     ``(graph, weights, report)``; the report lists every pass, whether it changed
-    the graph and its time (:class:`~plait.passes.manager.PipelineReport`).
+    the graph and its time (:class:`~plait.passes.runner.PipelineReport`).
     ``calibration`` (``{"ids": token ids}``) is handed to passes that run the
     model (``calibrate``); see :attr:`Recipe.needs_calibration`."""
     r = load_recipe(recipe)

@@ -34,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from .calibrate import ABSMAX, SQSUM
-from .manager import Option, Pass, PassError, linear_weights, register_pass, select
+from .framework import Option, Pass, PassError, register_pass
+from .select import linear_weights, select
 
 S_MIN, S_MAX = 1e-4, 1e4
 

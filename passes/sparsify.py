@@ -35,7 +35,8 @@ from plait.ir.numerics.dsp import prune_nm
 from plait.ir.types import SparsitySpec
 
 from .calibrate import activation_sqsum
-from .manager import Option, Pass, PassError, register_pass, select
+from .framework import Option, Pass, PassError, register_pass
+from .select import select
 
 PATTERNS = ("2:4", "2:16", "4:16", "8:16")
 

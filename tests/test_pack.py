@@ -21,7 +21,7 @@ from plait.ir.numerics.pack import (BIAS_BITS, DspPacked, LutPacked, decode_bias
                                     unpack_dsp, unpack_lut, unpack_nibbles)
 from plait.ir.verify import VerifyError
 from plait.passes import PassError, PassManager, PassOptionError, load_recipe, make_pass
-from plait.passes.manager import PassContext
+from plait.passes.framework import PassContext
 from plait.rtl.lut_core import LutCoreConfig, stream_tile
 from plait.tests.graphs import tiny_block
 

@@ -8,7 +8,8 @@ from plait.ir import (Graph, Interpreter, QuantSpec, SparsitySpec, TensorType, W
                       print_graph, verify)
 from plait.ir.numerics import QuantizedWeight, dequantize, quantize_rtn, signed_weight
 from plait.passes import PASSES, Pass, PassError, PassManager, PassOptionError, make_pass
-from plait.passes.manager import PassContext, linear_weights
+from plait.passes.framework import PassContext
+from plait.passes.select import linear_weights
 from plait.tests.graphs import tiny_block
 
 D, F, V, H, HKV, HD = 64, 128, 40, 4, 2, 16
