@@ -7,6 +7,7 @@
     plait hw report UNIT [--config KEY=VALUE ...]
     plait hls csim UNIT [--config KEY=VALUE ...]
     plait bench kernels [--shapes 4096x4096,...] | plait bench model OUT [OUT ...]
+    plait sweep MODEL --recipes a,b,c [--text FILE ...] [-o DIR] [--workers N] [--address ADDR]
 
 Errors that come from bad input (unknown model, bad recipe, corrupt artifact,
 bad option, missing tool, a request beyond the context or the memory) print one
@@ -62,11 +63,9 @@ def _compile(args) -> int:
 
 
 def _calibration(recipe, tok):
-    """The calibrate pass's input: the default text's tokens, when the recipe needs them."""
-    if not recipe.needs_calibration or tok is None:
-        return None
-    from plait.passes.textdata import default_text
-    return {"ids": tok.encode(default_text())}
+    """The calibrate pass's input (the one rule: :func:`plait.passes.textdata.calibration_input`)."""
+    from plait.passes.textdata import calibration_input
+    return calibration_input(recipe, tok)
 
 
 def _compile_smollm2(recipe_name: str):
@@ -115,31 +114,44 @@ def _run(args) -> int:
 
 
 def _eval(args) -> int:
-    from plait.ir.limits import LimitError
     from plait.runtime import Session
     from plait.runtime.artifact import read_manifest
-    from plait.runtime.evaluate import default_text, perplexity
+    from plait.runtime.evaluate import default_text, eval_window, session_perplexity
     from plait.runtime.session import context_length
     text = _read_text(args.text, "--text") if args.text else default_text()
-    ctx = context_length(read_manifest(args.artifact))
-    if args.window is None:
-        args.window = min(512, ctx) if ctx else 512
-    elif ctx and args.window > ctx:
-        raise LimitError(f"--window {args.window} is longer than the model's context of {ctx} tokens; "
-                         f"use --window {ctx} or less")
+    args.window = eval_window(args.window, context_length(read_manifest(args.artifact)))
     sess = Session(args.artifact, device="cpu", exact=args.exact)
     ids = sess.tokenizer.encode(text)
     if len(ids) < 2:
         raise UsageError(f"--text {args.text}: only {len(ids)} token; perplexity needs at least 2")
-    def logits_fn(w):
-        return sess.forward(w, sess.new_cache())
-    ppl, n = perplexity(logits_fn, ids, max_tokens=args.max_tokens, window=args.window, progress=not args.json)
+    ppl, n = session_perplexity(sess, ids, max_tokens=args.max_tokens, window=args.window, progress=not args.json)
     src = args.text or "pydoc_data.topics"
     mode = "exact" if args.exact else "float"
     if args.json:
         print(json.dumps({"perplexity": ppl, "tokens": n, "text": src, "window": args.window, "mode": mode}))
     else:
         print(f"perplexity {ppl:.4f} on {n} tokens of {src} (windows of {args.window}, {mode} mode)")
+    return 0
+
+
+def _sweep(args) -> int:
+    from plait.frontend.load import graph_name
+    from plait.runtime.sweep import SWEEP_ENTRIES, format_table, plan_sweep, run_sweep
+    texts = [(t, _read_text(t, "--text")) for t in args.text or ()]
+    out = args.output or os.path.join("out", f"sweep-{graph_name(args.model)}")
+    plan = plan_sweep(args.model, args.recipes, texts=texts, out=out, max_tokens=args.max_tokens,
+                      window=args.window, workers=args.workers, address=args.address,
+                      cpus_per_task=args.cpus_per_task)
+    doc = run_sweep(plan)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_table(doc))
+        print(f"wrote {', '.join(os.path.join(out, n) for n in SWEEP_ENTRIES[:3])}")
+    failed = [r for r in doc["rows"] if not r["ok"]]
+    if failed:
+        return _fail(f"{len(failed)} of {len(doc['rows'])} sweep cells failed (the others are in the table); "
+                     f"{failed[0]['recipe']}: {failed[0]['error']}")
     return 0
 
 
@@ -256,6 +268,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate in the engines' integers (plait.ir.numerics) instead of float")
     e.set_defaults(fn=_eval)
 
+    w = sub.add_parser("sweep", help="compile and evaluate many recipes on one model, each a Ray task")
+    w.add_argument("model", help="smollm2 | a local HF directory | a GGUF file | a named config (as for compile)")
+    w.add_argument("--recipes", required=True,
+                   help="recipe names (bundled) or TOML paths, comma-separated; fp32 is always added as the baseline")
+    w.add_argument("--text", action="append", metavar="FILE",
+                   help="evaluate on this text file too (repeatable; CPython's pydoc_data.topics always comes first)")
+    w.add_argument("-o", "--output", help="sweep directory: table, JSON, plot and the cache of finished cells "
+                   "(default: out/sweep-<model>)")
+    w.add_argument("--workers", type=_int_at_least(1), default=None,
+                   help="cells at a time on the local Ray (default: the CPUs / --cpus-per-task)")
+    w.add_argument("--address", help="join this Ray cluster instead of starting a local one ('auto' on one of its nodes)")
+    w.add_argument("--cpus-per-task", type=_int_at_least(1), default=1, help="CPUs (torch threads) of each cell")
+    w.add_argument("--max-tokens", type=_int_at_least(2), default=4096, help="score the first N tokens of each text")
+    w.add_argument("--window", type=_int_at_least(2), default=None,
+                   help="tokens per evaluation window (default: 512, or the model's context if shorter)")
+    w.add_argument("--json", action="store_true", help="print only the sweep's JSON document")
+    w.set_defaults(fn=_sweep)
+
     i = sub.add_parser("inspect", help="summarise an artifact's graph")
     i.add_argument("artifact", help="artifact directory written by `plait compile`")
     i.add_argument("--context", type=_int_at_least(1), default=512, help="context length for attention MACs")
@@ -302,9 +332,10 @@ def _user_errors() -> tuple:
     from plait.runtime.artifact import ArtifactError
     from plait.runtime.bench import BenchError
     from plait.runtime.devices import DeviceUnavailable
+    from plait.runtime.sweep import SweepError
     return (FileNotFoundError, FrontendError, GraphError, IRTypeError, OpError, ParseError, VerifyError,
             WeightError, NumericsError, TargetError, PassError, ToolMissing, ArtifactError, DeviceUnavailable,
-            LimitError, UsageError, HlsError, BenchError)
+            LimitError, UsageError, HlsError, BenchError, SweepError)
 
 
 class _Terminated(BaseException):

@@ -329,14 +329,26 @@ def _normalized_args(n, where: str, scalars: dict) -> list:
     return out
 
 
+def _sliding_window(cfg) -> Optional[int]:
+    window = getattr(cfg, "sliding_window", None)
+    if getattr(cfg, "model_type", "") == "qwen2" and not getattr(cfg, "use_sliding_window", False):
+        window = None
+    return window
+
+
+def context_of_config(cfg) -> int:
+    """The context length a model of config ``cfg`` runs with (``graph.meta["max_position"]``):
+    ``max_position_embeddings``, or its sliding window when shorter; 0 when unknown."""
+    max_pos = int(getattr(cfg, "max_position_embeddings", 0) or 0)
+    window = _sliding_window(cfg)
+    return max_pos if not window else min(max_pos, int(window))
+
+
 def model_meta(model: nn.Module, source: str) -> dict:
     """The JSON-serialisable model facts recorded in ``graph.meta``."""
     cfg = model.config
     theta, scaling = rope_settings(cfg)
-    max_pos = int(getattr(cfg, "max_position_embeddings", 0) or 0)
-    window = getattr(cfg, "sliding_window", None)
-    if getattr(cfg, "model_type", "") == "qwen2" and not getattr(cfg, "use_sliding_window", False):
-        window = None
+    window = _sliding_window(cfg)
     meta = {
         "family": cfg.model_type,
         "architecture": type(model).__name__,
@@ -350,7 +362,7 @@ def model_meta(model: nn.Module, source: str) -> dict:
         "rope_theta": theta,
         "rope_scaling": scaling,
         "rms_eps": float(cfg.rms_norm_eps),
-        "max_position": max_pos if not window else min(max_pos, int(window)),
+        "max_position": context_of_config(cfg),
         "tie_embeddings": bool(getattr(cfg, "tie_word_embeddings", False)),
         "attention_bias": bool(getattr(cfg, "attention_bias", False) or cfg.model_type == "qwen2"),
         "bos_token_id": getattr(cfg, "bos_token_id", None),

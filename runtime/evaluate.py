@@ -45,3 +45,23 @@ def perplexity(logits_fn: Callable[[np.ndarray], np.ndarray], ids: list[int], *,
         total += s
         count += n
     return math.exp(total / count), count
+
+
+def session_perplexity(session, ids: list[int], *, max_tokens: int = 4096, window: int = 512,
+                       progress: bool = True) -> tuple[float, int]:
+    """:func:`perplexity` of a :class:`~plait.runtime.session.Session`: every window on a
+    fresh KV cache, through the session's device (``plait eval``, ``plait sweep``)."""
+    return perplexity(lambda w: session.forward(w, session.new_cache()), ids, max_tokens=max_tokens,
+                      window=window, progress=progress)
+
+
+def eval_window(window: Optional[int], context: int) -> int:
+    """The evaluation window: ``window`` checked against the model's ``context`` (0:
+    unknown), or by default 512 tokens, or the context when it is shorter."""
+    from plait.ir.limits import LimitError
+    if window is None:
+        return min(512, context) if context else 512
+    if context and window > context:
+        raise LimitError(f"--window {window} is longer than the model's context of {context} tokens; "
+                         f"use --window {context} or less")
+    return window
