@@ -47,13 +47,66 @@ def normalize_feeds(graph: Graph, feeds) -> tuple[dict, int]:
     return feeds, (first.shape[-1] if first.ndim >= 1 else 1)
 
 
+def run_nodes(graph: Graph, names, env: dict, ctx: EvalContext, observer=None, free=None) -> None:
+    """Evaluate the nodes ``names`` (in order; not inputs) into ``env``, the one
+    evaluation loop of the interpreter.  ``free``: ``{position in names: values}``
+    to drop from ``env`` after that step (:func:`free_plan`)."""
+    for i, name in enumerate(names):
+        node = graph.node(name)
+        args = [env[a] for a in node.inputs]
+        env[name] = get_op(node.op).evaluate(node, args, ctx)
+        if observer is not None:
+            observer(node, args, env[name])
+        if free:
+            for v in free.get(i, ()):
+                env.pop(v, None)
+
+
+def segments(graph: Graph) -> list[tuple[list[str], list[str]]]:
+    """The graph cut where a single value carries everything forward (a transformer's
+    residual stream between the attention and the MLP halves of its blocks).
+
+    Returns ``[(nodes, live_out)]`` in execution order: the non-input nodes of each
+    segment, and the values (not params) a later segment or the outputs still need
+    after it -- one value at every cut but the last (the graph outputs).  Params are
+    listed in the segment that first reads them.  Running segment by segment with
+    only ``live_out`` kept in between gives the same values as :class:`Interpreter`
+    with bounded memory: what layer-by-layer calibration (GPTQ, SparseGPT, AWQ) runs on.
+    """
+    order = [n for n in graph.order() if graph.node(n).op not in ("input", "param")]
+    last_use: dict[str, int] = {}
+    for i, n in enumerate(order):
+        for a in graph.node(n).inputs:
+            last_use[a] = i
+    end = len(order)
+    for o in graph.outputs:
+        last_use[o] = end
+    is_param = {n for n in graph.order() if graph.node(n).op == "param"}
+    out, start, live = [], 0, set(n for n in graph.inputs if n in last_use)
+    for i, n in enumerate(order):
+        live.add(n)
+        live = {v for v in live if last_use.get(v, -1) > i}
+        if (len(live) == 1 and i + 1 < end) or i + 1 == end:
+            nodes = order[start:i + 1]
+            seen, with_params = set(), []
+            for m in nodes:
+                for a in graph.node(m).inputs:
+                    if a in is_param and a not in seen:
+                        seen.add(a)
+                        with_params.append(a)
+                with_params.append(m)
+            out.append((with_params, sorted(live)))
+            start = i + 1
+    return out
+
+
 class Interpreter:
     def __init__(self, graph: Graph, weights, observer=None):
         self.graph = graph
         self.observer = observer
         self.ctx = EvalContext(weights)
         self.pos = 0
-        self._order = graph.order()
+        self._order = [n for n in graph.order() if graph.node(n).op != "input"]
         self._free_after = free_plan(graph, self._order)
 
     def reset(self) -> None:
@@ -73,20 +126,8 @@ class Interpreter:
         g = self.graph
         feeds, s = normalize_feeds(g, feeds)
         self.ctx.positions = np.arange(self.pos, self.pos + s, dtype=np.int64)
-        env: dict[str, np.ndarray] = {}
-        obs = self.observer
-        for i, name in enumerate(self._order):
-            node = g.node(name)
-            if node.op == "input":
-                env[name] = np.asarray(feeds[name])
-            elif obs is None:
-                env[name] = get_op(node.op).evaluate(node, [env[a] for a in node.inputs], self.ctx)
-            else:
-                args = [env[a] for a in node.inputs]
-                env[name] = get_op(node.op).evaluate(node, args, self.ctx)
-                obs(node, args, env[name])
-            for v in self._free_after.get(i, ()):
-                env.pop(v, None)
+        env = {name: np.asarray(feeds[name]) for name in g.inputs}
+        run_nodes(g, self._order, env, self.ctx, self.observer, self._free_after)
         if advance:
             self.pos += s
         return {o: env[o] for o in g.outputs}

@@ -79,6 +79,8 @@ def summarize(graph: Graph, context: int = 512, target=None) -> dict:
             continue
         formats[weight_format(t)] += t.numel()
     decode = graph_cost(graph, {"S": 1, "T": context})
+    plan = {w: p.attrs["plan_bits"] for p in graph.params() if "plan_bits" in p.attrs
+            for w in [p.attrs["weight"]]}
     return {
         "name": graph.name,
         "nodes": len(graph),
@@ -94,7 +96,18 @@ def summarize(graph: Graph, context: int = 512, target=None) -> dict:
         "weight_bytes_per_token": sum(c.weight_bytes for c in decode.values()),
         "context_for_attention": context,
         "mapping": engine_summary(graph, context, target),
+        "precision_plan": _plan_summary(plan, seen) if plan else None,
     }
+
+
+def _plan_summary(plan: dict, types: dict) -> dict:
+    """A mixed-precision plan (param attribute ``plan_bits``, :mod:`plait.passes.mixed`)."""
+    sizes = {w: types[w].numel() for w in plan}
+    by_bits = Counter()
+    for w, b in plan.items():
+        by_bits[b] += sizes[w]
+    return {"weights": len(plan), "average_bits": sum(plan[w] * sizes[w] for w in plan) / sum(sizes.values()),
+            "parameters_by_bits": {str(b): by_bits[b] for b in sorted(by_bits)}, "plan": dict(plan)}
 
 
 # --------------------------------------------------------------------------- engines
@@ -228,6 +241,12 @@ def format_summary(s: dict, layers: bool = False) -> str:
         "weight formats   " + ", ".join(f"{k}: {h(v)}" for k, v in s["weight_formats"].items()),
         "ops              " + ", ".join(f"{k}={v}" for k, v in s["ops"].items()),
     ]
+    plan = s.get("precision_plan")
+    if plan:
+        lines.append(f"precision plan   {plan['weights']} weights, average {plan['average_bits']:.3f} bits: "
+                     + ", ".join(f"{h(n)} at {b} bits" for b, n in plan["parameters_by_bits"].items()))
+        if layers:
+            lines += [f"  {b} bits  {w}" for w, b in plan["plan"].items()]
     if s.get("mapping"):
         lines += format_mapping(s["mapping"], layers)
     return "\n".join(lines)

@@ -12,6 +12,8 @@
   every linear (runs the interpreter on calibration token ids from the context).
 * :mod:`.sparsify`     -- ``sparsify``: magnitude or Wanda N:M pruning (2:4, N:16).
 * :mod:`.quantize`     -- ``quantize``: RTN per-group weight quantization.
+* :mod:`.rotate`       -- ``rotate``: QuaRot-style Hadamard rotations of the residual
+  stream and the attention heads, folded offline into the weights (run it first).
 * :mod:`.smooth`       -- ``smooth``: SmoothQuant migration of activation outliers into
   the weights, folded offline (needs ``calibrate``).
 * :mod:`.actquant`     -- ``quantize_act``: int8 activations (per-token dynamic or
@@ -26,5 +28,5 @@ from .framework import (  # noqa: F401
 )
 from .runner import PassManager, PassResult, PipelineReport  # noqa: F401
 from .select import linear_weights  # noqa: F401
-from . import actquant, calibrate, canonicalize, mapping, pack, quantize, smooth, sparsify  # noqa: F401  (register the passes)
+from . import actquant, awq, calibrate, canonicalize, mapping, mixed, pack, quantize, rotate, smooth, sparsify  # noqa: F401  (register the passes)
 from .recipe import Recipe, RecipeError, list_recipes, load_recipe, run_recipe  # noqa: F401

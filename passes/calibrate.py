@@ -52,6 +52,43 @@ def stat_names(weight: str) -> tuple[str, str]:
     return f"{weight}.{SQSUM}", f"{weight}.{ABSMAX}"
 
 
+# the options of every pass that runs the model on calibration tokens
+CALIBRATION_OPTIONS = {
+    "tokens": Option("int", 2048, "how many calibration token ids to run", check=positive),
+    "window": Option("int", 512, "tokens per independent sequence", check=positive),
+    "take": Option("str", "last", "which ids to use: the first or the last `tokens` of them",
+                   choices=("first", "last")),
+}
+
+
+def calibration_ids(ctx, options: dict, pass_name: str) -> np.ndarray:
+    """The calibration token ids (int64, 1-D) a pass with :data:`CALIBRATION_OPTIONS`
+    runs: the first or last ``options["tokens"]`` of the context's ids."""
+    cal = getattr(ctx, "calibration", None)
+    if not cal or cal.get("ids") is None:
+        raise PassError(f"{pass_name}: no calibration data: the pass needs token ids in the pass context "
+                        "(run_recipe(..., calibration={'ids': ids}); `plait compile` and "
+                        "benchmarks/perplexity.py tokenize pydoc_data.topics for it, which needs a model with "
+                        "a tokenizer)")
+    ids = np.asarray(cal["ids"])
+    if ids.dtype.kind not in "iu" or ids.ndim != 1:
+        raise PassError(f"{pass_name}: calibration ids must be a 1-D integer sequence, "
+                        f"got {ids.dtype} of shape {list(ids.shape)}")
+    if ids.size == 0:
+        raise PassError(f"{pass_name}: calibration ids are empty")
+    n = options["tokens"]
+    ids = ids[-n:] if options["take"] == "last" else ids[:n]
+    return ids.astype(np.int64)
+
+
+def require_data(graph, weights, pass_name: str) -> None:
+    """A PassError unless every param of ``graph`` has data (calibration runs the model)."""
+    missing = [p.attrs["weight"] for p in graph.params() if not weights.has_data(p.attrs["weight"])]
+    if missing:
+        raise PassError(f"{pass_name}: weight {missing[0]!r} has no data (shape-only model?); "
+                        f"calibration runs the model and needs real weights")
+
+
 class _Acc:
     __slots__ = ("sq", "mx", "n")
 
@@ -67,32 +104,10 @@ class Calibrate(Pass):
 
     name = "calibrate"
     NEEDS_CALIBRATION = True   # the caller must hand calibration={"ids": ...} (run_recipe)
-    OPTIONS = {
-        "tokens": Option("int", 2048, "how many calibration token ids to run", check=positive),
-        "window": Option("int", 512, "tokens per independent sequence", check=positive),
-        "take": Option("str", "last", "which ids to use: the first or the last `tokens` of them",
-                       choices=("first", "last")),
-    }
-
-    def _ids(self, ctx) -> np.ndarray:
-        cal = getattr(ctx, "calibration", None)
-        if not cal or cal.get("ids") is None:
-            raise PassError("calibrate: no calibration data: the pass needs token ids in the pass context "
-                            "(run_recipe(..., calibration={'ids': ids}); `plait compile` and "
-                            "benchmarks/perplexity.py tokenize pydoc_data.topics for it, which needs a model with "
-                            "a tokenizer)")
-        ids = np.asarray(cal["ids"])
-        if ids.dtype.kind not in "iu" or ids.ndim != 1:
-            raise PassError(f"calibrate: calibration ids must be a 1-D integer sequence, "
-                            f"got {ids.dtype} of shape {list(ids.shape)}")
-        if ids.size == 0:
-            raise PassError("calibrate: calibration ids are empty")
-        n = self.options["tokens"]
-        ids = ids[-n:] if self.options["take"] == "last" else ids[:n]
-        return ids.astype(np.int64)
+    OPTIONS = dict(CALIBRATION_OPTIONS)
 
     def run(self, graph, weights, ctx):
-        ids = self._ids(ctx)
+        ids = calibration_ids(ctx, self.options, self.name)
         lw = linear_weights(graph)
         if not lw:
             ctx.details.update({"tokens": 0, "weights": []})
@@ -100,10 +115,7 @@ class Calibrate(Pass):
         if len(graph.inputs) != 1:
             raise PassError(f"calibrate: graph {graph.name!r} has inputs {graph.inputs}; "
                             f"calibration feeds token ids to a single input")
-        missing = [p.attrs["weight"] for p in graph.params() if not weights.has_data(p.attrs["weight"])]
-        if missing:
-            raise PassError(f"calibrate: weight {missing[0]!r} has no data (shape-only model?); "
-                            f"calibration runs the model and needs real weights")
+        require_data(graph, weights, self.name)
 
         target = {lin.name: w for w, item in lw.items() for lin in item.linears}
         acc: dict[str, _Acc] = {}

@@ -37,6 +37,7 @@ class PassResult:
     details: dict = field(default_factory=dict)
     weights: dict = field(default_factory=dict)   # {"replaced": [...], "added": [...], "removed": [...]}
     resumed: bool = False                         # taken from a dump, not run now
+    peak_rss_mb: Optional[float] = None           # the process's peak resident memory during the pass
 
 
 @dataclass
@@ -57,8 +58,9 @@ class PipelineReport:
         for p in self.passes:
             nw = sum(len(v) for v in p.weights.values())
             tag = " (from dump)" if p.resumed else ""
+            peak = f"  peak {p.peak_rss_mb:7.0f} MB" if p.peak_rss_mb is not None else ""
             out.append(f"{p.index:2d} {p.name:<18} {'changed' if p.changed else 'no change':<9} "
-                       f"{p.seconds:8.3f} s  {nw:4d} weight entries{tag}")
+                       f"{p.seconds:8.3f} s  {nw:4d} weight entries{peak}{tag}")
         out.append(f"   {'total':<18} {'':<9} {self.seconds:8.3f} s")
         return out
 
@@ -68,9 +70,33 @@ class PipelineReport:
     def to_dict(self) -> dict:
         return {"recipe": self.recipe, "seconds": self.seconds,
                 "passes": [{"index": p.index, "pass": p.name, "spec": p.spec, "changed": p.changed,
-                            "seconds": p.seconds, "details": p.details, "weights": p.weights,
+                            "seconds": p.seconds, "peak_rss_mb": p.peak_rss_mb,
+                            "details": p.details, "weights": p.weights,
                             "resumed": p.resumed} for p in self.passes]}
 
+
+
+# --------------------------------------------------------------------------- memory
+
+def reset_peak_rss() -> None:
+    """Start a new peak-memory window (Linux: ``/proc/self/clear_refs`` resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> Optional[float]:
+    """The process's peak resident memory (MB) since :func:`reset_peak_rss`; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 # --------------------------------------------------------------------------- manager
@@ -154,6 +180,7 @@ class PassManager:
                 ctx = PassContext(self.debug, self.log, self.calibration)
                 before = store_state(weights)
                 text_before = print_graph(graph) if self.debug else None
+                reset_peak_rss()
                 t0 = time.perf_counter()
                 try:
                     changed = p.run(graph, weights, ctx)
@@ -167,7 +194,8 @@ class PassManager:
                 seconds = time.perf_counter() - t0
                 delta = store_diff(before, store_state(weights))
                 del before
-                res = PassResult(index, p.name, p.spec(), changed, seconds, _json_safe(ctx.details), delta)
+                res = PassResult(index, p.name, p.spec(), changed, seconds, _json_safe(ctx.details), delta,
+                                 peak_rss_mb=peak_rss_mb())
                 report.passes.append(res)
                 if self.debug:
                     self._verify(graph, weights, f"after pass {index} ({p.name})")

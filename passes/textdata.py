@@ -23,3 +23,18 @@ def calibration_input(recipe, tokenizer):
     if not recipe.needs_calibration or tokenizer is None:
         return None
     return {"ids": tokenizer.encode(default_text())}
+
+
+def argparse_source() -> str:
+    """The source of CPython's ``argparse.py``: a second, reproducible text (code and
+    English docstrings) that ships with Python, for scoring on a text unlike the default."""
+    import argparse
+    from pathlib import Path
+    return Path(argparse.__file__).read_text(encoding="utf-8")
+
+
+# the texts compression is scored on (benchmarks/compression.py, the llm-compressor peer)
+TEXTS = {"pydoc_topics": default_text, "argparse_py": argparse_source}
+
+# fixed prompts whose greedy answers the compression benchmark shows per method
+PROMPTS = ("The capital of France is", "def fibonacci(n):", "Water boils at")

@@ -39,6 +39,57 @@ def tiny_block(quant: bool = False):
 
 
 
+LLAMA_DIMS = (64, 128, 40, 4, 2, 16)   # D, F, V, H, HKV, HD of llama()
+
+
+def llama(n_layers=2, tied=True, seed=0, shape_only=False):
+    """A small Llama-shaped graph with HF weight names and module-path origins
+    (dimensions :data:`LLAMA_DIMS`)."""
+    D, F, V, H, HKV, HD = LLAMA_DIMS
+    rng = np.random.default_rng(seed)
+    g, ws = Graph("llama"), WeightStore()
+
+    def param(name, shape):
+        if shape_only:
+            ws.declare(name, shape)
+        else:
+            ws[name] = (rng.standard_normal(shape) * 0.1).astype(np.float32)
+        return g.add("param", attrs={"weight": name}, type=TensorType(shape), name=name)
+
+    tok = g.add("input", name="tokens", type=TensorType((1, "S"), "i64"))
+    emb = param("model.embed_tokens.weight", (V, D))
+    x = g.add("embedding", [emb, tok], name="x0", origin="model.embed_tokens")
+    for i in range(n_layers):
+        p = f"model.layers.{i}"
+        n1 = g.add("rmsnorm", [x, param(f"{p}.input_layernorm.weight", (D,))], {"eps": 1e-5},
+                   name=f"l{i}.n1", origin=f"{p}.input_layernorm")
+        lin = {}
+        for nm, n_out in (("q", H * HD), ("k", HKV * HD), ("v", HKV * HD)):
+            lin[nm] = g.add("linear", [n1, param(f"{p}.self_attn.{nm}_proj.weight", (n_out, D))],
+                            name=f"l{i}.{nm}", origin=f"{p}.self_attn.{nm}_proj")
+        rq = g.add("rope", [lin["q"]], {"n_heads": H, "head_dim": HD, "theta": 10000.0}, name=f"l{i}.rq")
+        rk = g.add("rope", [lin["k"]], {"n_heads": HKV, "head_dim": HD, "theta": 10000.0}, name=f"l{i}.rk")
+        a = g.add("attention", [rq, rk, lin["v"]], {"n_heads": H, "n_kv_heads": HKV, "head_dim": HD},
+                  name=f"l{i}.attn")
+        o = g.add("linear", [a, param(f"{p}.self_attn.o_proj.weight", (D, H * HD))], name=f"l{i}.o",
+                  origin=f"{p}.self_attn.o_proj")
+        x = g.add("add", [x, o], name=f"l{i}.r1")
+        n2 = g.add("rmsnorm", [x, param(f"{p}.post_attention_layernorm.weight", (D,))], {"eps": 1e-5},
+                   name=f"l{i}.n2")
+        gate = g.add("linear", [n2, param(f"{p}.mlp.gate_proj.weight", (F, D))], name=f"l{i}.gate",
+                     origin=f"{p}.mlp.gate_proj")
+        up = g.add("linear", [n2, param(f"{p}.mlp.up_proj.weight", (F, D))], name=f"l{i}.up",
+                   origin=f"{p}.mlp.up_proj")
+        act = g.add("swiglu", [gate, up], name=f"l{i}.act")
+        down = g.add("linear", [act, param(f"{p}.mlp.down_proj.weight", (D, F))], name=f"l{i}.down",
+                     origin=f"{p}.mlp.down_proj")
+        x = g.add("add", [x, down], name=f"l{i}.r2")
+    xn = g.add("rmsnorm", [x, param("model.norm.weight", (D,))], {"eps": 1e-5}, name="norm")
+    head = emb if tied else param("lm_head.weight", (V, D))
+    g.outputs = [g.add("linear", [xn, head], name="logits", origin="lm_head")]
+    return g, ws
+
+
 class GeluBlock(torch.nn.Module):
     """Linear + GELU + residual: GELU is an op the frontend does not support (error tests)."""
 

@@ -203,7 +203,7 @@ def test_bad_options():
     with pytest.raises(PassOptionError, match="option 'take'.*must be one of"):
         make_pass("calibrate", take="middle")
     with pytest.raises(PassOptionError, match="option 'method'.*must be one of"):
-        make_pass("sparsify", method="sparsegpt")
+        make_pass("sparsify", method="obs")
 
 
 # --------------------------------------------------------------------------- recipes / CLI

@@ -22,7 +22,7 @@ from plait.rtl.dsp_chain import DspChainConfig
 from plait.rtl.lut_core import LutCoreConfig
 from plait.tests.graphs import tiny_block
 
-from .test_passes import llama
+from plait.tests.graphs import llama
 
 REPO = Path(__file__).resolve().parents[1]
 

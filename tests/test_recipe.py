@@ -8,9 +8,9 @@ import pytest
 from plait.ir import Interpreter, SparsitySpec, print_graph, verify
 from plait.passes import RecipeError, list_recipes, load_recipe, run_recipe
 from plait.passes.recipe import RECIPE_DIR
-from plait.tests.graphs import tiny_block
+from plait.tests.graphs import llama, tiny_block
 
-from .test_passes import LINEARS, TOKENS, llama, ptype
+from .test_passes import LINEARS, TOKENS, ptype
 
 BUNDLED = ["default", "fp32", "w8", "w4g128", "w4g32-asym", "sparse24", "w4-sparse24"]
 

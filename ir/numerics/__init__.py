@@ -11,8 +11,8 @@ tests compare integers with equality.  Submodules:
 * :mod:`.pack`   -- the packed weight formats of the artifact (each engine's beats).
 """
 from .common import (  # noqa: F401
-    INT8_MAX, INT8_MIN, MAX_K, MULT_BITS, P_BITS, SCALE_BITS, SCHEMES, WEIGHT_BITS,
-    NumericsError, QuantizedWeight, as_int, check_fits, dequant_groups, dequantize,
+    INT8_MAX, INT8_MIN, MAX_K, MULT_BITS, P_BITS, SCALE_BITS, SCHEME_BITS, SCHEMES, WEIGHT_BITS,
+    NumericsError, QuantizedWeight, as_int, check_fits, check_format, grid_value, group_grid, round_to_grid, dequant_groups, dequantize,
     encode_multiplier, encode_scales, group_accumulate, linear_int, quantize_act,
     quantize_rtn, requantize, rshift_round, sat, sat8, signed_range, signed_weight, wrap,
 )

@@ -64,7 +64,12 @@ P_BITS = 48              # dequantized accumulator (DSP48 P register)
 MAX_K = 65536            # largest reduction length the contract covers
 
 WEIGHT_BITS = (1, 2, 3, 4, 8)
-SCHEMES = ("sym", "asym", "odd", "ternary")
+# The weight formats of the contract: scheme -> the code widths it is defined for.
+# (sym needs a sign and a magnitude bit; the odd grid has no zero level and stops at
+# 4 bits, the LUT core's widest table; ternary codes are 2 bits wide.)  Every pass
+# and engine that accepts a format derives its checks from this table.
+SCHEME_BITS = {"sym": (2, 3, 4, 8), "asym": (1, 2, 3, 4, 8), "odd": (1, 2, 3, 4), "ternary": (2,)}
+SCHEMES = tuple(SCHEME_BITS)
 
 
 class NumericsError(ValueError):
@@ -179,8 +184,74 @@ def dequantize(qw: QuantizedWeight) -> np.ndarray:
     return (s * signed_weight(qw).astype(np.float32)).astype(np.float32)
 
 
+def check_format(bits: int, scheme: str) -> None:
+    """Raise :class:`NumericsError` unless ``(bits, scheme)`` is in :data:`SCHEME_BITS`."""
+    if scheme not in SCHEME_BITS:
+        raise NumericsError(f"weight scheme must be one of {SCHEMES}, got {scheme!r}")
+    if bits not in SCHEME_BITS[scheme]:
+        raise NumericsError(f"scheme {scheme!r} supports {', '.join(map(str, SCHEME_BITS[scheme]))} bits, got {bits}")
+
+
+def group_grid(g: np.ndarray, bits: int, scheme: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The quantization grid of weight groups ``g[..., G]`` (float): ``(scale, zero)``
+    per group (``zero`` int, for ``asym`` only; ``None`` otherwise).
+
+    * sym: ``s = max|g| / (2^(b-1) - 1)``; asym: ``s = (max(g, 0) - min(g, 0)) / (2^b - 1)``,
+      ``z = rint(-min / s)``; odd: ``s = max|g| / (2^b - 1)``; ternary: ``s = mean|g|``
+      (absmean, as in BitNet b1.58).  A group of zeros gets ``s = 1``.
+    """
+    check_format(bits, scheme)
+    g = np.asarray(g, np.float32)
+    top = (1 << bits) - 1
+    zeros = None
+    if scheme == "sym":
+        s = np.abs(g).max(axis=-1) / ((1 << (bits - 1)) - 1)
+    elif scheme == "asym":
+        lo, hi = np.minimum(g.min(axis=-1), 0), np.maximum(g.max(axis=-1), 0)
+        s = (hi - lo) / top
+    elif scheme == "odd":
+        s = np.abs(g).max(axis=-1) / top
+    else:  # ternary
+        s = np.abs(g).mean(axis=-1)
+    s = np.where(s == 0, 1.0, s).astype(np.float32)
+    if scheme == "asym":
+        zeros = np.clip(np.rint(-lo / s), 0, top).astype(np.int32)
+    return s, zeros
+
+
+def round_to_grid(x: np.ndarray, s: np.ndarray, z: Optional[np.ndarray], bits: int, scheme: str) -> np.ndarray:
+    """Codes ``u`` (float array of integers in ``[0, 2^b - 1]``) of float weights ``x``
+    on the grid ``(s, z)`` (broadcast against ``x``): round to nearest, then clip.
+    The one rounding rule of every weight quantizer (RTN, GPTQ, ...)."""
+    top = (1 << bits) - 1
+    if scheme == "sym":
+        half = 1 << (bits - 1)
+        return np.clip(np.rint(x / s), -half, half - 1) + half
+    if scheme == "asym":
+        return np.clip(np.rint(x / s) + z, 0, top)
+    if scheme == "odd":
+        return np.clip(np.rint((x / s + top) / 2), 0, top)
+    return np.clip(np.rint(x / s), -1, 1) + 1   # ternary
+
+
+def grid_value(u: np.ndarray, s: np.ndarray, z: Optional[np.ndarray], bits: int, scheme: str) -> np.ndarray:
+    """The real weight of codes ``u`` on the grid ``(s, z)`` (float32; what
+    :func:`dequantize` gives for a whole matrix)."""
+    u = np.asarray(u, np.float32)
+    if scheme == "sym":
+        q = u - (1 << (bits - 1))
+    elif scheme == "asym":
+        q = u - z
+    elif scheme == "odd":
+        q = 2 * u - ((1 << bits) - 1)
+    else:
+        q = u - 1
+    return (s * q).astype(np.float32)
+
+
 def quantize_rtn(w: np.ndarray, bits: int, group_size: int, scheme: str = "sym") -> QuantizedWeight:
-    """Round-to-nearest per-group quantization of a float matrix ``[N, K]`` (host side)."""
+    """Round-to-nearest per-group quantization of a float matrix ``[N, K]`` (host side):
+    :func:`group_grid` of every group, then :func:`round_to_grid`."""
     w = np.asarray(w, dtype=np.float32)
     if w.ndim != 2:
         raise NumericsError(f"quantize_rtn expects a 2-D weight, got shape {w.shape}")
@@ -189,37 +260,12 @@ def quantize_rtn(w: np.ndarray, bits: int, group_size: int, scheme: str = "sym")
         raise NumericsError(f"K={k} is not a multiple of group size {group_size}")
     if scheme == "ternary":
         bits = 2
+    if scheme == "sym" and bits < 2:
+        raise NumericsError("symmetric quantization needs >= 2 bits (use scheme 'odd' for 1 bit)")
     g = w.reshape(n, k // group_size, group_size)
-    top = (1 << bits) - 1
-    zeros = None
-    if scheme == "sym":
-        if bits < 2:
-            raise NumericsError("symmetric quantization needs >= 2 bits (use scheme 'odd' for 1 bit)")
-        qmax = (1 << (bits - 1)) - 1
-        s = np.abs(g).max(axis=2) / qmax
-        s = np.where(s == 0, 1.0, s).astype(np.float32)
-        q = np.clip(np.rint(g / s[..., None]), -qmax - 1, qmax)
-        u = q + (1 << (bits - 1))
-    elif scheme == "asym":
-        lo, hi = np.minimum(g.min(axis=2), 0), np.maximum(g.max(axis=2), 0)
-        s = ((hi - lo) / top).astype(np.float32)
-        s = np.where(s == 0, 1.0, s).astype(np.float32)
-        z = np.clip(np.rint(-lo / s), 0, top)
-        u = np.clip(np.rint(g / s[..., None]) + z[..., None], 0, top)
-        zeros = z.astype(np.int32)
-    elif scheme == "odd":
-        # levels s' * {-(2^b-1), ..., -1, 1, ..., 2^b-1}
-        s = (np.abs(g).max(axis=2) / top).astype(np.float32)
-        s = np.where(s == 0, 1.0, s).astype(np.float32)
-        u = np.clip(np.rint((g / s[..., None] + top) / 2), 0, top)
-    elif scheme == "ternary":
-        s = (np.abs(g).mean(axis=2)).astype(np.float32)  # absmean, as in BitNet b1.58
-        s = np.where(s == 0, 1.0, s).astype(np.float32)
-        u = np.clip(np.rint(g / s[..., None]), -1, 1) + 1
-    else:
-        raise NumericsError(f"weight scheme must be one of {SCHEMES}, got {scheme!r}")
-    return QuantizedWeight(u.reshape(n, k).astype(np.uint8), s.astype(np.float32), zeros,
-                           bits, group_size, scheme)
+    s, zeros = group_grid(g, bits, scheme)
+    u = round_to_grid(g, s[..., None], None if zeros is None else zeros[..., None], bits, scheme)
+    return QuantizedWeight(u.reshape(n, k).astype(np.uint8), s, zeros, bits, group_size, scheme)
 
 
 # --------------------------------------------------------------------------- activations
