@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 
-__all__ = ["LimitError", "available_memory", "check_memory", "format_bytes", "parse_bytes", "MEMORY_ENV"]
+__all__ = ["LimitError", "available_memory", "check_memory", "format_bytes", "parse_bytes", "MEMORY_ENV",
+           "PeakMeter"]
 
 MEMORY_ENV = "PLAIT_MEMORY_LIMIT"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -62,3 +64,46 @@ def check_memory(estimate: int, what: str) -> None:
         raise LimitError(f"{what} needs an estimated {format_bytes(estimate)}, more than the "
                          f"{format_bytes(budget)} of {source}; use a machine with more memory, a "
                          f"shape-only plan (--shape-only), or set ${MEMORY_ENV} if the estimate is wrong")
+
+
+class PeakMeter:
+    """The peak resident memory of a stretch of work, from its creation to :meth:`peak`.
+
+    Linux keeps one high-water mark per process (``VmHWM``), reset by writing 5 to
+    ``/proc/self/clear_refs``.  Every new meter resets it, after folding the mark so
+    far into every meter still alive, so meters nest: a sweep cell's meter still
+    sees the peak of a compile whose passes each had their own.  ``scoped`` is False
+    where the reset is impossible: :meth:`peak` is then the process's lifetime peak.
+    """
+
+    def __init__(self):
+        now = _vmhwm()
+        for m in list(_METERS):
+            m._folded = max(m._folded, now)
+        self._folded = 0
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.scoped = True
+        except OSError:
+            self.scoped = False
+        _METERS.add(self)
+
+    def peak(self) -> int:
+        """Peak resident bytes since this meter was made."""
+        return max(self._folded, _vmhwm())
+
+
+_METERS: "weakref.WeakSet[PeakMeter]" = weakref.WeakSet()
+
+
+def _vmhwm() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

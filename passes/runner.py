@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from plait.ir import Graph, WeightStore, print_graph, verify
+from plait.ir.limits import PeakMeter
 from plait.ir.verify import VerifyError
 
 from .dump import dump_start, dump_step, resume, store_diff, store_state
@@ -74,29 +75,6 @@ class PipelineReport:
                             "details": p.details, "weights": p.weights,
                             "resumed": p.resumed} for p in self.passes]}
 
-
-
-# --------------------------------------------------------------------------- memory
-
-def reset_peak_rss() -> None:
-    """Start a new peak-memory window (Linux: ``/proc/self/clear_refs`` resets VmHWM)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mb() -> Optional[float]:
-    """The process's peak resident memory (MB) since :func:`reset_peak_rss`; None off Linux."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 # --------------------------------------------------------------------------- manager
@@ -180,7 +158,7 @@ class PassManager:
                 ctx = PassContext(self.debug, self.log, self.calibration)
                 before = store_state(weights)
                 text_before = print_graph(graph) if self.debug else None
-                reset_peak_rss()
+                meter = PeakMeter()
                 t0 = time.perf_counter()
                 try:
                     changed = p.run(graph, weights, ctx)
@@ -195,7 +173,7 @@ class PassManager:
                 delta = store_diff(before, store_state(weights))
                 del before
                 res = PassResult(index, p.name, p.spec(), changed, seconds, _json_safe(ctx.details), delta,
-                                 peak_rss_mb=peak_rss_mb())
+                                 peak_rss_mb=meter.peak() / 2**20)
                 report.passes.append(res)
                 if self.debug:
                     self._verify(graph, weights, f"after pass {index} ({p.name})")

@@ -302,28 +302,6 @@ def plan_sweep(model, recipes, *, texts: Sequence[tuple[str, str]] = (), out="ou
 
 # ---------------------------------------------------------------- one cell (a Ray task)
 
-def _reset_peak_rss() -> bool:
-    """Reset this process's peak RSS (Linux ``clear_refs`` 5), so that ``VmHWM`` is the task's."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 def run_cell(model: str, recipe_spec: dict, texts: list[list[int]], calibration: Optional[dict],
              max_tokens: int, window: int, threads: int = 1) -> dict:
     """Compile ``model`` with the recipe and measure it (the module doc); returns the
@@ -339,14 +317,14 @@ def _run_cell(model, recipe_spec, texts, calibration, max_tokens, window, thread
     import torch
 
     from plait.frontend import estimate_compile_memory, load_model
-    from plait.ir.limits import check_memory
+    from plait.ir.limits import PeakMeter, check_memory
     from plait.ir.stats import summarize
     from plait.passes import load_recipe, run_recipe
 
     from .artifact import Artifact
     from .evaluate import session_perplexity
     from .session import Session
-    scoped = _reset_peak_rss()
+    meter = PeakMeter()
     torch.set_num_threads(threads)
     recipe = load_recipe(recipe_spec)
     t0 = time.perf_counter()
@@ -366,7 +344,7 @@ def _run_cell(model, recipe_spec, texts, calibration, max_tokens, window, thread
     import platform
     return {"bits_per_weight": bits, "perplexity": ppl, "tokens": tokens,
             "compile_seconds": round(t_compile, 3), "eval_seconds": round(time.perf_counter() - t1, 3),
-            "peak_rss_bytes": _peak_rss(), "peak_rss_scope": "task" if scoped else "process",
+            "peak_rss_bytes": meter.peak(), "peak_rss_scope": "task" if meter.scoped else "process",
             "host": platform.node(), "pid": os.getpid()}
 
 

@@ -506,3 +506,26 @@ def test_default_recipe_on_smollm2():
     assert np.array_equal(out, logits(g0, wd, ids))
     ref = logits(g0, w0, ids)
     assert out[0, -1].argmax() == ref[0, -1].argmax()
+
+
+def test_pass_peak_memory_is_measured_and_meters_nest():
+    import sys
+    from plait.ir.limits import PeakMeter
+    if not sys.platform.startswith("linux"):
+        pytest.skip("VmHWM is Linux's")
+
+    class Hog(Pass):
+        name = "hog_test"
+
+        def run(self, graph, weights, ctx):
+            a = np.ones(40 << 20 >> 3)          # 40 MB, freed before the pass returns
+            a[0] = 1
+            return False
+
+    outer = PeakMeter()
+    base = outer.peak()
+    rep = PassManager([Hog(), make_pass("verify")]).run(*llama())[2]
+    hog, ver = rep.passes
+    assert hog.peak_rss_mb * 2**20 >= base + (35 << 20)           # the pass's own peak
+    assert ver.peak_rss_mb < hog.peak_rss_mb                       # the next pass starts afresh
+    assert outer.peak() >= hog.peak_rss_mb * 2**20                 # ... and the outer meter still sees it
