@@ -1,6 +1,6 @@
 """The `plait` command line.
 
-    plait compile MODEL [--recipe R] -o OUT [--shape-only] [--dump-dir D] [--force]
+    plait compile MODEL [--recipe R] -o OUT [--shape-only] [--dump-dir D] [--force] [--calibration-text F]
     plait run OUT --prompt "..." [--max-new-tokens N] [--exact] [--truncate]
     plait eval OUT [--text FILE] [--max-tokens N] [--window W] [--exact]
     plait inspect OUT [--json] [--target T] [--layers]
@@ -40,6 +40,9 @@ def _compile(args) -> int:
     # everything that can be checked without the model is checked first
     resolve_source(args.model)
     recipe = load_recipe(args.recipe)
+    cal_text = _read_text(args.calibration_text, "--calibration-text") if args.calibration_text else None
+    if cal_text is not None and not recipe.needs_calibration:
+        raise UsageError(f"--calibration-text: recipe {recipe.name!r} has no pass that calibrates")
     output_state(Path(args.output), force=args.force)
     if args.dump_dir:
         check_output_dir(args.dump_dir, f"--dump-dir {args.dump_dir}")
@@ -49,7 +52,7 @@ def _compile(args) -> int:
     tok = None if args.shape_only else load_tokenizer(args.model)
     t1 = time.perf_counter()
     graph, weights, report = run_recipe(graph, weights, recipe, dump_dir=args.dump_dir,
-                                        calibration=_calibration(recipe, tok))
+                                        calibration=_calibration(recipe, tok, cal_text))
     t_pass = time.perf_counter() - t1
     write_artifact(Path(args.output), graph, weights, model=args.model, recipe=recipe.to_dict(),
                    recipe_text=recipe.text, tokenizer=tok, force=args.force,
@@ -62,10 +65,10 @@ def _compile(args) -> int:
     return 0
 
 
-def _calibration(recipe, tok):
-    """The calibrate pass's input (the one rule: :func:`plait.passes.textdata.calibration_input`)."""
+def _calibration(recipe, tok, text=None):
+    """The calibrating passes' input (the one rule: :func:`plait.passes.textdata.calibration_input`)."""
     from plait.passes.textdata import calibration_input
-    return calibration_input(recipe, tok)
+    return calibration_input(recipe, tok, text)
 
 
 def _compile_smollm2(recipe_name: str):
@@ -232,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="artifact directory to write")
     c.add_argument("--shape-only", action="store_true", help="plan without weights (meta device)")
     c.add_argument("--dump-dir", help="save the graph after every pass here")
+    c.add_argument("--calibration-text", metavar="FILE",
+                   help="calibrate on this UTF-8 text instead of the default one (pydoc_data.topics); "
+                        "the passes' tokens/take options pick the tokens")
     c.add_argument("--force", action="store_true",
                    help="write into an existing directory that holds other files (they are kept)")
     c.set_defaults(fn=_compile)

@@ -105,8 +105,10 @@ def run_by_groups(graph: Graph, weights, ctx, options: dict, selected: list[Line
             process(Group(v, items, x, si))
             done.update(it.weight for it in items)
             n_groups += 1
-        live = _advance(graph, weights, nodes, live, live_out)
         ctx.log(f"{pass_name}: segment {si + 1}, {len(order)} groups")
+        if len(done) == len(selected):
+            break                     # the rest of the model (e.g. the LM head) is not needed
+        live = _advance(graph, weights, nodes, live, live_out)
     return {"tokens": int(ids.size), "windows": len(windows), "segments": si + 1, "groups": n_groups}
 
 

@@ -15,14 +15,16 @@ def default_text() -> str:
     return "\n\n".join(topics.topics[k] for k in sorted(topics.topics))
 
 
-def calibration_input(recipe, tokenizer):
-    """The calibrate pass's input (``run_recipe(..., calibration=...)``): the default
-    text's token ids when ``recipe`` needs them (:attr:`Recipe.needs_calibration`) and a
-    tokenizer is there, else ``None`` (a pass that needs them then says so).  The one
-    rule of ``plait compile``, ``plait hls csim layer`` and ``plait sweep``."""
+def calibration_input(recipe, tokenizer, text: "str | None" = None):
+    """The calibrating passes' input (``run_recipe(..., calibration=...)``): the token
+    ids of ``text`` (default: the default text) when ``recipe`` needs them
+    (:attr:`Recipe.needs_calibration`) and a tokenizer is there, else ``None`` (a pass
+    that needs them then says so).  How many of them and which end is each pass's
+    ``tokens``/``take`` options.  The one rule of ``plait compile``, ``plait hls csim
+    layer`` and ``plait sweep``."""
     if not recipe.needs_calibration or tokenizer is None:
         return None
-    return {"ids": tokenizer.encode(default_text())}
+    return {"ids": tokenizer.encode(default_text() if text is None else text)}
 
 
 def argparse_source() -> str:

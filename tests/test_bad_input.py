@@ -193,6 +193,9 @@ def test_recompile_replaces_the_whole_artifact(artifact, tmp_path, capsys):
     (["--recipe", "{tmp}"], ["is a directory, expected a TOML file"]),
     (["--recipe", "{binary}"], ["not a TOML text file"]),
     (["--recipe", "{file}"], ["not valid TOML"]),
+    (["--recipe", "w4g128-gptq", "--calibration-text", "{tmp}/none.txt"], ["--calibration-text", "no such file"]),
+    (["--recipe", "w4g128-gptq", "--calibration-text", "{binary}"], ["--calibration-text", "not UTF-8"]),
+    (["--recipe", "w4g128", "--calibration-text", "{file}"], ["--calibration-text", "has no pass that calibrates"]),
 ])
 def test_failed_compile_keeps_the_previous_artifact(argv, words, artifact, tmp_path, capsys):
     out = tmp_path / "a"
@@ -468,3 +471,18 @@ def test_same_inputs_give_identical_artifact_bytes(hf_tiny, tmp_path):
     assert ha == hb and "manifest.json" in ha
     assert "created" in json.loads((a / "build-info.json").read_text())
     assert "created" not in json.loads((a / "manifest.json").read_text())
+
+
+def test_compile_calibrates_on_the_given_text(hf_tiny, tmp_path, capsys):
+    """--calibration-text: the calibrating passes see that text's tokens (GPTQ's weights
+    differ from the default text's), and the artifact is written."""
+    from plait.ir.serialize import WEIGHTS_FILE
+    text = tmp_path / "cal.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    outs = {}
+    for name, extra in (("default", []), ("given", ["--calibration-text", str(text)])):
+        out = tmp_path / name
+        assert main(["compile", str(hf_tiny), "--recipe", "w4g128-gptq", "-o", str(out), *extra]) == 0
+        outs[name] = (out / WEIGHTS_FILE).read_bytes()
+    assert outs["default"] != outs["given"]
+
