@@ -62,6 +62,10 @@ def _compile(args) -> int:
           f"(load {t_load:.1f}s, passes {t_pass:.1f}s, total {total:.1f}s)")
     for line in report.lines() if hasattr(report, "lines") else []:
         print("  " + line)
+    from plait.ir.stats import format_plan, summarize
+    plan = summarize(graph)["precision_plan"]
+    for line in format_plan(plan, layers=True) if plan else []:
+        print("  " + line)
     return 0
 
 

@@ -241,15 +241,21 @@ def format_summary(s: dict, layers: bool = False) -> str:
         "weight formats   " + ", ".join(f"{k}: {h(v)}" for k, v in s["weight_formats"].items()),
         "ops              " + ", ".join(f"{k}={v}" for k, v in s["ops"].items()),
     ]
-    plan = s.get("precision_plan")
-    if plan:
-        lines.append(f"precision plan   {plan['weights']} weights, average {plan['average_bits']:.3f} bits: "
-                     + ", ".join(f"{h(n)} at {b} bits" for b, n in plan["parameters_by_bits"].items()))
-        if layers:
-            lines += [f"  {b} bits  {w}" for w, b in plan["plan"].items()]
+    if s.get("precision_plan"):
+        lines += format_plan(s["precision_plan"], layers)
     if s.get("mapping"):
         lines += format_mapping(s["mapping"], layers)
     return "\n".join(lines)
+
+
+def format_plan(plan: dict, layers: bool = False) -> list[str]:
+    """A mixed-precision plan (``summarize(...)["precision_plan"]``): one line, and with
+    ``layers`` one more per weight."""
+    lines = [f"precision plan   {plan['weights']} weights, average {plan['average_bits']:.3f} bits: "
+             + ", ".join(f"{_h(n)} at {b} bits" for b, n in plan["parameters_by_bits"].items())]
+    if layers:
+        lines += [f"  {b} bits  {w}" for w, b in plan["plan"].items()]
+    return lines
 
 
 def format_mapping(m: dict, layers: bool = False) -> list[str]:

@@ -263,3 +263,14 @@ def test_calibrated_recipes_run_on_a_small_model(name):
     assert [p.name for p in rep.passes] == [s["pass"] for s in load_recipe(name).passes]
     assert all(p.peak_rss_mb is None or p.peak_rss_mb > 0 for p in rep.passes)
     assert sum(1 for p in g.params() if p.type.quant is not None or p.type.sparsity is not None) == 14
+
+
+def test_compile_prints_the_plan_and_inspect_shows_it(tmp_path, capsys):
+    from plait.cli import main
+    from plait.tests.graphs import tiny_hf_dir
+    src = tiny_hf_dir(tmp_path / "hf")
+    assert main(["compile", str(src), "--recipe", "mixed-3.5", "-o", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "precision plan   14 weights, average" in out and " bits  model.layers.0.mlp.down_proj.weight" in out
+    assert main(["inspect", str(tmp_path / "a")]) == 0
+    assert "precision plan   14 weights" in capsys.readouterr().out
