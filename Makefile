@@ -18,3 +18,15 @@ test: setup
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+# llmcompressor beside plait (benchmarks/peer_llmcompressor.py), in its own venv: llmcompressor
+# 0.14.0.1 pins transformers<=5.17 and huggingface-hub<2 (.venv has newer). Not part of setup/CI.
+PEER_VENV := .venv-peer
+.PHONY: peer-venv
+peer-venv:
+	@[ -x $(PEER_VENV)/bin/python ] || $${PYTHON:-python3.11} -m venv $(PEER_VENV)
+	@$(PEER_VENV)/bin/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	@# torch first, pinned: the CPU build on this machine (a bare requirement would pull CUDA)
+	@$(PEER_VENV)/bin/pip install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PEER_VENV)/bin/pip install -q llmcompressor==0.14.0.1 2>&1 | grep -v '^WARNING: Location' || true
+	$(PEER_VENV)/bin/python -c "import llmcompressor, torch, transformers; print('peer-venv: llmcompressor', llmcompressor.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
