@@ -46,8 +46,8 @@ first ``--max-tokens`` tokens; calibration: its last ``--calib-tokens`` tokens, 
 (22k SmolLM2 tokens on CPython 3.11.7): code, not prose.
 
 A later combined benchmark imports this file (``importlib``, like
-``tests/test_peer_compress.py``) and calls :func:`run_peer`; :data:`PROMPTS` and
-:func:`second_text` are its shared constants.  :func:`check_peer` raises
+``tests/test_peer_compress.py``) and calls :func:`run_peer`; :data:`PROMPTS` and the texts
+come from :mod:`plait.passes.textdata` (shared with it).  :func:`check_peer` raises
 :class:`PeerUnavailable` with a one-line message when the peer venv or llmcompressor
 is missing; ``main`` prints it and exits with status 2.
 """
@@ -67,8 +67,8 @@ PEER_VENV = REPO / ".venv-peer"
 PEER_ENV_VAR = "PLAIT_PEER_PYTHON"        # another interpreter that has llmcompressor
 LLMCOMPRESSOR_VERSION = "0.14.0.1"
 
-#: The fixed prompts whose greedy answers every peer/plait row reports.
-PROMPTS = ("The capital of France is", "def fibonacci(n):", "Water boils at")
+from plait.passes.textdata import PROMPTS, TEXTS  # noqa: E402  (the scored texts and prompts: one place)
+
 MAX_NEW_TOKENS = 32
 CHECK_TOKENS = 64                          # tokens of the logits cross-check window
 
@@ -82,15 +82,13 @@ class PeerError(RuntimeError):
 
 
 def second_text() -> str:
-    """The source of CPython's ``argparse`` module (ships with Python, no download)."""
-    import argparse as _argparse
-    return Path(_argparse.__file__).read_text(encoding="utf-8")
+    """The source of CPython's ``argparse`` module (:data:`plait.passes.textdata.TEXTS`)."""
+    return TEXTS["argparse_py"]()
 
 
 def texts() -> dict[str, str]:
     """Name -> text of every scored text."""
-    from plait.runtime.evaluate import default_text
-    return {"pydoc_topics": default_text(), "argparse_py": second_text()}
+    return {name: fn() for name, fn in TEXTS.items()}
 
 
 # --------------------------------------------------------------------------- the peer venv
