@@ -149,6 +149,34 @@ def _gptq(w: np.ndarray, h: torch.Tensor, bits: int, group_size: int, scheme: st
     u_fac, _ = inverse_hessian_factor(h, damp, what)
     block = group_size * max(1, -(-BLOCK // group_size))   # a group never straddles blocks
     codes = torch.zeros((n, k), dtype=torch.float32)
+
+    def fix(j: int, i: int, W1: torch.Tensor, U1: torch.Tensor) -> torch.Tensor:
+        col = int(perm[j])
+        gi = col // group_size
+        if not act_order and col % group_size == 0:
+            set_grid(gi, W1[:, i:i + group_size])
+        s = scales[:, gi]
+        z = None if zeros is None else zeros[:, gi].astype(np.float32)
+        u = np.asarray(round_to_grid(W1[:, i].numpy(), s, z, bits, scheme), np.float32)
+        if keep is not None:
+            u = np.where(keep[:, j].numpy(), u, _zero_code(bits, scheme, z))
+        codes[:, col] = torch.from_numpy(u)
+        return torch.from_numpy(grid_value(u, s, z, bits, scheme))
+
+    loss = _sweep_columns(W, u_fac, block, fix)
+    qw = QuantizedWeight(codes.numpy().astype(np.uint8), scales, zeros, bits, group_size, scheme)
+    return qw, loss
+
+
+def _sweep_columns(W: torch.Tensor, u_fac: torch.Tensor, block: int, fix) -> float:
+    """The OBS column sweep shared by GPTQ and SparseGPT, in place on ``W [N, K]``.
+
+    For every column ``j`` (block by block) ``fix(j, i, W1, U1)`` returns its fixed
+    values ``q`` (``i``: the column within the block, ``W1``: the block's columns as
+    updated so far, ``U1``: the block of ``u_fac``); the error ``(w - q) / U[j, j]`` is
+    moved onto the block's later columns at once and onto the rest of the matrix once
+    per block.  Returns the summed squared error terms (GPTQ's loss estimate)."""
+    k = W.shape[1]
     loss = 0.0
     for i1 in range(0, k, block):
         i2 = min(i1 + block, k)
@@ -156,29 +184,15 @@ def _gptq(w: np.ndarray, h: torch.Tensor, bits: int, group_size: int, scheme: st
         E1 = torch.zeros_like(W1)
         U1 = u_fac[i1:i2, i1:i2]
         for i in range(i2 - i1):
-            col = int(perm[i1 + i])
-            gi = col // group_size
-            if not act_order and col % group_size == 0:
-                set_grid(gi, W1[:, i:i + group_size])
-            s = torch.from_numpy(scales[:, gi])
-            z = None if zeros is None else torch.from_numpy(zeros[:, gi]).float()
-            wcol = W1[:, i]
-            u = torch.from_numpy(np.asarray(round_to_grid(wcol.numpy(), s.numpy(),
-                                                          None if z is None else z.numpy(), bits, scheme),
-                                            np.float32))
-            if keep is not None:
-                zero_code = _zero_code(bits, scheme, z)
-                u = torch.where(keep[:, i1 + i], u, zero_code)
-            q = torch.from_numpy(grid_value(u.numpy(), s.numpy(), None if z is None else z.numpy(), bits, scheme))
-            codes[:, col] = u
-            d = U1[i, i]
-            err = (wcol - q) / d
+            q = fix(i1 + i, i, W1, U1)
+            err = (W1[:, i] - q) / U1[i, i]
             loss += float(torch.sum(err * err))
             W1[:, i:] -= err[:, None] * U1[i, i:][None, :]
+            W1[:, i] = q
             E1[:, i] = err
+        W[:, i1:i2] = W1
         W[:, i2:] -= E1 @ u_fac[i1:i2, i2:]
-    qw = QuantizedWeight(codes.numpy().astype(np.uint8), scales, zeros, bits, group_size, scheme)
-    return qw, loss
+    return loss
 
 
 def hessian_error(w: np.ndarray, w_hat: np.ndarray, h: torch.Tensor) -> float:
@@ -188,14 +202,14 @@ def hessian_error(w: np.ndarray, w_hat: np.ndarray, h: torch.Tensor) -> float:
     return float(torch.sum((d @ h) * d))
 
 
-def _zero_code(bits: int, scheme: str, z: Optional[torch.Tensor]) -> torch.Tensor:
+def _zero_code(bits: int, scheme: str, z: Optional[np.ndarray]):
     """The code whose value is exactly 0 (per row for asym)."""
     if scheme == "sym":
-        return torch.tensor(float(1 << (bits - 1)))
+        return np.float32(1 << (bits - 1))
     if scheme == "asym":
         return z
     if scheme == "ternary":
-        return torch.tensor(1.0)
+        return np.float32(1.0)
     raise PassError(f"scheme {scheme!r} has no zero level; sparse weights cannot keep their zeros")
 
 
@@ -204,38 +218,25 @@ def _sparsegpt(w: np.ndarray, h: torch.Tensor, *, n: int = 0, m: int = 0, sparsi
     """SparseGPT pruning of ``w [N, K]`` with Hessian ``h``: N:M (``n``, ``m``) or
     unstructured (``sparsity`` in (0, 1)).  Returns the pruned, updated float32
     weight (pruned entries exactly 0) and the proxy loss."""
-    rows, k = w.shape
     u_fac, dead = inverse_hessian_factor(h, damp, what)
     W = torch.from_numpy(np.array(w, np.float32, copy=True))
     W[:, dead] = 0
     block = BLOCK if not m else m * max(1, BLOCK // m)
-    loss = 0.0
-    for i1 in range(0, k, block):
-        i2 = min(i1 + block, k)
-        W1 = W[:, i1:i2].clone()
-        E1 = torch.zeros_like(W1)
-        U1 = u_fac[i1:i2, i1:i2]
+    keep = torch.ones(0, dtype=torch.bool)
+
+    def fix(j: int, i: int, W1: torch.Tensor, U1: torch.Tensor) -> torch.Tensor:
+        nonlocal keep
         d = torch.diagonal(U1)
-        if m:
-            keep = torch.zeros_like(W1, dtype=torch.bool)
-        else:
-            score = (W1 ** 2) / (d[None, :] ** 2)
-            cut = int(score.numel() * sparsity)
+        if i == 0:           # a new block: the unstructured mask of all of it
             keep = torch.ones_like(W1, dtype=torch.bool)
+            score = (W1 ** 2) / (d[None, :] ** 2)
+            cut = int(score.numel() * sparsity) if not m else 0
             if cut:
-                idx = torch.argsort(score.flatten(), stable=True)[:cut]
-                keep.view(-1)[idx] = False
-        for i in range(i2 - i1):
-            if m and i % m == 0:
-                score = (W1[:, i:i + m] ** 2) / (d[None, i:i + m] ** 2)
-                keep[:, i:i + m] = torch.from_numpy(prune_nm(score.numpy(), n, m))
-            wcol = W1[:, i]
-            q = torch.where(keep[:, i], wcol, torch.zeros_like(wcol))
-            err = (wcol - q) / U1[i, i]
-            loss += float(torch.sum(err * err))
-            W1[:, i:] -= err[:, None] * U1[i, i:][None, :]
-            W1[:, i] = q
-            E1[:, i] = err
-        W[:, i1:i2] = W1
-        W[:, i2:] -= E1 @ u_fac[i1:i2, i2:]
+                keep.view(-1)[torch.argsort(score.flatten(), stable=True)[:cut]] = False
+        if m and i % m == 0:  # N:M: the mask of the next M columns, from the updated weights
+            score = (W1[:, i:i + m] ** 2) / (d[None, i:i + m] ** 2)
+            keep[:, i:i + m] = torch.from_numpy(prune_nm(score.numpy(), n, m))
+        return torch.where(keep[:, i], W1[:, i], torch.zeros_like(W1[:, i]))
+
+    loss = _sweep_columns(W, u_fac, block, fix)
     return W.numpy(), loss
