@@ -67,7 +67,10 @@ PEER_VENV = REPO / ".venv-peer"
 PEER_ENV_VAR = "PLAIT_PEER_PYTHON"        # another interpreter that has llmcompressor
 LLMCOMPRESSOR_VERSION = "0.14.0.1"
 
-from plait.passes.textdata import PROMPTS, TEXTS  # noqa: E402  (the scored texts and prompts: one place)
+try:   # the scored texts and prompts: one place
+    from plait.passes.textdata import PROMPTS, TEXTS
+except ImportError:   # the peer venv runs this file as its driver, without plait
+    PROMPTS, TEXTS = (), {}
 
 MAX_NEW_TOKENS = 32
 CHECK_TOKENS = 64                          # tokens of the logits cross-check window
