@@ -86,8 +86,9 @@ def main() -> None:
                           for p in rep.passes]}
         row.update(evaluate(g, w, tok, ids, args))
         rows.append(row)
-        print(json.dumps({k: row[k] for k in ("recipe", "bits_per_weight", "texts", "compile_seconds")}),
-              flush=True)
+        print(json.dumps(row), flush=True)        # every row in full as soon as it is measured
+        if args.out:
+            Path(args.out).write_text(json.dumps(rows, indent=2, default=str) + "\n")
         del g, w
     if args.peer:
         sys.path.insert(0, str(Path(__file__).parent))
