@@ -4,8 +4,11 @@
 yosys (:func:`plait.rtl.synth.synthesize_unit`, cached) and prints a table of
 LUT / FF / CARRY / DSP48E2 / BRAM, the same divided by the unit's
 ``macs_per_cycle()`` (resources per MAC), and the config's analytical
-``estimate_resources()`` next to it.  Without yosys it says so and prints the
-analytical estimate only.  :func:`hw_report_data` returns the same as a dict
+``estimate_resources()`` next to it, then the unit's static timing estimate
+(:mod:`plait.rtl.timing`: estimated fmax against the 300 MHz target, the critical
+register-to-register paths with their delay breakdown and the highest-fanout nets;
+``--no-timing`` leaves it out, ``--paths N`` sets how many paths are listed).  Without
+yosys it says so and prints the analytical estimate only.  :func:`hw_report_data` returns the same as a dict
 (``--json``).
 
 Wiring (done by the lead in ``cli.py``)::
@@ -29,8 +32,11 @@ REPORT_COLUMNS = ("LUT", "FF", "CARRY", "DSP48E2", "BRAM", "LUTRAM")
 
 
 def hw_report_data(unit_name: str, overrides: dict | list | None = None, *,
-                   family: str = "xcup", synth: bool = True) -> dict[str, Any]:
-    """Config, analytical estimate, synthesis result (or why there is none), per-MAC."""
+                   family: str = "xcup", synth: bool = True, timing: bool = True,
+                   n_paths: int = 5) -> dict[str, Any]:
+    """Config, analytical estimate, synthesis result (or why there is none), per-MAC,
+    and (``timing``) the timing estimate as ``data["timing"]`` (a
+    :class:`plait.rtl.timing.TimingReport` as a dict)."""
     spec = get_unit(unit_name)
     cfg = spec.config_cls.from_overrides(overrides or {})
     macs = int(cfg.macs_per_cycle())
@@ -41,12 +47,17 @@ def hw_report_data(unit_name: str, overrides: dict | list | None = None, *,
     data: dict[str, Any] = {"unit": unit_name, "top": spec.top, "config": cfg.to_dict(),
                             "config_key": cfg.key(), "macs_per_cycle": macs,
                             "estimate": est, "synth": None, "synth_note": None,
-                            "family": family}
+                            "family": family, "timing": None}
     if not synth:
         data["synth_note"] = "synthesis not requested (--no-synth)"
     else:
         try:
-            res = synthesize_unit(unit_name, cfg, family=family)
+            if timing:
+                from .timing import unit_timing
+                res, rep = unit_timing(unit_name, cfg, family=family, n_paths=n_paths)
+                data["timing"] = rep.as_dict()
+            else:
+                res = synthesize_unit(unit_name, cfg, family=family)
         except ToolMissing as e:
             data["synth_note"] = f"yosys unavailable: {e}"
         else:
@@ -77,9 +88,10 @@ def _fmt(v: Any, per: bool = False) -> str:
 
 
 def hw_report(unit_name: str, overrides: dict | list | None = None, *, family: str = "xcup",
-              synth: bool = True) -> str:
+              synth: bool = True, timing: bool = True, n_paths: int = 5) -> str:
     """Text report (see module docstring)."""
-    d = hw_report_data(unit_name, overrides, family=family, synth=synth)
+    d = hw_report_data(unit_name, overrides, family=family, synth=synth, timing=timing,
+                       n_paths=n_paths)
     cfg_s = ", ".join(f"{k}={v}" for k, v in d["config"].items())
     lines = [f"hw report: unit {d['unit']} (top {d['top']}, config {d['config_key']})",
              f"  config: {cfg_s}",
@@ -111,6 +123,9 @@ def hw_report(unit_name: str, overrides: dict | list | None = None, *, family: s
                       f"{s['pcin_cascades']});  {s['yosys']}, {when}"]
         other = [f"{k}={v}" for k, v in s["cells"].items()]
         lines.append("  cells: " + ", ".join(other))
+    if d.get("timing") is not None:
+        from .timing import TimingReport, format_timing
+        lines += ["", format_timing(TimingReport.from_dict(d["timing"]))]
     return "\n".join(lines)
 
 
@@ -121,10 +136,12 @@ def _cmd_hw_report(args) -> int:
     try:
         if args.json:
             d = hw_report_data(args.unit, overrides, family=args.family,
-                               synth=not args.no_synth)
+                               synth=not args.no_synth, timing=not args.no_timing,
+                               n_paths=args.paths)
             print(json.dumps(d, indent=1, sort_keys=True))
         else:
-            print(hw_report(args.unit, overrides, family=args.family, synth=not args.no_synth))
+            print(hw_report(args.unit, overrides, family=args.family, synth=not args.no_synth,
+                            timing=not args.no_timing, n_paths=args.paths))
     except (KeyError, ValueError, TypeError, SynthesisFailed, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"plait: error: hw report {args.unit}: {msg}", file=sys.stderr)
@@ -141,5 +158,9 @@ def register_cli(subparsers) -> None:
                    help="config field overrides, e.g. --config n=32 m=2")
     p.add_argument("--family", default="xcup", help="yosys synth_xilinx family (default xcup)")
     p.add_argument("--no-synth", action="store_true", help="analytical estimate only")
+    p.add_argument("--no-timing", action="store_true",
+                   help="leave out the static timing estimate (plait.rtl.timing)")
+    p.add_argument("--paths", type=int, default=5, metavar="N",
+                   help="critical paths listed in the timing estimate (default 5)")
     p.add_argument("--json", action="store_true", help="print a JSON document")
     p.set_defaults(fn=_cmd_hw_report)

@@ -28,6 +28,10 @@ params, defines, family, yosys version, flow version) in
 (with the apt-get hint); a yosys error raises :class:`SynthesisFailed` with the
 end of the log.
 
+:func:`synthesize_netlist` does the same and also keeps the flattened netlist
+(``<key>.netlist.json.gz`` beside the cache entry) for the timing estimate of
+:mod:`plait.rtl.timing`.
+
 This module also owns :class:`ToolMissing` and :func:`find_yosys` (the ``rtl``
 layer may not import ``plait.sim``; :mod:`plait.sim.verilator` re-exports them).
 """
@@ -50,7 +54,8 @@ from pathlib import Path
 from .config import UnitConfig, cache_dir
 
 __all__ = ["ToolMissing", "SynthesisFailed", "Resources", "synthesize", "synthesize_unit",
-           "find_yosys", "yosys_version", "classify_cells", "RESOURCE_KEYS"]
+           "synthesize_netlist", "load_netlist", "netlist_path", "find_yosys", "yosys_version",
+           "classify_cells", "RESOURCE_KEYS"]
 
 YOSYS_HINT = ("install yosys: `apt-get install yosys` (Debian/Ubuntu) or set PLAIT_YOSYS "
               "to the yosys executable")
@@ -238,10 +243,32 @@ def _script(top: str, files: list[Path], family: str, params: dict, defines: dic
     return "\n".join(lines) + "\n"
 
 
+def netlist_path(res: Resources) -> Path:
+    """Where :func:`synthesize_netlist` caches the gzipped yosys JSON netlist of ``res``."""
+    return cache_dir() / "synth" / f"{res.top}-{res.key}.netlist.json.gz"
+
+
+def load_netlist(res: Resources) -> dict:
+    """The cached netlist of a :func:`synthesize_netlist` result (``write_json`` form)."""
+    import gzip
+    with gzip.open(netlist_path(res), "rt") as f:
+        return json.load(f)
+
+
+def synthesize_netlist(top: str, sources: list[Path], **kw) -> Resources:
+    """:func:`synthesize`, and keep the flattened netlist in the cache as well
+    (:func:`netlist_path`, read it with :func:`load_netlist`; used by
+    :mod:`plait.rtl.timing`).  A cached result without its netlist (an entry made by
+    :func:`synthesize`) is synthesized again; ``use_cache=False`` still writes the
+    netlist file, since that is how it is handed over."""
+    return synthesize(top, sources, _keep_netlist=True, **kw)
+
+
 def synthesize(top: str, sources: list[Path], *, config: UnitConfig | None = None,
                family: str = "xcup", params: dict | None = None,
                defines: dict | None = None, flatten: bool = True, use_cache: bool = True,
-               timeout: float = 1800.0, keep_dir: Path | None = None) -> Resources:
+               timeout: float = 1800.0, keep_dir: Path | None = None,
+               _keep_netlist: bool = False) -> Resources:
     """Synthesize ``top`` with yosys ``synth_xilinx`` and count resources (see module doc).
 
     ``params`` values must be integers (``chparam``).  ``keep_dir``: run there and
@@ -281,7 +308,8 @@ def synthesize(top: str, sources: list[Path], *, config: UnitConfig | None = Non
         try:
             res = Resources.from_dict(json.loads(cfile.read_text()))
             res.cached = True
-            return res
+            if not _keep_netlist or netlist_path(res).is_file():
+                return res
         except (ValueError, TypeError, KeyError, AttributeError):
             pass  # corrupt cache entry (damaged JSON, wrong fields): synthesize again and overwrite it
 
@@ -324,6 +352,14 @@ def synthesize(top: str, sources: list[Path], *, config: UnitConfig | None = Non
         res = Resources.from_cells(top, family, cells, dsp_cascades=sum(casc.values()),
                                    pcin_cascades=casc["PCIN"], params=params,
                                    yosys=ver, seconds=round(secs, 2), key=key[:24])
+        if _keep_netlist:
+            import gzip
+            npath = netlist_path(res)
+            npath.parent.mkdir(parents=True, exist_ok=True)
+            tmpn = npath.with_suffix(f".{os.getpid()}.tmp")
+            with open(work / "netlist.json", "rb") as src, gzip.open(tmpn, "wb", 6) as dst:
+                shutil.copyfileobj(src, dst)
+            tmpn.replace(npath)
     finally:
         if tmp is not None:
             tmp.cleanup()

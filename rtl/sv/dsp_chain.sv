@@ -196,8 +196,7 @@ module dsp_chain #(
   localparam int LEV_ANY = MODE_EN[M_DENSE] ? LEV_16 :
                            (MODE_EN[M_2_4] || MODE_EN[M_2_16]) ? LEV_2 :
                            MODE_EN[M_4_16] ? LEV_4 : LEV_8;
-  int   lev;
-  logic acc_v, acc_last, first;
+  int lev;
   always_comb begin
     lev = LEV_ANY;
     if (MODE_EN[M_DENSE] && cur_mode == M_DENSE) lev = LEV_16;
@@ -206,30 +205,51 @@ module dsp_chain #(
     if (MODE_EN[M_4_16]  && cur_mode == M_4_16)  lev = LEV_4;
     if (MODE_EN[M_8_16]  && cur_mode == M_8_16)  lev = LEV_8;
   end
-  assign acc_v    = v[TAP0 + lev];
-  assign acc_last = last[TAP0 + lev];
 
-  // first: the next valid beat starts a quantization group -- the accumulators load
-  // its beat sum instead of adding (one LUT per bit in front of the carry chain; no
-  // clear/reset logic on the accumulator registers)
+  // Accumulator control, registered and replicated (timing: one copy would fan out to
+  // every accumulator bit).  v and last are plain shift registers (no stall), so the
+  // register of tap TAP0 + lev - 1 holds exactly tap TAP0 + lev: acc_v / acc_last keep
+  // their cycle.  cur_mode (hence lev) changes only when no beat is in flight, so the
+  // per-row level select may follow it one cycle late: a new mode's first beat
+  // reaches the accumulators TAP0 + lev >= 5 cycles after it was accepted.
+  localparam int LV_W = (LEVELS < 1) ? 1 : $clog2(LEVELS + 1);   // width of a level
+  logic acc_v, acc_last;           // the copy for out_valid / out_mode
   always_ff @(posedge clk) begin
-    if (!rst_n)     first <= 1'b1;
-    else if (acc_v) first <= acc_last;
+    if (!rst_n) acc_v <= 1'b0;
+    else        acc_v <= v[TAP0 + lev - 1];
+    acc_last <= last[TAP0 + lev - 1];
   end
 
   for (genvar r = 0; r < ROWS_MAX; r++) begin : g_row
     for (genvar ln = 0; ln < 2; ln++) begin : g_lane
+      // this row and lane's copies: beat valid, group end, first beat of a group (the
+      // accumulator loads its beat sum instead of adding: one LUT per bit in front of
+      // the carry chain), and the level select.  (* keep *): yosys would merge them.
+      logic acc_v_q, acc_last_q, first_q;
+      (* fsm_encoding = "none" *) logic [LV_W-1:0] lev_q;   // a register, not an FSM
+      (* keep *) always_ff @(posedge clk) begin
+        if (!rst_n) begin
+          acc_v_q <= 1'b0;
+          first_q <= 1'b1;
+        end else begin
+          acc_v_q <= v[TAP0 + lev - 1];
+          if (acc_v_q) first_q <= acc_last_q;
+        end
+        acc_last_q <= last[TAP0 + lev - 1];
+        lev_q <= LV_W'(lev);
+      end
+
       logic signed [TREE_W-1:0] x;
       logic signed [ACC_W-1:0]  acc, sum, o_r;
       always_comb begin
         x = '0;
         for (int l = 0; l <= LEVELS; l++)
-          if (l == lev && r < (NG >> l)) x = tree_q[((l*NG + r)*2 + ln)*TREE_W +: TREE_W];
+          if (lev_q == LV_W'(l) && r < (NG >> l)) x = tree_q[((l*NG + r)*2 + ln)*TREE_W +: TREE_W];
       end
-      assign sum = (first ? '0 : acc) + ACC_W'(x);
+      assign sum = (first_q ? '0 : acc) + ACC_W'(x);
       always_ff @(posedge clk) begin
-        if (acc_v)             acc <= sum;
-        if (acc_v && acc_last) o_r <= sum;
+        if (acc_v_q)               acc <= sum;
+        if (acc_v_q && acc_last_q) o_r <= sum;
       end
       assign out_acc[(ln*ROWS_MAX + r)*ACC_W +: ACC_W] = o_r;
     end

@@ -30,10 +30,16 @@ module dsp_lane_adjust #(
   // P >>> SH, truncated: exact because |S1| < 2^SH (checked by the config)
   assign p_hi   = p[SH +: LANE_W];
 
+  // upper-lane borrow correction: both candidates in parallel, the borrow (the carry out
+  // of the window compare) only selects -- the compare and the increment are two carry
+  // chains side by side instead of one after the other (timing)
+  logic signed [LANE_W-1:0] p_hi1;
+  assign p_hi1 = p_hi + LANE_W'(1);
+
   always_ff @(posedge clk) begin
     // lo_u - borrow * 2^SH in SH+1 bits is just {borrow, lo_u}
     s_lo <= LANE_W'($signed({borrow, lo_u}));
-    s_hi <= p_hi + $signed({{(LANE_W-1){1'b0}}, borrow});   // upper-lane borrow correction
+    s_hi <= borrow ? p_hi1 : p_hi;
   end
 
   if (P_W > SH + LANE_W) begin : g_unused
