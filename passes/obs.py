@@ -39,7 +39,9 @@ from plait.ir.numerics import QuantizedWeight, grid_value, group_grid, prune_nm,
 from .framework import PassError
 
 BLOCK = 128
-SHRINK = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75)   # range factors tried by clip_search (1.0: RTN's grid)
+# range factors tried by clip_search (1.0: RTN's grid); down to 0.5 for the 2-bit sym grid,
+# whose RTN scale (max / 1) rounds most weights to 0
+SHRINK = tuple(round(1.0 - 0.05 * i, 2) for i in range(11))
 
 
 class _one_thread:

@@ -135,7 +135,7 @@ class Quantize(Pass):
         "act_order": Option("bool", False, "gptq: visit inputs by decreasing Hessian diagonal"),
         "damp": Option("float", 0.01, "gptq: Hessian damping, a fraction of its mean diagonal", check=_damp_ok),
         "clip_search": Option("bool", True, "gptq: per row and group, the grid of the range shrunk by the "
-                              "factor (1 .. 0.75) with the least Hessian-weighted rounding error"),
+                              "factor (1 .. 0.5) with the least Hessian-weighted rounding error"),
         **CALIBRATION_OPTIONS,
         "include": Option("list[str]", ("*",), "globs on weight names / module paths to quantize"),
         "exclude": Option("list[str]", (), "globs on weight names / module paths to leave in float"),
