@@ -33,16 +33,16 @@ Bundled targets
     engine                  count   LUT    FF     DSP    weight stream per cycle
     ======================  ======  =====  =====  =====  ==============================
     DSP chain 512 x c2      4       348K   275K   2048   4 x 512 B (W8) = 2048 B
-    LUT core 2 x 128 x 4    24      401K   614K    768   24 x 64 B (one bit-plane)
-    total                           749K   889K   2816
-    share of the device             57%    34%    31%
+    LUT core 2 x 128 x 4    24      401K   803K    768   24 x 64 B (one bit-plane)
+    total                           749K   1078K  2816
+    share of the device             57%    41%    31%
     ======================  ======  =====  =====  =====  ==============================
 
     At 225 MHz the HBM delivers 460e9 / 225e6 = 2044 B per cycle, so the four
     chains read W8 weights at the HBM rate and the 24 LUT cores (one 4-bit plane
     index per column and cycle) at 75% of it.  LUTs, not DSP slices, bound the
     chain count: the sparse MUX of the N:16 modes costs ~170 LUT per slice.  43% of
-    the LUTs and 66% of the FFs stay for the SFU, the controller, the HBM AXI ports
+    the LUTs and 59% of the FFs stay for the SFU, the controller, the HBM AXI ports
     and the buffers.
 ``sim16`` -- the default RTL geometries (``DspChainConfig()``: 16 slices, cascade 2,
     all modes; ``LutCoreConfig()``: 2 x 64 tile, max_group 256, 8 dequantizer lanes,
@@ -75,11 +75,13 @@ LUT core (``rtl/sv/lut_core.sv``)
     per quantization group of ``G`` inputs).  The dequantizer needs ``S = n /
     dq_lanes`` clocks per group and takes a new group only in its last step, so a
     group end waits when groups are shorter than that; the first group of the next
-    tile also waits until the previous tile's output has left (``S + 2`` clocks after
-    that tile's last group end, with ``o_ready`` high).  An isolated tile
-    (:func:`lut_tile_cycles`, first activation beat to output transfer) takes
-    ``1 + L + (g - 1) max(L, S) + S`` clocks (``L = bits * G / 4``, ``g = K / G``);
-    back-to-back tiles follow every ``max(L, S + 2) + (g - 1) max(L, S)`` clocks
+    tile also waits until the previous tile's output has left (``S + 2 + P`` clocks
+    after that tile's last group end, with ``o_ready`` high; ``P =``
+    :data:`LUT_PIPE` ``= 5`` clocks of registered inputs and dequantizer pipeline).
+    An isolated tile (:func:`lut_tile_cycles`, first activation beat to output
+    transfer) takes ``1 + L + (g - 1) max(L, S) + S + P`` clocks (``L = bits * G / 4``,
+    ``g = K / G``); back-to-back tiles follow every ``max(L, S + 2 + P) + (g - 1)
+    max(L, S)`` clocks
     (:func:`lut_tile_period`; ``K / 4 * bits`` when groups are long).  A layer is
     ``ceil(T / m) * ceil(rows / n)`` tiles spread over ``count`` cores::
 
@@ -107,7 +109,7 @@ from .numerics.lut import LUT_G, LUT_WEIGHT_BITS
 __all__ = ["TargetError", "DspChainGeometry", "LutCoreGeometry", "Target", "TARGETS", "U280",
            "SIM16", "register_target", "get_target", "list_targets", "dsp_level", "dsp_latency",
            "dsp_rows", "dsp_tile_beats", "dsp_linear_cycles", "lut_tile_cycles",
-           "lut_tile_period", "lut_linear_cycles", "ENGINES"]
+           "lut_tile_period", "lut_linear_cycles", "LUT_PIPE", "ENGINES"]
 
 #: engine names used by the mapping pass and the reports
 ENGINES = ("dsp_chain", "lut_core")
@@ -454,21 +456,29 @@ def _lut_tile_terms(bits: int, k: int, group: int, n: int, dq_lanes: int) -> tup
     return bits * group // LUT_G, n // dq_lanes, k // group
 
 
+#: clocks the LUT core's datapath adds behind its control (timing: 300 MHz): the
+#: registered inputs (one stage) and the dequantizer pipeline (select, z' X, zero
+#: correction + halving, A * mant: four stages) before a step updates P
+LUT_PIPE = 5
+
+
 def lut_tile_cycles(bits: int, k: int, group: int, n: int, dq_lanes: int) -> int:
     """Clocks of one isolated tile, first activation beat to the output transfer:
     a 1-clock table fill, ``L = bits * G / 4`` clocks per group (a group end waits
     for the dequantizer, ``S = n / dq_lanes`` clocks per group, when groups are
-    shorter than that) and the last group's dequantization."""
+    shorter than that), the last group's dequantization and the :data:`LUT_PIPE`
+    pipeline clocks."""
     per, steps, ngroups = _lut_tile_terms(bits, k, group, n, dq_lanes)
-    return 1 + per + (ngroups - 1) * max(per, steps) + steps
+    return 1 + per + (ngroups - 1) * max(per, steps) + steps + LUT_PIPE
 
 
 def lut_tile_period(bits: int, k: int, group: int, n: int, dq_lanes: int) -> int:
     """Clocks between the outputs of back-to-back tiles (same mode, ``o_ready`` high):
-    the first group of a tile ends no earlier than ``S + 2`` clocks after the previous
-    tile's last group end (its dequantization, then its output leaving)."""
+    the first group of a tile ends no earlier than ``S + 2 + LUT_PIPE`` clocks after
+    the previous tile's last group end (its dequantization through the pipeline, then
+    its output leaving)."""
     per, steps, ngroups = _lut_tile_terms(bits, k, group, n, dq_lanes)
-    return max(per, steps + 2) + (ngroups - 1) * max(per, steps)
+    return max(per, steps + 2 + LUT_PIPE) + (ngroups - 1) * max(per, steps)
 
 
 def lut_linear_cycles(rows: int, k: int, bits: int, group: int, tokens: int,

@@ -14,7 +14,8 @@ accumulators (one add/subtract each), background group dequantizer with
 ``dq_lanes`` columns per cycle: group totals, mantissas and zero points in holding
 registers read through ``N/dq_lanes``:1 MUX trees (``lut_sel.sv``), ``P`` of each
 row in a ring of ``N`` registers so only ``M * dq_lanes`` multipliers and 48-bit
-adders exist).  The parameters come from the
+adders exist; pipelined for an estimated 300 MHz: registered inputs, replicated
+control, a 4-stage dequantizer, :data:`plait.ir.target.LUT_PIPE` clocks of latency).  The parameters come from the
 generated ``lut_core_pkg.sv`` (:meth:`LutCoreConfig.sv_package`).
 
 Run-time modes (one build covers all): ``cfg_bits`` 1..4 planes, ``cfg_offset``
@@ -147,7 +148,8 @@ class LutCoreConfig(UnitConfig):
         Lookup array: ``bits`` cycles per chunk after a 1-cycle table fill; each
         group end waits for the dequantizer (``n / dq_lanes`` cycles per group)
         when groups are shorter than that; the last group's dequantization adds
-        ``n / dq_lanes`` cycles (:func:`plait.ir.target.lut_tile_cycles`).
+        ``n / dq_lanes`` cycles and the pipeline (registered inputs, 4 dequantizer
+        stages) :data:`~plait.ir.target.LUT_PIPE` = 5 (:func:`plait.ir.target.lut_tile_cycles`).
         """
         return lut_tile_cycles(bits, k, group, self.n, self.dq_lanes)
 
@@ -173,7 +175,9 @@ class LutCoreConfig(UnitConfig):
         12 precompute adders.  Dequantizer: an ``N/dq_lanes``:1 MUX tree per lane bit
         (group totals per row and lane, mantissa and zero point per lane), the
         zero-correction subtract and halving select, the 48-bit P adder per lane; two
-        DSP48E2 per lane (``z' X`` and ``A * mant``).
+        DSP48E2 per lane (``z' X`` and ``A * mant``).  Flip-flops include the pipeline
+        the core has for 300 MHz (registered inputs, replicated control, the 4-stage
+        dequantizer; :data:`plait.ir.target.LUT_PIPE`).
         """
         w = lut_widths(self.max_group, self.max_bits)
         sh_w = TABLE_BITS + self.max_bits - 1
@@ -188,10 +192,18 @@ class LutCoreConfig(UnitConfig):
         dq_sel = mux_lut * (lanes * w.acc + self.dq_lanes * (SCALE_BITS + ZP_BITS))
         dq = lanes * (w.corr + w.grp + P_BITS)
         ctrl = 100
+        # pipeline registers (timing, 300 MHz): the registered inputs (decoded lookup
+        # select/sign per unit, the precompute's pair sums, the s words), the replicated
+        # control copies, and the 4-stage dequantizer per lane (operands, z' X, the
+        # corrected group integer, the mantissa for three stages, A * mant)
+        pipe_in = units * 4 + self.m * 4 * 9 + self.n * (SCALE_BITS + ZP_BITS)
+        pipe_ctl = 3 * units + self.n + 8 * self.m + self.dq_lanes * 4 + 40
+        pipe_dq = lanes * (2 * w.acc + ZP_BITS + w.xsum + (ZP_BITS + w.xsum) + w.grp
+                           + 3 * (SCALE_BITS + 1) + w.prod + 5)
         return {
             "LUT": units * unit_lut + table + pre + dq_sel + dq + ctrl,
             "FF": units * (2 * w.acc + P_BITS) + self.m * (8 * sh_w + TABLE_BITS + 2 * w.xsum)
-                  + self.n * (SCALE_BITS + ZP_BITS) + 64,
+                  + self.n * (SCALE_BITS + ZP_BITS) + 64 + pipe_in + pipe_ctl + pipe_dq,
             "CARRY": units * c4(w.acc + 1) + lanes * (c4(w.corr) + c4(P_BITS))
                      + self.m * 36 + 16,
             "DSP48E2": 2 * lanes,

@@ -70,7 +70,7 @@ __all__ = ["DELAYS", "TIMING_VERSION", "net_delay", "analyze", "TimingReport", "
            "PathStep", "unit_timing", "format_timing", "DEFAULT_TARGET_MHZ"]
 
 #: bump when the delay table or the walker changes (keys the timing cache)
-TIMING_VERSION = 2
+TIMING_VERSION = 3
 #: the clock every unit is pipelined for (FlightLLM closed at 225 MHz)
 DEFAULT_TARGET_MHZ = 300.0
 
@@ -278,8 +278,13 @@ def _cell_model(typ: str, params: dict, conns: dict, dirs: dict, d: dict,
                             m.arcs.append(((i, k), (o, j), dl, "carry"))
     elif typ in ("BUFG", "BUFGCE", "BUFGCTRL", "BUFG_GT", "IBUF", "IBUFG", "OBUF"):
         pass                                     # clock / IO buffers: not timed
-    elif typ in ("DSP48E2",):
+    elif typ == "DSP48E2":
         m = _dsp_model(params, ins, outs, d)
+    elif typ == "DSP48E1":          # 7-series (family xc7): same stages; D port = pre-adder
+        p1 = dict(params)
+        if str(_param(p1.get("USE_DPORT", "FALSE"))).upper() == "TRUE":
+            p1["AMULTSEL"] = "AD"
+        m = _dsp_model(p1, ins, outs, d)
     elif _SRL.match(typ):
         for o in outs:
             m.starts[(o, None)] = d["srl_cko"]

@@ -89,16 +89,17 @@ def test_u280_numbers():
 
 def test_u280_engines_fit_the_device_with_room_for_the_rest():
     """The engine counts are sized with the RTL's resource models: DSP chains + LUT
-    cores take at most 60% of LUTs, 40% of FFs and 35% of DSPs (the rest is for the
-    SFU, controller, HBM ports and buffers)."""
+    cores take at most 60% of LUTs, 45% of FFs (41%: the LUT cores' 300 MHz pipeline
+    registers) and 35% of DSPs (the rest is for the SFU, controller, HBM ports and
+    buffers)."""
     dsp = DspChainConfig.from_target(U280).estimate_resources()
     lut = LutCoreConfig.from_target(U280).estimate_resources()
     used = {k: dsp[k] * U280.dsp_chain.count + lut[k] * U280.lut_core.count
             for k in ("LUT", "FF", "DSP48E2")}
     share = U280.utilisation(used)
-    assert share["LUT"] <= 0.60 and share["FF"] <= 0.40 and share["DSP48E2"] <= 0.35, share
+    assert share["LUT"] <= 0.60 and share["FF"] <= 0.45 and share["DSP48E2"] <= 0.35, share
     # the docstring's table
-    assert round(used["LUT"] / 1e3) == 749 and round(used["FF"] / 1e3) == 889 and used["DSP48E2"] == 2816
+    assert round(used["LUT"] / 1e3) == 749 and round(used["FF"] / 1e3) == 1078 and used["DSP48E2"] == 2816
 
 
 def test_sim16_is_the_default_rtl_geometry():
@@ -154,7 +155,7 @@ def _old_dsp(cfg, k, mode_n, mode_m):
 def _old_tile_cycles(cfg, bits, k, group):
     steps = cfg.n // cfg.dq_lanes
     per_group = max(bits * group // 4, steps)
-    return 1 + bits * group // 4 + (k // group - 1) * per_group + steps
+    return 1 + bits * group // 4 + (k // group - 1) * per_group + steps + 5   # + LUT_PIPE
 
 
 @pytest.mark.parametrize("n_dsp,cascade,lane_shift", [(16, 2, 18), (32, 1, 18), (64, 4, 18),
@@ -179,8 +180,9 @@ def test_lut_tile_cycles_equal_the_old_rtl_method(n, dq):
         for g in (4, 8, 16, 64, 256):
             for groups in (1, 2, 5):
                 assert cfg.tile_cycles(bits, g * groups, g) == _old_tile_cycles(cfg, bits, g * groups, g)
-    assert LutCoreConfig().tile_cycles(1, 256, 64) == 1 + 64 + 8        # the RTL test's values
-    assert LutCoreConfig().tile_cycles(1, 16, 4) == 1 + 1 + 3 * 8 + 8
+    # the RTL test's values (+ 5: registered inputs and the dequantizer pipeline)
+    assert LutCoreConfig().tile_cycles(1, 256, 64) == 1 + 64 + 8 + 5
+    assert LutCoreConfig().tile_cycles(1, 16, 4) == 1 + 1 + 3 * 8 + 8 + 5
     with pytest.raises(ValueError, match="multiple of the group"):
         cfg.tile_cycles(2, 100, 64)
 
@@ -190,10 +192,11 @@ def test_lut_tile_period():
     for bits in (1, 2, 3, 4):
         assert lut_tile_period(bits, 256, 64, 64, 8) == 256 // 4 * bits
     # groups shorter than the dequantizer (S = 8): the first group of the next tile
-    # waits for the previous tile's last dequantization and its output (S + 2)
-    assert lut_tile_period(1, 16, 4, 64, 8) == (8 + 2) + 3 * 8
-    assert lut_tile_period(2, 32, 16, 64, 8) == (8 + 2) + 1 * 8      # L = 8 = S: waits 2
-    assert lut_tile_period(4, 16, 4, 8, 1) == max(4, 8 + 2) + 3 * 8
+    # waits for the previous tile's last dequantization through the 5-clock pipeline
+    # and its output (S + 2 + 5)
+    assert lut_tile_period(1, 16, 4, 64, 8) == (8 + 2 + 5) + 3 * 8
+    assert lut_tile_period(2, 32, 16, 64, 8) == (8 + 2 + 5) + 1 * 8  # L = 8 = S: waits 7
+    assert lut_tile_period(4, 16, 4, 8, 1) == max(4, 8 + 2 + 5) + 3 * 8
 
 
 def test_dsp_linear_cycles_by_hand():
@@ -217,7 +220,7 @@ def test_dsp_linear_cycles_by_hand():
 
 def test_lut_linear_cycles_by_hand():
     g = SIM16.lut_core                                    # 2 x 64, dq 8, 1 core
-    first = 1 + 64 + 64 + 8                               # W4 g64 K=128: 2 groups of 64 beats
+    first = 1 + 64 + 64 + 8 + 5                           # W4 g64 K=128: 2 groups of 64 beats
     period = 64 + 64
     assert lut_linear_cycles(64, 128, 4, 64, 1, g) == first
     assert lut_linear_cycles(128, 128, 4, 64, 2, g) == first + period       # 2 column tiles

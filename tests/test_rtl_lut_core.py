@@ -58,10 +58,11 @@ def test_models():
     assert cfg.macs_per_cycle(4) == 128
     assert cfg.macs_per_cycle() == 128 and LutCoreConfig(max_bits=1).macs_per_cycle() == 512
     assert cfg.lookup_units() == 128
-    # isolated tile: table fill + K/4*b beats + dequantization of the last group
-    assert cfg.tile_cycles(1, 256, 64) == 1 + 64 + 8
+    # isolated tile: table fill + K/4*b beats + dequantization of the last group + the
+    # pipeline (registered inputs, 4 dequantizer stages: LUT_PIPE = 5)
+    assert cfg.tile_cycles(1, 256, 64) == 1 + 64 + 8 + 5
     # groups shorter than the dequantizer (8 steps) stall the array
-    assert cfg.tile_cycles(1, 16, 4) == 1 + 1 + 3 * 8 + 8
+    assert cfg.tile_cycles(1, 16, 4) == 1 + 1 + 3 * 8 + 8 + 5
     est = cfg.estimate_resources()
     assert est["DSP48E2"] == 2 * 2 * 8 and est["FF"] > 128 * 48   # z'X and A*mant per lane
     with pytest.raises(ValueError, match="1..4 weight planes"):
@@ -143,7 +144,10 @@ def test_rtl_default_tile_bit_exact_and_perf():
         assert p["steady_cycles_per_tile"] == k // 4 * b
         assert p["steady_utilisation"] == 1.0
         assert p["latency_cycles"] == p["latency_model"] == cfg.tile_cycles(b, k, p["G"])
-        assert p["utilisation"] > 0.95
+        # over the 4 back-to-back tiles, first beat to last output: the first tile's
+        # table fill, dequantization and LUT_PIPE = 5 pipeline clocks are not hidden
+        # (W1: 256 busy of 271 clocks)
+        assert p["utilisation"] > 0.94
 
 
 @pytest.mark.slow
@@ -161,7 +165,7 @@ def test_rtl_small_build_bit_exact(max_bits):
 # ------------------------------------------------------------------ mutation
 MUTANTS = {
     # the symmetrization's sign selection: negative half chosen by idx[3] = 1
-    "sign_select": ("lut_lookup.sv", "assign neg = !idx[3];", "assign neg = idx[3];"),
+    "sign_select": ("lut_lookup.sv", "assign neg_d = !idx[3];", "assign neg_d = idx[3];"),
     # the bit-plane weight 2^i (the row's table register doubles after each plane):
     # no doubling after plane 0, so plane 1 -> 2^0, plane 2 -> 2^1, ...
     "plane_shift": ("lut_core.sv", "assign tbl_shift = w_fire && !plane_last;",
@@ -210,7 +214,8 @@ def test_yosys_resources_small_build():
 
 
 #: LUT per peak MAC ceiling of the default 2x64x4 tile (max_bits=4, W4 MACs = 128 per
-#: cycle), yosys 0.23 synth_xilinx xcup.  Measured 85.4 (10,933 LUT); before the rewrite
+#: cycle), yosys 0.23 synth_xilinx xcup.  Measured 82.7 (10,587 LUT) pipelined for 300 MHz,
+#: 85.4 (10,933 LUT) before that; before the rewrite
 #: (per-column plane shifter, priority-chain lookup MUX, load/shift holding registers)
 #: 237.3 (30,378 LUT).
 LUT_PER_MAC_MAX_W4 = 95
@@ -228,10 +233,16 @@ def test_yosys_default_tile_lut_per_mac_ceiling():
     print("\n" + format_rows([row]))
     assert row["LUT/MAC"] <= LUT_PER_MAC_MAX_W4, row
     assert row["DSP48E2"] == 2 * cfg.m * cfg.dq_lanes, row
-    # every P, column accumulator and holding register is a flip-flop, little else
+    # every P, column accumulator and holding register is a flip-flop, plus the 300 MHz
+    # pipeline (registered inputs, replicated control, 4-stage dequantizer: measured
+    # 18,174 FF against 12,935 before it), little else
     acc_w = cfg.derived()["acc_w"]
+    w = cfg.derived()
+    lanes = cfg.m * cfg.dq_lanes
+    pipe = (cfg.m * cfg.n * 7 + cfg.n * 22
+            + lanes * (2 * acc_w + 2 * (w["zp_w"] + w["xs_w"]) + w["grp_w"] + 51 + w["prod_w"] + 5))
     assert cfg.m * cfg.n * (48 + 2 * acc_w) <= row["FF"] <= 1.1 * cfg.m * cfg.n * (48 + 2 * acc_w) \
-        + cfg.n * 21 + 1000, row
+        + cfg.n * 21 + 1000 + pipe, row
     est = cfg.estimate_resources()
     for key in ("LUT", "FF", "DSP48E2"):
         assert abs(est[key] - row[key]) <= 0.3 * row[key], (key, est[key], row[key])

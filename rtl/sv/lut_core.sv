@@ -23,6 +23,12 @@
 //     stalls the lookup array only if the previous group is still being dequantized
 //     (groups shorter than N/DQ_L cycles).
 //   * after cfg_groups groups the tile's P (P_W = 48 bits each) is presented on o_*.
+//   * pipelined for an estimated 300 MHz (plait.rtl.timing): the handshake control
+//     decides from the ports, the datapath follows one clock later from registered
+//     inputs (the precompute's pair sums, the lookups' decoded select and sign, the s
+//     words) and replicated copies of every control decision; the dequantizer is a
+//     4-stage pipeline.  o_valid rises plait.ir.target.LUT_PIPE = 5 clocks later than
+//     without it (the cycle models include it); the arithmetic is unchanged.
 //
 // Streams (valid/ready, a word moves when valid && ready at a rising edge):
 //   a: one chunk of activations per beat, a_data[(m*4 + k)*8 +: 8] = x[m][4c + k].
@@ -98,28 +104,36 @@ module lut_core #(
   /* verilator lint_on UNUSEDSIGNAL */
   logic [M*8*SH_W-1:0]   tbl;
   logic [M*TBL_W-1:0]    s7_r;          // S[7] = sum of the chunk's 4 activations, per row
-  logic [2:0]            plane;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [2:0]            plane;         // the plane in flight (plane_p1 decides; waveforms)
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [GC_W-1:0]       chunk;
   logic [CNT_W-1:0]      group;
 
   logic plane_last, chunk_last, group_last, grp_end;
   logic a_fire, w_fire;
   logic dq_busy, dq_first, dq_last, dq_done, dq_free, dq_start;
+  logic out_hold;           // the tile's last group is being dequantized, or P waits for o_ready
   logic [DQS_W-1:0] dq_step;
 
   assign cfg_err = (cfg_bits == 3'd0) || (32'(cfg_bits) > WB_MAX) ||
                    (cfg_group_chunks == '0) || (32'(cfg_group_chunks) > MAX_GC) ||
                    (cfg_groups == '0);
 
-  assign plane_last = (plane == cfg_bits - 3'd1);
-  assign chunk_last = (chunk == cfg_group_chunks - 1'b1);
-  assign group_last = (group == cfg_groups - 1'b1);
+  // x == cfg - 1 written as x + 1 == cfg with x + 1 held in a register (the same in
+  // modular arithmetic): the configuration ports meet an equality, not a subtract
+  logic [2:0]       plane_p1;
+  logic [GC_W-1:0]  chunk_p1;
+  logic [CNT_W-1:0] group_p1;
+  assign plane_last = (plane_p1 == cfg_bits);
+  assign chunk_last = (chunk_p1 == cfg_group_chunks);
+  assign group_last = (group_p1 == cfg_groups);
   assign grp_end    = plane_last && chunk_last;
 
   // The dequantizer takes a new group when idle or in its last step; the first group
   // of a tile overwrites P, so it also waits until the previous tile has left.
   assign dq_done  = dq_busy && (dq_step == DQS_W'(DQ_STEPS - 1));
-  assign dq_free  = (!dq_busy || (dq_done && !dq_last)) && ((group != '0) || !o_valid);
+  assign dq_free  = (!dq_busy || (dq_done && !dq_last)) && ((group != '0) || !out_hold);
 
   assign w_ready  = !cfg_err && tbl_valid && (!grp_end || (s_valid && dq_free));
   assign w_fire   = w_valid && w_ready;
@@ -135,36 +149,76 @@ module lut_core #(
       plane     <= 3'd0;
       chunk     <= '0;
       group     <= '0;
+      plane_p1  <= 3'd1;
+      chunk_p1  <= GC_W'(1);
+      group_p1  <= CNT_W'(1);
     end else begin
       if (a_fire)                      tbl_valid <= 1'b1;
       else if (w_fire && plane_last)   tbl_valid <= 1'b0;
       if (w_fire) begin
-        plane <= plane_last ? 3'd0 : plane + 3'd1;
-        if (plane_last) chunk <= chunk_last ? '0 : chunk + 1'b1;
-        if (grp_end)    group <= group_last ? '0 : group + 1'b1;
+        plane    <= plane_last ? 3'd0 : plane_p1;
+        plane_p1 <= plane_last ? 3'd1 : plane_p1 + 3'd1;
+        if (plane_last) begin
+          chunk    <= chunk_last ? '0 : chunk_p1;
+          chunk_p1 <= chunk_last ? GC_W'(1) : chunk_p1 + 1'b1;
+        end
+        if (grp_end) begin
+          group    <= group_last ? '0 : group_p1;
+          group_p1 <= group_last ? CNT_W'(1) : group_p1 + 1'b1;
+        end
       end
     end
+  end
+
+  // ------------------------------------------------------- registered inputs
+  // Timing: the handshake control above decides from the ports; the datapath runs one
+  // cycle behind it on registered copies of the input words (captured every cycle, no
+  // enable) and of every control decision (replicated registers: one copy per row,
+  // column or lane, so no control net reaches more than a few dozen flip-flops).
+  // Every register of the datapath therefore holds what it held before, one cycle later.
+  logic [N*MANT_W-1:0]   s_mant_r;
+  logic [N*ZP_W-1:0]     s_zp_r;
+  logic                  dq_first_r, dq_busy_r, dq_end_r;
+  always_ff @(posedge clk) begin
+    s_mant_r   <= s_mant;
+    s_zp_r     <= s_zp;
+    dq_first_r <= dq_first;
+    dq_end_r   <= dq_done && dq_last;        // last step of a tile's last group
+  end
+  always_ff @(posedge clk) begin
+    if (!rst_n) dq_busy_r <= 1'b0;
+    else        dq_busy_r <= dq_busy;
   end
 
   // ------------------------------------------------------------ table stage
   genvar gm, gn, gl;
   generate
     for (gm = 0; gm < M; gm++) begin : g_pre
+      // this row's copies of the table load / shift decisions
+      logic a_fire_q;
+      /* verilator lint_off UNUSEDSIGNAL */
+      logic tbl_shift_q;                         // unused in a W1 build (one plane)
+      /* verilator lint_on UNUSEDSIGNAL */
+      (* keep *) always_ff @(posedge clk) begin
+        a_fire_q    <= a_fire;
+        tbl_shift_q <= tbl_shift;
+      end
       logic [8*TBL_W-1:0] s_row;
-      lut_precompute #(.ACT_W(ACT_W), .TBL_W(TBL_W)) u_pre (
-        .x(a_data[gm*4*ACT_W +: 4*ACT_W]), .s(s_row));
+      // the registered activation input: the precompute's pair sums (PIPE = 1)
+      lut_precompute #(.ACT_W(ACT_W), .TBL_W(TBL_W), .PIPE(1'b1)) u_pre (
+        .clk, .x(a_data[gm*4*ACT_W +: 4*ACT_W]), .s(s_row));
       // S[7] = x_0 + x_1 + x_2 + x_3 (unshifted) for the group's activation sum X
-      always_ff @(posedge clk) if (a_fire) s7_r[gm*TBL_W +: TBL_W] <= s_row[7*TBL_W +: TBL_W];
+      always_ff @(posedge clk) if (a_fire_q) s7_r[gm*TBL_W +: TBL_W] <= s_row[7*TBL_W +: TBL_W];
       for (gl = 0; gl < 8; gl++) begin : g_ent
         logic [TBL_W-1:0] s_new;
         assign s_new = s_row[gl*TBL_W +: TBL_W];
         if (SH_W == TBL_W) begin : g_fix          // W1 build: no plane shift
-          always_ff @(posedge clk) if (a_fire) tbl[(gm*8 + gl)*SH_W +: SH_W] <= s_new;
+          always_ff @(posedge clk) if (a_fire_q) tbl[(gm*8 + gl)*SH_W +: SH_W] <= s_new;
         end else begin : g_shl
           always_ff @(posedge clk) begin
-            if (a_fire)
+            if (a_fire_q)
               tbl[(gm*8 + gl)*SH_W +: SH_W] <= {{(SH_W-TBL_W){s_new[TBL_W-1]}}, s_new};
-            else if (tbl_shift)
+            else if (tbl_shift_q)
               tbl[(gm*8 + gl)*SH_W +: SH_W] <= tbl[(gm*8 + gl)*SH_W +: SH_W] << 1;
           end
         end
@@ -180,14 +234,20 @@ module lut_core #(
   generate
     for (gm = 0; gm < M; gm++) begin : g_row
       // activation sum of the group: S[7] of each chunk
+      logic xs_en_q, xs_first_q, xs_dq_q;
+      (* keep *) always_ff @(posedge clk) begin
+        xs_en_q    <= w_fire && plane_last;
+        xs_first_q <= (chunk == '0);
+        xs_dq_q    <= dq_start;
+      end
       logic signed [TBL_W-1:0] s7;
       logic signed [XS_W-1:0]  xs_next;
       assign s7      = s7_r[gm*TBL_W +: TBL_W];
-      assign xs_next = ((chunk == '0) ? XS_W'(0) : $signed(xsum[gm*XS_W +: XS_W]))
+      assign xs_next = (xs_first_q ? XS_W'(0) : $signed(xsum[gm*XS_W +: XS_W]))
                        + {{(XS_W-TBL_W){s7[TBL_W-1]}}, s7};
       always_ff @(posedge clk) begin
-        if (w_fire && plane_last) xsum[gm*XS_W +: XS_W] <= xs_next;
-        if (dq_start)             dq_xs[gm*XS_W +: XS_W] <= xs_next;
+        if (xs_en_q) xsum[gm*XS_W +: XS_W] <= xs_next;
+        if (xs_dq_q) dq_xs[gm*XS_W +: XS_W] <= xs_next;
       end
 
       for (gn = 0; gn < N; gn++) begin : g_col
@@ -198,8 +258,16 @@ module lut_core #(
         logic signed [SH_W-1:0]  mag;             // S[sel] << i (table pre-shifted)
         logic                    neg;
         logic signed [ACC_W-1:0] contrib, acc_next;
-        lut_lookup #(.TBL_W(SH_W), .LK_W(SH_W + 1)) u_lk (
-          .tbl(tbl[gm*8*SH_W +: 8*SH_W]), .idx(w_data[gn*IDX_W +: IDX_W]),
+        // this unit's copies of the beat enable and the group-end clear (with reset)
+        logic en_q, clr_q;
+        (* keep *) always_ff @(posedge clk) begin
+          en_q  <= w_fire;
+          clr_q <= !rst_n || (w_fire && grp_end);
+        end
+        // the registered weight input: each lookup decodes the plane's index from the
+        // port and registers its select and sign (PIPE = 1)
+        lut_lookup #(.TBL_W(SH_W), .LK_W(SH_W + 1), .PIPE(1'b1)) u_lk (
+          .clk, .tbl(tbl[gm*8*SH_W +: 8*SH_W]), .idx(w_data[gn*IDX_W +: IDX_W]),
           .val(lk), .mag(mag), .neg(neg));
         assign contrib  = {{(ACC_W-SH_W){mag[SH_W-1]}}, mag};     // S * 2^i
         // acc + L * 2^i with the sign of L folded into one adder: acc + (c ^ neg) + neg,
@@ -212,8 +280,8 @@ module lut_core #(
         // the group total leaves through acc_grp at the group's last beat and the
         // register restarts from 0 (synchronous reset pin, no operand gating)
         always_ff @(posedge clk) begin
-          if (!rst_n || (w_fire && grp_end)) acc[(gm*N + gn)*ACC_W +: ACC_W] <= '0;
-          else if (w_fire)                   acc[(gm*N + gn)*ACC_W +: ACC_W] <= acc_next;
+          if (clr_q)     acc[(gm*N + gn)*ACC_W +: ACC_W] <= '0;
+          else if (en_q) acc[(gm*N + gn)*ACC_W +: ACC_W] <= acc_next;
         end
       end
     end
@@ -225,6 +293,9 @@ module lut_core #(
   // l handles column t*DQ_L + l, picked by an N/DQ_L : 1 tree (lut_sel) per lane --
   // M*DQ_L*ACC_W + DQ_L*(MANT_W+ZP_W) multiplexer bits instead of a 2:1 select in
   // front of every one of the M*N*ACC_W + N*(MANT_W+ZP_W) holding bits.
+  // The step then runs through a pipeline of DQ_PIPE = 4 register stages (select;
+  // z' X; zero correction + halving; A * mant) before it updates P: each multiply is a
+  // DSP48E2 between registers, the 48-bit add has a stage of its own.
   logic [M*N*ACC_W-1:0] dq_acc;
   logic [N*MANT_W-1:0]  dq_mant;
   logic [N*ZP_W-1:0]    dq_zp;
@@ -232,8 +303,8 @@ module lut_core #(
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
-      dq_busy <= 1'b0;
-      o_valid <= 1'b0;
+      dq_busy  <= 1'b0;
+      out_hold <= 1'b0;
     end else begin
       if (dq_start) begin
         dq_busy <= 1'b1;
@@ -243,8 +314,8 @@ module lut_core #(
       end else if (dq_busy) begin
         dq_step <= dq_step + 1'b1;
       end
-      if (dq_done && dq_last)      o_valid <= 1'b1;
-      else if (o_valid && o_ready) o_valid <= 1'b0;
+      if (dq_start && group_last)  out_hold <= 1'b1;
+      else if (o_valid && o_ready) out_hold <= 1'b0;
     end
   end
 
@@ -253,17 +324,33 @@ module lut_core #(
       dq_first  <= (group == '0);
       dq_last   <= group_last;
       dq_offset <= cfg_offset;
-      dq_mant   <= s_mant;
-      dq_zp     <= s_zp;
-      dq_acc    <= acc_grp;
     end
   end
+
+  // the holding registers load one cycle after dq_start, with the datapath (a copy of
+  // the load decision per column)
+  generate
+    for (gn = 0; gn < N; gn++) begin : g_hold
+      logic ld_q;
+      (* keep *) always_ff @(posedge clk) ld_q <= dq_start;
+      always_ff @(posedge clk) begin
+        if (ld_q) begin
+          dq_mant[gn*MANT_W +: MANT_W] <= s_mant_r[gn*MANT_W +: MANT_W];
+          dq_zp[gn*ZP_W +: ZP_W]       <= s_zp_r[gn*ZP_W +: ZP_W];
+          for (int r = 0; r < M; r++)
+            dq_acc[(r*N + gn)*ACC_W +: ACC_W] <= acc_grp[(r*N + gn)*ACC_W +: ACC_W];
+        end
+      end
+    end
+  endgenerate
 
   // per lane: the mantissa and zero point of its column in this step (shared by rows)
   logic [DQ_L*MANT_W-1:0] mant_l;
   logic [DQ_L*ZP_W-1:0]   zp_l;
   generate
     for (gl = 0; gl < DQ_L; gl++) begin : g_dqc
+      logic [DQS_W-1:0] st_q;                 // this lane's copy of the step
+      (* keep *) always_ff @(posedge clk) st_q <= dq_step;
       logic [DQ_STEPS*MANT_W-1:0] mc;
       logic [DQ_STEPS*ZP_W-1:0]   zc;
       for (genvar gt = 0; gt < DQ_STEPS; gt++) begin : g_t
@@ -271,11 +358,22 @@ module lut_core #(
         assign zc[gt*ZP_W +: ZP_W]     = dq_zp[(gt*DQ_L + gl)*ZP_W +: ZP_W];
       end
       lut_sel #(.W(MANT_W), .N(DQ_STEPS), .SW(DQS_W)) u_m (
-        .d(mc), .s(dq_step), .y(mant_l[gl*MANT_W +: MANT_W]));
+        .d(mc), .s(st_q), .y(mant_l[gl*MANT_W +: MANT_W]));
       lut_sel #(.W(ZP_W), .N(DQ_STEPS), .SW(DQS_W)) u_z (
-        .d(zc), .s(dq_step), .y(zp_l[gl*ZP_W +: ZP_W]));
+        .d(zc), .s(st_q), .y(zp_l[gl*ZP_W +: ZP_W]));
     end
   endgenerate
+
+  // pipeline tags: valid, first group of the tile, last step of the tile
+  localparam int DQ_PIPE = 4;
+  logic [DQ_PIPE:1]   pv, pe;
+  logic [DQ_PIPE-1:1] pf;
+  always_ff @(posedge clk) begin
+    if (!rst_n) pv <= '0;
+    else        pv <= {pv[DQ_PIPE-1:1], dq_busy_r};
+    pf <= {pf[DQ_PIPE-2:1], dq_first_r};
+    pe <= {pe[DQ_PIPE-1:1], dq_end_r};
+  end
 
   // DQ_L x M lanes; lane l of step t handles column n = t*DQ_L + l
   localparam int ZX_W = ZP_W + XS_W;
@@ -284,32 +382,56 @@ module lut_core #(
   generate
     for (gm = 0; gm < M; gm++) begin : g_dqr
       for (gl = 0; gl < DQ_L; gl++) begin : g_dql
-        logic signed [ACC_W-1:0]  a_sel;
-        logic signed [ZP_W-1:0]   z_sel;
-        logic signed [MANT_W:0]   m_sel;
-        logic signed [XS_W-1:0]   xs;
+        logic [DQS_W-1:0] st_q;               // this lane's copy of the step
+        (* keep *) always_ff @(posedge clk) st_q <= dq_step;
+        logic signed [ACC_W-1:0]  a_sel, a1, a2;
+        logic signed [ZP_W-1:0]   z1;
+        logic signed [MANT_W:0]   m1, m2, m3;
+        logic signed [XS_W-1:0]   xs1;
         /* verilator lint_off UNUSEDSIGNAL */
-        logic signed [ZX_W-1:0]   zx;     // z' X; top bits unused when |z'| is small
+        logic signed [ZX_W-1:0]   zx, zx2;  // z' X; top bits unused when |z'| is small
         /* verilator lint_on UNUSEDSIGNAL */
         logic signed [CORR_W-1:0] corr;
-        logic signed [GRP_W-1:0]  grp;
+        logic signed [GRP_W-1:0]  grp, grp3;
         /* verilator lint_off UNUSEDSIGNAL */
         logic signed [PR_W-1:0]   pr;     // top bit redundant: |A * mant| < 2^(PROD_W-1)
         /* verilator lint_on UNUSEDSIGNAL */
+        logic signed [PROD_W-1:0] pr4;
         logic [DQ_STEPS*ACC_W-1:0] ac;
         for (genvar gt = 0; gt < DQ_STEPS; gt++) begin : g_t
           assign ac[gt*ACC_W +: ACC_W] = dq_acc[(gm*N + gt*DQ_L + gl)*ACC_W +: ACC_W];
         end
-        lut_sel #(.W(ACC_W), .N(DQ_STEPS), .SW(DQS_W)) u_a (.d(ac), .s(dq_step), .y(a_sel));
-        assign z_sel = zp_l[gl*ZP_W +: ZP_W];
-        assign m_sel = {1'b0, mant_l[gl*MANT_W +: MANT_W]};
-        assign xs    = dq_xs[gm*XS_W +: XS_W];
+        lut_sel #(.W(ACC_W), .N(DQ_STEPS), .SW(DQS_W)) u_a (.d(ac), .s(st_q), .y(a_sel));
+        assign zx   = z1 * xs1;
         // zero correction on the odd grid, then the exact halving
-        assign zx    = z_sel * xs;
-        assign corr  = CORR_W'(a_sel) - CORR_W'(zx);
-        assign grp   = dq_offset ? GRP_W'(corr >>> 1) : GRP_W'(corr);
-        assign pr    = grp * m_sel;
-        assign prod[(gm*DQ_L + gl)*PROD_W +: PROD_W] = PROD_W'(pr);
+        assign corr = CORR_W'(a2) - CORR_W'(zx2);
+        assign grp  = off_q ? GRP_W'(corr >>> 1) : GRP_W'(corr);
+        assign pr   = grp3 * m3;
+        always_ff @(posedge clk) begin
+          // stage 1: the lane's operands
+          a1  <= a_sel;
+          // stage 2: z' X
+          zx2 <= zx;
+          a2  <= a1;
+          // stage 3: corrected, halved group integer
+          grp3 <= grp;
+          // stage 4: A * mant
+          pr4 <= PROD_W'(pr);
+        end
+        // the mantissa waits three stages in flip-flops ((* keep *): not an SRL16E, whose
+        // clock-to-out would start the A * mant path); a copy of the halving select
+        logic off_q;
+        // (the row's X and the column's z' too: one copy per row and lane, else yosys
+        // merges them and a sign bit drives the ports of several z' X multipliers)
+        (* keep *) always_ff @(posedge clk) begin
+          xs1   <= dq_xs[gm*XS_W +: XS_W];
+          z1    <= zp_l[gl*ZP_W +: ZP_W];
+          m1    <= {1'b0, mant_l[gl*MANT_W +: MANT_W]};
+          m2    <= m1;
+          m3    <= m2;
+          off_q <= dq_offset;
+        end
+        assign prod[(gm*DQ_L + gl)*PROD_W +: PROD_W] = pr4;
       end
     end
 
@@ -319,20 +441,37 @@ module lut_core #(
     for (gm = 0; gm < M; gm++) begin : g_pr
       logic [DQ_L*P_W-1:0] upd;
       for (gl = 0; gl < DQ_L; gl++) begin : g_pl
+        logic first_q;                         // this lane's copy of the first-group tag
+        (* keep *) always_ff @(posedge clk) first_q <= pf[DQ_PIPE-1];
         logic signed [PROD_W-1:0] pr;
         logic signed [P_W-1:0]    pr_ext, pold;
         assign pr     = prod[(gm*DQ_L + gl)*PROD_W +: PROD_W];
         assign pr_ext = {{(P_W-PROD_W){pr[PROD_W-1]}}, pr};
         assign pold   = o_p[(gm*N + gl)*P_W +: P_W];
-        assign upd[gl*P_W +: P_W] = pr_ext + (dq_first ? P_W'(0) : pold);
+        assign upd[gl*P_W +: P_W] = pr_ext + (first_q ? P_W'(0) : pold);
       end
-      if (DQ_STEPS == 1) begin : g_one
-        always_ff @(posedge clk) if (dq_busy) o_p[gm*N*P_W +: N*P_W] <= upd;
-      end else begin : g_ring
-        always_ff @(posedge clk)
-          if (dq_busy)
-            o_p[gm*N*P_W +: N*P_W] <= {upd, o_p[(gm*N + DQ_L)*P_W +: (N - DQ_L)*P_W]};
+      // the ring shifts when a step leaves the pipeline: a copy of that decision per column
+      for (gn = 0; gn < N; gn++) begin : g_rc
+        logic sh_q;
+        (* keep *) always_ff @(posedge clk) begin
+          if (!rst_n) sh_q <= 1'b0;
+          else        sh_q <= pv[DQ_PIPE-1];
+        end
+        if (gn >= N - DQ_L) begin : g_in
+          always_ff @(posedge clk)
+            if (sh_q) o_p[(gm*N + gn)*P_W +: P_W] <= upd[(gn - (N - DQ_L))*P_W +: P_W];
+        end else begin : g_mv
+          always_ff @(posedge clk)
+            if (sh_q) o_p[(gm*N + gn)*P_W +: P_W] <= o_p[(gm*N + gn + DQ_L)*P_W +: P_W];
+        end
       end
     end
   endgenerate
+
+  // the tile's P is complete when its last step has updated the ring
+  always_ff @(posedge clk) begin
+    if (!rst_n)                    o_valid <= 1'b0;
+    else if (pv[DQ_PIPE] && pe[DQ_PIPE]) o_valid <= 1'b1;
+    else if (o_valid && o_ready)   o_valid <= 1'b0;
+  end
 endmodule : lut_core

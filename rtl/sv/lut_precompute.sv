@@ -9,15 +9,22 @@
 //
 // Adder sharing: two pair sums of the high half (x3 +- x2) and two of the low half
 // (x1 +- x0) -- 4 pre-adders -- then one add/sub per entry: 12 adders per table.
-// Purely combinational; the core registers the table.
+// PIPE = 0: purely combinational; PIPE = 1: the four pair sums are registered (one
+// clock from x to s; the core uses it as its registered activation input, so the two
+// adder levels sit in two clock cycles).  The core registers the table.
 module lut_precompute #(
   parameter int ACT_W = lut_core_pkg::ACT_W,
-  parameter int TBL_W = lut_core_pkg::TBL_W
+  parameter int TBL_W = lut_core_pkg::TBL_W,
+  parameter bit PIPE  = 1'b0
 ) (
+  /* verilator lint_off UNUSEDSIGNAL */
+  input  logic               clk,   // used when PIPE = 1
+  /* verilator lint_on UNUSEDSIGNAL */
   input  logic [4*ACT_W-1:0] x,     // x_k at [k*ACT_W +: ACT_W], signed
   output logic [8*TBL_W-1:0] s      // S[j] at [j*TBL_W +: TBL_W], signed
 );
   logic signed [ACT_W-1:0] x0, x1, x2, x3;
+  logic signed [ACT_W:0]   hp_c, hm_c, lp_c, lm_c;
   logic signed [ACT_W:0]   hp, hm, lp, lm;   // x3+x2, x3-x2, x1+x0, x1-x0
 
   assign x0 = x[0*ACT_W +: ACT_W];
@@ -25,10 +32,23 @@ module lut_precompute #(
   assign x2 = x[2*ACT_W +: ACT_W];
   assign x3 = x[3*ACT_W +: ACT_W];
 
-  assign hp = {x3[ACT_W-1], x3} + {x2[ACT_W-1], x2};
-  assign hm = {x3[ACT_W-1], x3} - {x2[ACT_W-1], x2};
-  assign lp = {x1[ACT_W-1], x1} + {x0[ACT_W-1], x0};
-  assign lm = {x1[ACT_W-1], x1} - {x0[ACT_W-1], x0};
+  assign hp_c = {x3[ACT_W-1], x3} + {x2[ACT_W-1], x2};
+  assign hm_c = {x3[ACT_W-1], x3} - {x2[ACT_W-1], x2};
+  assign lp_c = {x1[ACT_W-1], x1} + {x0[ACT_W-1], x0};
+  assign lm_c = {x1[ACT_W-1], x1} - {x0[ACT_W-1], x0};
+  if (PIPE) begin : g_reg
+    always_ff @(posedge clk) begin
+      hp <= hp_c;
+      hm <= hm_c;
+      lp <= lp_c;
+      lm <= lm_c;
+    end
+  end else begin : g_comb
+    assign hp = hp_c;
+    assign hm = hm_c;
+    assign lp = lp_c;
+    assign lm = lm_c;
+  end
 
   // sign-extended to the entry width
   logic signed [TBL_W-1:0] hpe, hme, lpe, lme;
