@@ -10,8 +10,17 @@
   ``canonicalize``.
 * :mod:`.calibrate`    -- ``calibrate``: per-feature input-activation statistics of
   every linear (runs the interpreter on calibration token ids from the context).
-* :mod:`.sparsify`     -- ``sparsify``: magnitude or Wanda N:M pruning (2:4, N:16).
-* :mod:`.quantize`     -- ``quantize``: RTN per-group weight quantization.
+* :mod:`.sequential`   -- the layer-by-layer calibration engine (each group of linears
+  on the outputs of the compressed layers before it) under GPTQ, SparseGPT, AWQ and
+  mixed precision.
+* :mod:`.obs`          -- GPTQ and SparseGPT: Optimal-Brain-Surgeon column sweeps.
+* :mod:`.sparsify`     -- ``sparsify``: magnitude, Wanda or SparseGPT pruning (2:4, N:16,
+  unstructured).
+* :mod:`.quantize`     -- ``quantize``: per-group weight quantization, RTN or GPTQ (and a
+  mixed-precision plan).
+* :mod:`.awq`          -- ``awq``: activation-aware weight scales searched per layer, folded
+  offline.
+* :mod:`.mixed`        -- ``mixed_precision``: per-layer bits under an average-bits budget.
 * :mod:`.rotate`       -- ``rotate``: QuaRot-style Hadamard rotations of the residual
   stream and the attention heads, folded offline into the weights (run it first).
 * :mod:`.smooth`       -- ``smooth``: SmoothQuant migration of activation outliers into
