@@ -59,7 +59,7 @@ from plait.ir.numerics.common import SCHEME_BITS, SCHEMES, dequantize, quantize_
 from plait.ir.types import QuantSpec, code_dtype
 
 from .calibrate import CALIBRATION_OPTIONS
-from .framework import Option, Pass, PassError, PassOptionError, positive, register_pass
+from .framework import Option, Pass, PassError, PassOptionError, register_pass
 from .obs import gptq, hessian_error
 from .select import select
 from .sequential import run_by_groups
