@@ -103,12 +103,12 @@ from dataclasses import dataclass, fields
 from typing import Optional, Union
 
 from .numerics.common import MAX_K, NumericsError
-from .numerics.dsp import DspMode, M_MAX, check_lane_geometry, parse_mode
+from .numerics.dsp import PAIR_MAX_BITS, DspMode, M_MAX, check_lane_geometry, parse_mode
 from .numerics.lut import LUT_G, LUT_WEIGHT_BITS
 
 __all__ = ["TargetError", "DspChainGeometry", "LutCoreGeometry", "Target", "TARGETS", "U280",
            "SIM16", "register_target", "get_target", "list_targets", "dsp_level", "dsp_latency",
-           "dsp_rows", "dsp_tile_beats", "dsp_linear_cycles", "lut_tile_cycles",
+           "dsp_rows", "dsp_tile_beats", "dsp_linear_cycles", "dsp_pair_pass", "lut_tile_cycles",
            "lut_tile_period", "lut_linear_cycles", "LUT_PIPE", "ENGINES"]
 
 #: engine names used by the mapping pass and the reports
@@ -409,8 +409,9 @@ def dsp_latency(cascade: int, mode) -> int:
 
 
 def dsp_rows(n_dsp: int, mode) -> int:
-    """Output rows of one tile: ``n_dsp / N``."""
-    return n_dsp // parse_mode(mode).n
+    """Output rows of one tile: ``n_dsp / N`` (pair mode: ``2 n_dsp / 16``)."""
+    md = parse_mode(mode)
+    return n_dsp // md.n * (2 if md.pair else 1)
 
 
 def dsp_tile_beats(k: int, mode) -> int:
@@ -429,18 +430,34 @@ def _check_layer(rows: int, k: int, tokens: int) -> None:
         raise TargetError(f"K={k} exceeds the numeric contract's maximum {MAX_K}")
 
 
+def dsp_pair_pass(mode: Union[str, DspMode], tokens: int, geometry: DspChainGeometry,
+                  bits: int = 8) -> bool:
+    """Whether the odd token row of a dense linear runs in pair mode (decode lane
+    packing: two weight rows per slice; :mod:`plait.ir.numerics.dsp`): the chain
+    enables ``pair``, the weights have at most ``PAIR_MAX_BITS`` bits and the token
+    count is odd (batch-1 decode)."""
+    return (parse_mode(mode).dense and tokens % 2 == 1 and geometry.supports("pair")
+            and bits <= PAIR_MAX_BITS)
+
+
 def dsp_linear_cycles(rows: int, k: int, mode: Union[str, DspMode], tokens: int,
-                      geometry: DspChainGeometry) -> int:
-    """Clocks of a ``rows x K`` linear layer for ``tokens`` token rows on the chains
-    of ``geometry``, from its first beat to its last output (module docstring)."""
+                      geometry: DspChainGeometry, bits: int = 8) -> int:
+    """Clocks of a ``rows x K`` linear layer of ``bits``-bit weights for ``tokens``
+    token rows on the chains of ``geometry``, from its first beat to its last output
+    (module docstring).  Token rows go two per pass (the packed lanes); an odd last
+    row of a dense linear takes a pair-mode pass (:func:`dsp_pair_pass`, half the
+    tiles) where the chain has it."""
     _check_layer(rows, k, tokens)
     md = parse_mode(mode)
     if not geometry.supports(md):
         raise TargetError(f"mode {md.name} is not enabled in the chain's modes "
                           f"{','.join(geometry.mode_names())}")
-    passes = -(-tokens // 2)
-    tiles = -(-rows // dsp_rows(geometry.n_dsp, md))
-    per_chain = -(-(passes * tiles) // geometry.count)
+    pair = dsp_pair_pass(md, tokens, geometry, bits)
+    passes = tokens // 2 if pair else -(-tokens // 2)
+    work = passes * -(-rows // dsp_rows(geometry.n_dsp, md))
+    if pair:
+        work += -(-rows // dsp_rows(geometry.n_dsp, "pair"))
+    per_chain = -(-work // geometry.count)
     return per_chain * dsp_tile_beats(k, md) + dsp_latency(geometry.cascade, md)
 
 

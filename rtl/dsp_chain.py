@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from plait.ir.numerics.dsp import (CODE_BITS, DSP_P_BITS, IDX_BITS, MODE_BITS, MODES, M_MAX,
-                                   WBITS_BITS, WBITS_CODE, chain_acc_bits,
+from plait.ir.numerics.dsp import (CHAIN_MODES, CODE_BITS, DSP_P_BITS, IDX_BITS, MODE_BITS,
+                                   MODES, M_MAX, WBITS_BITS, WBITS_CODE, chain_acc_bits,
                                    check_lane_geometry, lane_window, parse_mode)
 from plait.ir.numerics.common import NumericsError
 from plait.ir.target import (DspChainGeometry, dsp_latency, dsp_level, dsp_linear_cycles,
@@ -75,7 +75,7 @@ def encoding_params() -> dict[str, int]:
     weight-width codes ``WBITS_<b>`` and ``WBITS_W``, the activation block
     ``M_MAX``, the sparse index width ``IDX_W``, the weight-code bus width
     ``CODE_W`` and the P path ``P_W``."""
-    out = {mode_param(m): code for m, (_, _, code) in MODES.items()}
+    out = {mode_param(m): code for m, (_, _, code) in CHAIN_MODES.items()}
     out["MODE_W"] = MODE_BITS
     out.update({f"WBITS_{b}": c for b, c in WBITS_CODE.items()})
     out.update({"WBITS_W": WBITS_BITS, "M_MAX": M_MAX, "IDX_W": IDX_BITS, "CODE_W": CODE_BITS,
@@ -91,7 +91,9 @@ class DspChainConfig(UnitConfig):
     PCOUT->PCIN links; FlightLLM uses 2); ``lane_shift``: bit position of the upper
     packed lane (18 for the DSP48E2's 27-bit A port, 16 fits the DSP48E1's 25 bits);
     ``acc_w``: row accumulator width; ``modes``: comma-separated sparsity modes the
-    build accepts (a subset of ``dense,2:4,2:16,4:16,8:16``).
+    build accepts (a subset of ``dense,2:4,2:16,4:16,8:16,pair``; ``pair`` is decode
+    lane packing, two weight rows per slice for batch-1 GEMV -- see
+    :mod:`plait.ir.numerics.dsp`).
 
     The cycle models (:meth:`latency`, :meth:`rows`, :meth:`cycles_per_tile`,
     :meth:`linear_cycles`) are those of :mod:`plait.ir.target`, which the
@@ -139,7 +141,7 @@ class DspChainConfig(UnitConfig):
         if not modes:
             raise ValueError("DspChainConfig.modes is empty")
         for m in modes:
-            n = MODES[m][0]
+            n = CHAIN_MODES[m][0]
             if n % self.cascade:
                 raise ValueError(f"DspChainConfig.modes: mode {m} needs logical groups of {n} "
                                  f"DSPs, not a multiple of cascade={self.cascade}")
@@ -155,12 +157,12 @@ class DspChainConfig(UnitConfig):
 
     @property
     def rows_max(self) -> int:
-        return self.n_dsp // min(MODES[m][0] for m in self.mode_list())
+        return self.n_dsp // min(CHAIN_MODES[m][0] for m in self.mode_list())
 
     def derived(self) -> dict[str, int]:
         mask = 0
         for m in self.mode_list():
-            mask |= 1 << MODES[m][2]
+            mask |= 1 << CHAIN_MODES[m][2]
         return {
             "n_groups": self.n_groups,
             "levels": clog2(self.n_groups),
@@ -175,7 +177,8 @@ class DspChainConfig(UnitConfig):
     def cpp_arrays(self) -> dict[str, list[int]]:
         """C++-only tables indexed by the hardware codes (from :mod:`plait.ir.numerics.dsp`):
         ``MODE_N`` / ``MODE_M`` (N and M of mode code ``c``; 0 for unused codes) and
-        ``WBITS_OF`` (weight bits of width code ``c``)."""
+        ``WBITS_OF`` (weight bits of width code ``c``).  The HLS chain implements the
+        sparsity modes only: the pair code reads 0 (unsupported)."""
         ncodes = 1 << MODE_BITS
         mode_n, mode_m = [0] * ncodes, [0] * ncodes
         for n, m, code in MODES.values():
@@ -237,16 +240,19 @@ class DspChainConfig(UnitConfig):
             mux_per_bit = 1
         else:
             mux_per_bit = 0
+        pair = "pair" in modes          # operand swap (3 x 8 2:1 selects) + second widening
         skew_ff = ng * sum(j for j in range(c)) * 24
         tree_nodes = sum(ng >> lv for lv in range(1, levels + 1))
         depth = 4 + c + levels + 1
         ff = (2 * 16 * 8 + n * 12 + 5            # input registers (act, sel, weight)
+              + (n * 9 if pair else 0)           # second weight + pair flag per slice
               + skew_ff
               + ng * 2 * lane_w                  # reduction nodes
               + tree_nodes * 2 * tree_w          # tree registers
               + rows * 2 * 2 * self.acc_w        # accumulators + output registers
               + 2 * depth + 3 + 2 + 4)           # control
         lut = (n * (2 * 8 * mux_per_bit + 8 + 4)  # mux, widening, select decode
+               + (n * (12 + 4) if pair else 0)   # operand swap, second widening
                + ng * (2 * lane_w)               # adjust (compare + borrow add)
                + tree_nodes * 2 * tree_w         # tree adders
                + rows * 2 * self.acc_w           # accumulate / load

@@ -105,6 +105,7 @@ class TestResult:
     passed: bool
     message: str = ""
     sim_time_ns: float | None = None
+    skipped: bool = False          # cocotb skipped it (skip=/skipif): not a pass
 
 
 class SimRun(type(Path())):  # type: ignore[misc]
@@ -291,7 +292,8 @@ def parse_results(results: Path) -> list[TestResult]:
         msg = "; ".join(filter(None, ((c.get("message") or c.text or c.tag).strip()
                                       for c in bad)))
         t = tc.get("sim_time_ns")
-        out.append(TestResult(full, not bad, msg, float(t) if t else None))
+        skipped = any(c.tag == "skipped" for c in tc)
+        out.append(TestResult(full, not bad, msg, float(t) if t else None, skipped))
     return out
 
 

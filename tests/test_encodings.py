@@ -104,7 +104,7 @@ def test_rtl_sources_spell_no_encoding():
 INJECTIONS = [
     ("dsp_operand_decode.sv", "mode == M_DENSE", "mode == 3'd0", "mode"),
     ("dsp_operand_decode.sv", "mode == M_2_4", "3'd1 == mode", "mode"),
-    ("dsp_operand_decode.sv", "WB_2:    w", "2'd0:    w", "wbits"),
+    ("dsp_operand_decode.sv", "WB_2:    w = ", "2'd0:    w = ", "wbits"),
     ("dsp_operand_decode.sv", "WB_4:    w", "2:    w", "wbits"),
     ("dsp_operand_decode.sv", "MODE_EN[M_2_16]", "MODE_EN[2]", "mode-bit"),
     ("dsp_chain.sv", "cur_mode <= M_DENSE;", "cur_mode <= 3'd0;", "mode"),
@@ -190,4 +190,5 @@ def test_dsp_chain_takes_module_parameters():
     # the body reads the package only for the fixed encodings
     body = text[text.index(");", start):]
     used = set(re.findall(r"dsp_chain_pkg::(\w+)", body))
-    assert used == {"MODE_DENSE", "MODE_2_4", "MODE_2_16", "MODE_4_16", "MODE_8_16"}, used
+    assert used == {"MODE_DENSE", "MODE_2_4", "MODE_2_16", "MODE_4_16", "MODE_8_16", "MODE_PAIR",
+                    "WBITS_8"}, used

@@ -216,6 +216,15 @@ def test_dsp_linear_cycles_by_hand():
         dsp_linear_cycles(64, 128, "4:16", 1, NARROW_MODES.dsp_chain)
     with pytest.raises(TargetError, match="tokens must be a positive int"):
         dsp_linear_cycles(64, 128, "dense", 0, g)
+    # decode lane packing: an odd token row of a dense linear with <= 4-bit weights
+    # takes a pair-mode pass (two weight rows per slice: half the tiles)
+    p = dataclasses.replace(g, modes=g.modes + ("pair",))
+    assert dsp_linear_cycles(64, 128, "dense", 1, p, bits=4) == 32 * 8 + 10
+    assert dsp_linear_cycles(64, 128, "dense", 1, p, bits=8) == 64 * 8 + 10   # 8-bit: no pair
+    assert dsp_linear_cycles(64, 128, "dense", 3, p, bits=4) == (64 + 32) * 8 + 10
+    assert dsp_linear_cycles(64, 128, "dense", 2, p, bits=4) == 64 * 8 + 10   # even: lanes
+    assert dsp_linear_cycles(64, 128, "2:4", 1, p, bits=4) == 8 * 32 + 7     # sparse: no pair
+    assert dsp_linear_cycles(64, 128, "dense", 1, g, bits=4) == 64 * 8 + 10   # not enabled
 
 
 def test_lut_linear_cycles_by_hand():

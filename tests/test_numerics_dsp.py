@@ -206,3 +206,56 @@ def test_schedule_errors_and_dequant_feed():
     mant, _ = encode_scales(qw.scales)
     assert np.array_equal(dequant_groups(acc, mant),
                           dequant_groups(group_accumulate(signed_weight(qw), x, 16), mant))
+
+
+# ------------------------------------------------------------------ decode lane packing
+@pytest.mark.parametrize("n_dsp", [16, 32, 64])
+@pytest.mark.parametrize("cascade", [1, 2, 4, 8])
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_pair_mode_equals_group_accumulate(n_dsp, cascade, bits):
+    """Two weight rows per slice sharing one activation: the packed chain equals the
+    plain dot products of the one token row, extremes included (-128 x -2^(b-1) in
+    every slice of a cascade of 8 fills the lower lane's window)."""
+    from plait.ir.numerics import signed_range
+    lo, hi = signed_range(bits)
+    rows = 3 * 2 * n_dsp // 16 - 1                    # a padded last tile
+    for x, q in [(RNG.integers(-128, 128, (1, 128)), RNG.integers(lo, hi + 1, (rows, 128))),
+                 (np.full((1, 128), -128), np.full((rows, 128), lo)),
+                 (np.full((1, 128), -128), RNG.choice([lo, hi], (rows, 128)))]:
+        s = schedule_chain(x, q, "pair", 32, n_dsp=n_dsp, bits=bits)
+        assert s.rows_per_tile == 2 * n_dsp // 16 and s.lane_rows == n_dsp // 16
+        assert s.beats == 3 * 128 // 16                     # half the dense tiles
+        got = run_chain(x, q, "pair", 32, n_dsp=n_dsp, cascade=cascade, bits=bits)
+        assert np.array_equal(got, group_accumulate(q, x, 32))
+
+
+def test_pair_mode_layout_and_errors():
+    """The weight slot holds the lane-0 row's code in bits [0, b) and the lane-1 row's
+    in [4, 4 + b); output lane l row r is tile row l*R + r; 8-bit weights and two
+    token rows are refused; the beat layout inverts."""
+    from plait.ir.numerics.dsp import (PAIR_CODE, chain_weight_beats, chain_weight_from_beats,
+                                       split_pair_codes)
+    md = parse_mode("pair")
+    assert (md.code, md.n, md.m, md.pair, md.dense, md.implicit_idx) == (PAIR_CODE, 16, 16, True,
+                                                                         False, True)
+    q = np.zeros((2, 16), np.int64)
+    q[0, 3], q[1, 3] = -8, 7                          # rows 0 (lane 0) and 1 (lane 1)
+    codes, idx = chain_weight_beats(q, "pair", n_dsp=16, bits=4)
+    assert codes.shape == (1, 16) and idx[0].tolist() == list(range(16))
+    assert codes[0, 3] == (0 | (15 << 4)) and codes[0, 0] == (8 | (8 << 4))
+    assert split_pair_codes(codes, 4)[:, 0, 3].tolist() == [-8, 7]
+    assert np.array_equal(chain_weight_from_beats(codes, None, "pair", 2, 16, bits=4), q)
+    x = np.arange(16).reshape(1, 16)
+    w = split_pair_codes(codes[0], 4)
+    act = np.zeros((2, 16), np.int64)
+    act[0] = x
+    act[1] = 99 % 128                                 # lane 1 is ignored in pair mode
+    assert chain_beat(act, w, idx[0], "pair", n_dsp=16, cascade=2).tolist() == [[-24], [21]]
+    with pytest.raises(NumericsError, match="at most 4 bits"):
+        schedule_chain(x, q, "pair", 16, bits=8)
+    with pytest.raises(NumericsError, match=r"\[1, K\]"):
+        schedule_chain(np.zeros((2, 16), np.int64), q, "pair", 16, bits=4)
+    with pytest.raises(NumericsError, match="w .* must be"):
+        chain_beat(act, w[0], idx[0], "pair", n_dsp=16)
+    with pytest.raises(NumericsError, match="out of range"):
+        split_pair_codes(np.array([4 << 4]), 2)       # upper code 4 in a 2-bit slot

@@ -15,6 +15,7 @@ import re
 
 import pytest
 
+from plait.ir.numerics.dsp import CHAIN_MODES
 from plait.rtl.dsp_chain import (DSP48E2_SIM_MODEL, DSP_CHAIN_SOURCES, PRIMITIVE_BUILD_ARGS,
                                  DspChainConfig, primitive_sim_sources)
 from plait.rtl.units import SV_DIR, get_unit, unit_sources
@@ -51,14 +52,24 @@ def test_unit_registered():
     assert all(p.is_file() for p in primitive_sim_sources())
 
 
+#: every mode the chain has: the sparsity modes and decode lane packing
+ALL_MODES = ",".join(CHAIN_MODES)
+
+
 @pytest.mark.slow
 def test_rtl_all_modes():
     """Constrained-random (2048 beats per mode, every weight width), directed edge
-    cases and mode switching, bit-exact against run_schedule and group_accumulate."""
-    cfg = DspChainConfig()
+    cases, mode switching and the batch-1 GEMV in dense and pair mode, bit-exact
+    against run_schedule and group_accumulate."""
+    cfg = DspChainConfig(modes=ALL_MODES)
     run = _run(cfg)
-    assert [t.passed for t in run.tests] == [True] * 4, run.tests
+    assert [(t.passed, t.skipped) for t in run.tests] == [(True, False)] * 5, run.tests
     perf = {p["mode"]: p for p in run.perf()}
+    gemv = {m: perf.pop(f"gemv-{m}") for m in ("dense", "pair")}
+    print("\nbatch-1 GEMV  beats  packed-lane use")
+    for m, p in gemv.items():
+        print(f"  {m:6s} {p['beats']:8d} {100 * p['lane_use']:8.1f}%")
+    assert gemv["pair"]["lane_use"] == 1.0 and 2 * gemv["pair"]["beats"] == gemv["dense"]["beats"]
     assert sorted(perf) == sorted(cfg.mode_list())
     print("\nmode    rows/tile  K    cycles/tile  utilisation  steady  latency  dense-eq MAC/cyc")
     for m in cfg.mode_list():
@@ -91,10 +102,10 @@ def test_rtl_primitive_path_all_modes():
     PREG, OPMODE Z = PCIN inside a group and 0 at the cut), simulated on
     rtl/sv/dsp_model_dsp48e2.sv; all modes, every weight width, edge cases and mode
     switching bit-exact against run_schedule and group_accumulate."""
-    cfg = DspChainConfig()
+    cfg = DspChainConfig(modes=ALL_MODES)
     run = _run(cfg, primitive=True)
-    assert [t.passed for t in run.tests] == [True] * 4, run.tests
-    perf = {p["mode"]: p for p in run.perf()}
+    assert [t.passed for t in run.tests] == [True] * 5, run.tests
+    perf = {p["mode"]: p for p in run.perf() if not p["mode"].startswith("gemv-")}
     assert sorted(perf) == sorted(cfg.mode_list())
     for m in cfg.mode_list():
         assert perf[m]["beats"] >= 2000 and perf[m]["steady_utilisation"] == 1.0
@@ -139,7 +150,7 @@ def test_mutation_is_caught(tmp_path):
 
 
 @pytest.mark.parametrize("primitive", [False, True], ids=["behavioural", "primitive"])
-@pytest.mark.parametrize("modes", ["dense,2:4,2:16,4:16,8:16", "dense", "2:4"])
+@pytest.mark.parametrize("modes", ["dense,2:4,2:16,4:16,8:16,pair", "dense", "2:4", "pair"])
 def test_verilator_lint_clean(tmp_path, primitive, modes):
     """verilator --lint-only -Wall is clean for both slice implementations."""
     from plait.sim.runner import lint

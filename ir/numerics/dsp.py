@@ -96,6 +96,24 @@ Reduction and accumulation (:func:`chain_beat`, :func:`run_chain`)
     like a register) adds the beat sums of one quantization group and emits
     ``acc[lane, row]`` on the group's last beat.
 
+Decode lane packing (mode ``"pair"``, RTL code :data:`PAIR_CODE`)
+    In batch-1 decode there is one token row, so the activation-lane packing above
+    leaves lane 1 idle.  In pair mode the roles swap: the two packed lanes carry two
+    *weight rows* that share one activation, ``A = (w_hi << S) + w_lo`` (the
+    pre-adder packs the widened weights) and ``B = a`` (the activation of lane 0; lane
+    1 of the bus is ignored), so ``a * A = ((a*w_hi) << S) + a*w_lo`` -- the same
+    int8 x int8 products, hence the same P path, overflow adjust and tree.  The MUX
+    is the dense one (slice ``i`` takes position ``i mod 16``); pair mode is dense only
+    (two rows of an N:M weight do not share their indices).  The weight slot of a
+    slice (``CODE_BITS`` = 8 bits) carries both rows' codes, the lower row's in bits
+    ``[0, b)`` and the upper row's in bits ``[4, 4 + b)``, so ``b <= PAIR_MAX_BITS``
+    (4): the weight bus moves the same bits per beat and every slice does two MACs.
+    A tile has ``2 R`` rows (``R = n_dsp / 16``): slice ``i`` holds slot ``i mod 16``
+    of row ``t*2R + i // 16`` (lane 0) and of row ``t*2R + R + i // 16`` (lane 1), so
+    output lane ``l``, row ``r`` is tile row ``l*R + r``.  Which tiles run in pair mode
+    is the caller's choice per tile (``in_mode`` per beat); the integers are those of
+    every other mode.
+
 Output contract: the exact per-group accumulations ``acc[lane, n, g] = sum_k
 q[n, k] x[lane, k]`` over quantization groups of ``group_size`` inputs, i.e.
 :func:`~plait.ir.numerics.common.group_accumulate`, which then feed
@@ -120,7 +138,8 @@ __all__ = [
     "dsp_weight_codes", "dsp_pack", "dsp_cascade", "lane_window", "check_lane_geometry",
     "overflow_adjust", "chain_beat", "ChainSchedule", "chain_weight_beats",
     "chain_weight_from_beats", "schedule_chain", "run_schedule",
-    "run_chain", "chain_acc_bits", "reference_acc",
+    "run_chain", "chain_acc_bits", "reference_acc", "PAIR_CODE", "PAIR_MAX_BITS",
+    "CHAIN_MODES", "split_pair_codes",
 ]
 
 #: mode name -> (N, M, RTL mode code)
@@ -133,7 +152,13 @@ MODES: dict[str, tuple[int, int, int]] = {
 }
 M_MAX = 16                          # widest activation block (activation bus lanes)
 IDX_BITS = (M_MAX - 1).bit_length() # stored sparse index per slice (4 bits: 0..M_MAX-1)
-MODE_BITS = max(c for _, _, c in MODES.values()).bit_length()   # width of in_mode (3)
+#: RTL mode code of decode lane packing (``"pair"``, see the module doc): dense, two
+#: weight rows per slice sharing one activation
+PAIR_CODE = 5
+PAIR_MAX_BITS = 4                   # both rows' codes in one CODE_BITS weight slot
+#: every mode the chain's ``in_mode`` accepts: the sparsity modes and ``"pair"``
+CHAIN_MODES: dict[str, tuple[int, int, int]] = {**MODES, "pair": (16, 16, PAIR_CODE)}
+MODE_BITS = max(c for _, _, c in CHAIN_MODES.values()).bit_length()   # width of in_mode (3)
 DSP_WEIGHT_BITS = (2, 3, 4, 8)      # weight widths the widening unit accepts
 WBITS_CODE = {2: 0, 3: 1, 4: 2, 8: 3}   # value of the RTL's in_wbits input
 WBITS_BITS = max(WBITS_CODE.values()).bit_length()             # width of in_wbits (2)
@@ -155,9 +180,19 @@ class DspMode:
     def dense(self) -> bool:
         return self.name == "dense"
 
+    @property
+    def pair(self) -> bool:
+        """Decode lane packing: two weight rows per slice share one activation."""
+        return self.name == "pair"
+
+    @property
+    def implicit_idx(self) -> bool:
+        """No stored indices: slice ``i`` takes block position ``i mod 16``."""
+        return self.n == self.m
+
 
 def parse_mode(mode: Union[str, tuple, DspMode]) -> DspMode:
-    """``"dense"``/``"16:16"``/``"2:4"``/``(2, 4)``/... -> :class:`DspMode`."""
+    """``"dense"``/``"16:16"``/``"2:4"``/``(2, 4)``/``"pair"``/... -> :class:`DspMode`."""
     if isinstance(mode, DspMode):
         return mode
     if isinstance(mode, (tuple, list)) and len(mode) == 2:
@@ -169,10 +204,10 @@ def parse_mode(mode: Union[str, tuple, DspMode]) -> DspMode:
                             f"got {mode!r}")
     if name == "16:16":
         name = "dense"
-    if name not in MODES:
+    if name not in CHAIN_MODES:
         raise NumericsError(f"unsupported sparsity mode {mode!r} for the DSP chain; "
-                            f"supported: {', '.join(MODES)}")
-    n, m, code = MODES[name]
+                            f"supported: {', '.join(CHAIN_MODES)}")
+    n, m, code = CHAIN_MODES[name]
     return DspMode(name, n, m, code)
 
 
@@ -356,7 +391,24 @@ def overflow_adjust(p, cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT
 # --------------------------------------------------------------------------- the chain
 
 def _rows(mode: DspMode, n_dsp: int) -> int:
-    return n_dsp // mode.n
+    """Weight rows of one tile: ``n_dsp / N`` (pair mode: two per logical group)."""
+    return n_dsp // mode.n * (2 if mode.pair else 1)
+
+
+def _check_pair_bits(mode: DspMode, bits: int) -> None:
+    if mode.pair and bits > PAIR_MAX_BITS:
+        raise NumericsError(f"pair mode carries two weight codes in one {CODE_BITS}-bit slot: "
+                            f"weights of at most {PAIR_MAX_BITS} bits, got {bits}")
+
+
+def split_pair_codes(codes, bits: int) -> np.ndarray:
+    """Pair-mode weight slots -> the two rows' widened int8 weights ``[2, ...]``
+    (lane 0 from bits ``[0, b)``, lane 1 from bits ``[4, 4 + b)``)."""
+    codes = as_int(codes)
+    if codes.size and (codes.min() < 0 or codes.max() >= 1 << CODE_BITS):
+        raise NumericsError(f"weight slots out of range [0, {(1 << CODE_BITS) - 1}]")
+    low = (1 << PAIR_MAX_BITS) - 1
+    return np.stack([widen_code(codes & low, bits), widen_code(codes >> PAIR_MAX_BITS, bits)])
 
 
 def _check_geometry(n_dsp: int, cascade: int, lane_shift: int, mode: DspMode) -> None:
@@ -375,24 +427,30 @@ def chain_beat(act, w, idx, mode, *, n_dsp: int = 16, cascade: int = 2,
     """One beat of the chain, bit-exact to the RTL datapath up to the accumulators.
 
     ``act`` int8 ``[2, 16]`` (lane, position in the block; in 2:4 mode only
-    positions 0..3 are used), ``w`` int8 ``[n_dsp]`` (widened weights), ``idx``
-    ``[n_dsp]`` sparse indices (ignored in dense mode).  Returns the per-row beat
-    sums int64 ``[2, R]``, ``R = n_dsp / N``.
+    positions 0..3 are used), ``w`` int8 ``[n_dsp]`` (widened weights; pair mode:
+    ``[2, n_dsp]``, the lane-0 and lane-1 rows' weights), ``idx`` ``[n_dsp]`` sparse
+    indices (ignored in dense and pair mode).  Returns the per-row beat sums int64
+    ``[2, R]``, ``R = n_dsp / N`` (pair mode: lane ``l`` row ``r`` is tile row
+    ``l*R + r``; only lane 0 of ``act`` is used).
     """
     md = parse_mode(mode)
     _check_geometry(n_dsp, cascade, lane_shift, md)
     act, w, idx = as_int(act), as_int(w), as_int(idx)
-    if act.shape != (2, M_MAX) or w.shape != (n_dsp,) or idx.shape != (n_dsp,):
+    w_shape = (2, n_dsp) if md.pair else (n_dsp,)
+    if act.shape != (2, M_MAX) or w.shape != w_shape or idx.shape != (n_dsp,):
         raise NumericsError(f"chain_beat: act {act.shape} / w {w.shape} / idx {idx.shape} "
-                            f"must be (2, {M_MAX}) / ({n_dsp},) / ({n_dsp},)")
+                            f"must be (2, {M_MAX}) / {w_shape} / ({n_dsp},)")
     # sparse MUX: slice i picks its activation
-    if md.dense:
+    if md.implicit_idx:
         sel = np.arange(n_dsp) % M_MAX
     else:
         if idx.min() < 0 or idx.max() >= md.m:
             raise NumericsError(f"sparse index out of range [0, {md.m}) in mode {md.name}")
         sel = idx
-    a_lo, a_hi = act[0, sel], act[1, sel]
+    if md.pair:       # the pre-adder packs the two rows' weights; B is the activation
+        a_lo, a_hi, w = w[0], w[1], act[0, sel]
+    else:
+        a_lo, a_hi = act[0, sel], act[1, sel]
     # cascade groups, then the reduction nodes (lane extraction)
     ng = n_dsp // cascade
     p = dsp_cascade(a_hi.reshape(ng, cascade), a_lo.reshape(ng, cascade),
@@ -417,9 +475,10 @@ class ChainSchedule:
     """The beat stream the chain consumes (and the RTL testbench drives).
 
     ``act`` int8 [T, 2, 16], ``codes`` uint8 [T, n_dsp] (``bits``-bit weight
-    codes), ``idx`` uint8 [T, n_dsp], ``last`` bool [T] (last beat of a
-    quantization group).  Outputs appear in order, one ``[2, R]`` per last beat:
-    tile ``t`` (rows ``t*R .. t*R+R-1``) x group ``g``.
+    codes; pair mode: two per slot), ``idx`` uint8 [T, n_dsp], ``last`` bool [T]
+    (last beat of a quantization group).  Outputs appear in order, one ``[2,
+    lane_rows]`` per last beat: tile ``t`` (rows ``t*R .. t*R+R-1``, ``R =
+    rows_per_tile``) x group ``g``.
     """
 
     mode: DspMode
@@ -438,6 +497,22 @@ class ChainSchedule:
         return _rows(self.mode, self.n_dsp)
 
     @property
+    def lane_rows(self) -> int:
+        """Rows per lane of one output word (pair mode: half the tile's rows)."""
+        return self.rows_per_tile // (2 if self.mode.pair else 1)
+
+    @property
+    def lanes(self) -> int:
+        """Token rows of the product: 2 (activation-lane packing), 1 in pair mode."""
+        return 1 if self.mode.pair else 2
+
+    def weights(self) -> np.ndarray:
+        """The widened weights per beat: ``[T, n_dsp]`` (pair mode ``[T, 2, n_dsp]``)."""
+        if self.mode.pair:
+            return split_pair_codes(self.codes, self.bits).transpose(1, 0, 2)
+        return widen_code(self.codes, self.bits)
+
+    @property
     def n_tiles(self) -> int:
         return -(-self.rows // self.rows_per_tile)
 
@@ -450,12 +525,17 @@ class ChainSchedule:
         return self.group_size // self.mode.m
 
     def unschedule(self, outs: np.ndarray) -> np.ndarray:
-        """Per-last-beat outputs ``[n_tiles * groups, 2, R]`` -> ``acc[2, rows, groups]``."""
+        """Per-last-beat outputs ``[n_tiles * groups, 2, lane_rows]`` -> ``acc[lanes,
+        rows, groups]`` (pair mode: ``lanes = 1``, output lane ``l`` row ``r`` is tile
+        row ``l * lane_rows + r``)."""
         outs = as_int(outs)
         g = self.k // self.group_size
-        r = self.rows_per_tile
+        r = self.lane_rows
         if outs.shape != (self.n_tiles * g, 2, r):
             raise NumericsError(f"expected {(self.n_tiles * g, 2, r)} outputs, got {outs.shape}")
+        if self.mode.pair:
+            o = outs.reshape(self.n_tiles, g, 2 * r).transpose(0, 2, 1)
+            return o.reshape(1, self.n_tiles * 2 * r, g)[:, :self.rows]
         o = outs.reshape(self.n_tiles, g, 2, r).transpose(2, 0, 3, 1)
         return o.reshape(2, self.n_tiles * r, g)[:, :self.rows]
 
@@ -477,9 +557,13 @@ def chain_weight_beats(q, mode, *, n_dsp: int = 16, bits: int = 8
     ``[tiles * K/M, n_dsp]``: beat ``t * K/M + j`` carries block ``j`` of tile ``t``;
     slice ``i`` holds slot ``i % N`` of row ``t*R + i // N`` -- its ``bits``-bit code
     (:func:`encode_weight_codes`) and its index in the block (dense: ``i % 16``).
+    Pair mode (``R = 2 n_dsp / 16``): slice ``i`` holds column ``i % 16`` of rows
+    ``t*R + i // 16`` (code in bits ``[0, b)``) and ``t*R + R/2 + i // 16`` (bits
+    ``[4, 4 + b)``).
     """
     md = parse_mode(mode)
     _check_wbits(bits)
+    _check_pair_bits(md, bits)
     _check_n_dsp(n_dsp)
     q = as_int(q)
     if q.ndim != 2:
@@ -491,13 +575,19 @@ def chain_weight_beats(q, mode, *, n_dsp: int = 16, bits: int = 8
     tiles = -(-rows // r)
     qp = np.zeros((tiles * r, k), np.int64)
     qp[:rows] = q
+    nb = k // md.m                                   # beats per tile
+    if md.pair:
+        c = encode_weight_codes(qp, bits).reshape(tiles, 2, r // 2, nb, M_MAX)
+        slot = c[:, 0] | (c[:, 1] << PAIR_MAX_BITS)              # [tiles, R/2, nb, 16]
+        codes = slot.transpose(0, 2, 1, 3).reshape(tiles * nb, n_dsp)
+        ids = np.broadcast_to(np.arange(n_dsp, dtype=np.uint8) % M_MAX, codes.shape)
+        return np.ascontiguousarray(codes, np.uint8), np.ascontiguousarray(ids, np.uint8)
     if md.dense:
         vals = qp
         ids = np.broadcast_to(np.arange(M_MAX, dtype=np.uint8), (tiles * r, k // M_MAX, M_MAX))
     else:
         vals, ids = compress_nm(qp, md.n, md.m)
     codes = encode_weight_codes(vals, bits)
-    nb = k // md.m                                   # beats per tile
     # slot layout per beat: DSP i = row (i // N), slot (i % N) of the row's block
     codes = codes.reshape(tiles, r, nb, md.n).transpose(0, 2, 1, 3).reshape(tiles * nb, n_dsp)
     ids = ids.reshape(tiles, r, nb, md.n).transpose(0, 2, 1, 3).reshape(tiles * nb, n_dsp)
@@ -514,6 +604,7 @@ def chain_weight_from_beats(codes, idx, mode, rows: int, k: int, *, n_dsp: int =
     """
     md = parse_mode(mode)
     _check_wbits(bits)
+    _check_pair_bits(md, bits)
     _check_n_dsp(n_dsp)
     if k <= 0 or k % md.m or rows <= 0:
         raise NumericsError(f"rows={rows}, K={k}: need rows >= 1 and K a multiple of M={md.m}")
@@ -527,16 +618,18 @@ def chain_weight_from_beats(codes, idx, mode, rows: int, k: int, *, n_dsp: int =
     def rows_major(a):
         return a.reshape(tiles, nb, r, md.n).transpose(0, 2, 1, 3).reshape(tiles * r, nb * md.n)
 
-    vals = widen_code(rows_major(codes), bits)
-    if md.dense:
-        q = vals
+    if md.pair:
+        lanes = split_pair_codes(codes, bits).reshape(2, tiles, nb, r // 2, M_MAX)
+        q = lanes.transpose(1, 0, 3, 2, 4).reshape(tiles * r, k)
+    elif md.dense:
+        q = widen_code(rows_major(codes), bits)
     else:
         if idx is None:
             raise NumericsError(f"mode {md.name} needs the sparse indices")
         idx = as_int(idx)
         if idx.shape != codes.shape:
             raise NumericsError(f"sparse indices have shape {idx.shape}, codes {codes.shape}")
-        q = decompress_nm(vals, rows_major(idx), md.n, md.m)
+        q = decompress_nm(widen_code(rows_major(codes), bits), rows_major(idx), md.n, md.m)
     if (q[rows:] != 0).any():
         raise NumericsError(f"padding rows {rows}..{tiles * r - 1} of the last tile hold nonzero "
                             f"weights (corrupt beat stream)")
@@ -547,16 +640,18 @@ def schedule_chain(x, q, mode, group_size: int, *, n_dsp: int = 16, bits: int = 
                    ) -> ChainSchedule:
     """Lay out a matrix-vector(x2) product for the chain.
 
-    ``x`` int8 ``[2, K]`` (two token rows = the two packed lanes), ``q`` int
-    ``[rows, K]`` signed weights that follow the mode's N:M pattern (they are
-    compressed here; a block with too many nonzeros raises), ``bits`` the weight
-    code width.  ``group_size`` must be a multiple of M.
+    ``x`` int8 ``[2, K]`` (two token rows = the two packed lanes; pair mode: ``[1,
+    K]``, one token row, two weight rows per slice), ``q`` int ``[rows, K]`` signed
+    weights that follow the mode's N:M pattern (they are compressed here; a block
+    with too many nonzeros raises), ``bits`` the weight code width.  ``group_size``
+    must be a multiple of M.
     """
     md = parse_mode(mode)
     _check_wbits(bits)
     x, q = check_fits(x, 8, "activation"), as_int(q)
-    if x.ndim != 2 or x.shape[0] != 2:
-        raise NumericsError(f"activations must be [2, K] (two packed lanes), got {x.shape}")
+    lanes = 1 if md.pair else 2
+    if x.ndim != 2 or x.shape[0] != lanes:
+        raise NumericsError(f"activations must be [{lanes}, K] ({'one token row in pair mode' if md.pair else 'two packed lanes'}), got {x.shape}")
     if q.ndim != 2 or q.shape[1] != x.shape[1]:
         raise NumericsError(f"weights {q.shape} do not match activations {x.shape}")
     rows, k = q.shape
@@ -570,7 +665,7 @@ def schedule_chain(x, q, mode, group_size: int, *, n_dsp: int = 16, bits: int = 
     tiles = -(-rows // r)
     nb = k // md.m                                   # beats per tile
     act = np.zeros((tiles, nb, 2, M_MAX), np.int64)
-    act[:, :, :, :md.m] = x.reshape(2, nb, md.m).transpose(1, 0, 2)[None]
+    act[:, :, :lanes, :md.m] = x.reshape(lanes, nb, md.m).transpose(1, 0, 2)[None]
     last = np.zeros((tiles, nb), bool)
     last[:, group_size // md.m - 1::group_size // md.m] = True
     return ChainSchedule(md, bits, n_dsp, rows, k, group_size,
@@ -583,10 +678,10 @@ def run_schedule(s: ChainSchedule, *, cascade: int = 2, lane_shift: int = DEFAUL
     """Golden model of the streaming chain: every beat through :func:`chain_beat`,
     row accumulators of ``acc_w`` bits.  Returns the outputs ``[n_out, 2, R]`` in
     the order the RTL emits them."""
-    r = s.rows_per_tile
+    r = s.lane_rows
     acc = np.zeros((2, r), np.int64)
     outs = []
-    w = widen_code(s.codes, s.bits)
+    w = s.weights()
     for t in range(s.beats):
         beat = chain_beat(s.act[t], w[t], s.idx[t], s.mode, n_dsp=s.n_dsp,
                           cascade=cascade, lane_shift=lane_shift)
@@ -600,8 +695,9 @@ def run_schedule(s: ChainSchedule, *, cascade: int = 2, lane_shift: int = DEFAUL
 def run_chain(x, q, mode, group_size: int, *, n_dsp: int = 16, cascade: int = 2,
               lane_shift: int = DEFAULT_LANE_SHIFT, acc_w: int = 32, bits: int = 8
               ) -> np.ndarray:
-    """``acc[2, rows, K/G]`` computed the way the chain does (packed lanes included);
-    equals ``group_accumulate(q, x, group_size)`` for every valid input."""
+    """``acc[lanes, rows, K/G]`` computed the way the chain does (packed lanes
+    included); equals ``group_accumulate(q, x, group_size)`` for every valid input
+    (``x`` is ``[2, K]``, or ``[1, K]`` in pair mode)."""
     s = schedule_chain(x, q, mode, group_size, n_dsp=n_dsp, bits=bits)
     return s.unschedule(run_schedule(s, cascade=cascade, lane_shift=lane_shift, acc_w=acc_w))
 

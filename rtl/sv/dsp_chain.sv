@@ -20,8 +20,8 @@
 // Interface (clk, synchronous active-low rst_n):
 //   in_valid/in_ready   input stream; a beat moves when both are 1.
 //   in_mode  [MODE_W]   mode code dsp_chain_pkg::MODE_DENSE / MODE_2_4 / MODE_2_16 /
-//                       MODE_4_16 / MODE_8_16 (runtime, per beat; the codes are
-//                       plait.ir.numerics.dsp.MODES).
+//                       MODE_4_16 / MODE_8_16 / MODE_PAIR (runtime, per beat; the
+//                       codes are plait.ir.numerics.dsp.CHAIN_MODES).
 //                       A beat whose mode differs from the beats in flight waits
 //                       (in_ready = 0) until the pipeline has drained.  A mode not
 //                       enabled in MODE_MASK is dropped and sets err.
@@ -39,6 +39,13 @@
 //   err                 sticky: a beat with an unsupported mode was received.
 // Parameters default to the generated dsp_chain_pkg (plait.rtl.dsp_chain.DspChainConfig);
 // the mode and weight-width codes are read from the package (fixed encodings).
+// Pair mode (decode lane packing, MODE_PAIR, when enabled in MODE_MASK): the two
+// lanes of a slice carry two weight rows sharing one activation -- the widened
+// weights of code[3:0] / code[7:4] go to the pre-adder (a_lo / a_hi) and the
+// lane-0 activation at the dense position to B -- so a batch-1 GEMV keeps both
+// lanes busy: 2 * N_DSP / 16 rows per tile, output lane l row r = tile row
+// l * N_DSP/16 + r.  Weights of 2..4 bits only: a pair beat with in_wbits = WBITS_8
+// is dropped and sets err.  Golden model: plait.ir.numerics.dsp (mode "pair").
 // Latency: out_valid rises 5 + CASCADE + level(mode) clock edges after the edge that
 // accepted the group's last beat (level(mode) = log2(N / CASCADE)).
 module dsp_chain #(
@@ -88,6 +95,9 @@ module dsp_chain #(
   localparam logic [MODE_W-1:0] M_2_16  = MODE_W'(dsp_chain_pkg::MODE_2_16);
   localparam logic [MODE_W-1:0] M_4_16  = MODE_W'(dsp_chain_pkg::MODE_4_16);
   localparam logic [MODE_W-1:0] M_8_16  = MODE_W'(dsp_chain_pkg::MODE_8_16);
+  localparam logic [MODE_W-1:0] M_PAIR  = MODE_W'(dsp_chain_pkg::MODE_PAIR);
+  localparam logic [WBITS_W-1:0] WB_8   = WBITS_W'(dsp_chain_pkg::WBITS_8);
+  localparam bit EN_PAIR = MODE_EN[M_PAIR];
   // control pipeline: v[k] = beat accepted k cycles ago; the tree level l of a beat
   // is valid while v[4 + C + l] is set (input regs, slice A2/D/B1, AD/B2 and M
   // registers, C P registers, reduction node register, l tree registers).
@@ -106,7 +116,8 @@ module dsp_chain #(
   logic [MODE_W-1:0] cur_mode;     // mode of the beats in flight
   logic             mode_ok, accept;
 
-  assign mode_ok  = MODE_EN[in_mode];
+  // pair mode holds two codes per slot: 8-bit weights cannot be paired
+  assign mode_ok  = MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8);
   assign in_ready = !(|v) || (in_mode == cur_mode);
   assign accept   = in_valid && in_ready;
   assign busy     = |v;
@@ -127,19 +138,33 @@ module dsp_chain #(
 
   // per-slice decode (MUX select, weight widening) before the input register
   logic [2*M_MAX*8-1:0] act_r;
-  logic [N_DSP*8-1:0]   wq_r;
+  logic [N_DSP*8-1:0]   wq_r, wq_hi_r;
   logic [N_DSP*IDX_W-1:0] sel_r;
+  logic [N_DSP-1:0]     pair_r;    // per slice: this beat is a pair beat
 
   for (genvar i = 0; i < N_DSP; i++) begin : g_dec
     logic [IDX_W-1:0]  sel;
-    logic signed [7:0] wq;
+    logic signed [7:0] wq, wq_hi;
     dsp_operand_decode #(.POS(i), .MODE_MASK(MODE_MASK), .M_MAX(M_MAX), .IDX_W(IDX_W),
                          .CODE_W(CODE_W), .MODE_W(MODE_W), .WBITS_W(WBITS_W)) u_dec (
       .mode(in_mode), .wbits(in_wbits), .idx(in_idx[i*IDX_W +: IDX_W]),
-      .code(in_w[i*CODE_W +: CODE_W]), .sel, .w(wq));
+      .code(in_w[i*CODE_W +: CODE_W]), .sel, .w(wq), .w_hi(wq_hi));
     always_ff @(posedge clk) begin
       sel_r[i*IDX_W +: IDX_W] <= sel;
       wq_r[i*8 +: 8]          <= wq;
+    end
+    if (EN_PAIR) begin : g_pair
+      // one copy of the pair flag per slice ((* keep *): yosys would merge them; one
+      // register would fan out to every slice's operand select)
+      (* keep *) always_ff @(posedge clk) begin
+        pair_r[i]          <= (in_mode == M_PAIR);
+        wq_hi_r[i*8 +: 8]  <= wq_hi;
+      end
+    end else begin : g_nopair
+      assign pair_r[i]         = 1'b0;
+      assign wq_hi_r[i*8 +: 8] = '0;
+      logic unused_hi;
+      assign unused_hi = ^wq_hi;
     end
   end
 
@@ -147,15 +172,17 @@ module dsp_chain #(
 
   // ------------------------------------------------------------ sparse MUX
   // The MUX outputs go straight into the slices' input registers (A2/D/B1 of the
-  // DSP48E2); the pre-adder packs the two lanes.
-  logic [N_DSP*8-1:0] a_lo_m, a_hi_m;
+  // DSP48E2); the pre-adder packs the two lanes.  Pair mode swaps the roles: the two
+  // rows' weights into the pre-adder, the lane-0 activation into B.
+  logic [N_DSP*8-1:0] a_lo_m, a_hi_m, b_m;
 
   for (genvar i = 0; i < N_DSP; i++) begin : g_mux
     logic signed [7:0] a_lo, a_hi;
     dsp_sparse_mux #(.M_MAX(M_MAX), .IDX_W(IDX_W)) u_mux (
       .act(act_r), .sel(sel_r[i*IDX_W +: IDX_W]), .a_lo, .a_hi);
-    assign a_lo_m[i*8 +: 8] = a_lo;
-    assign a_hi_m[i*8 +: 8] = a_hi;
+    assign a_lo_m[i*8 +: 8] = pair_r[i] ? wq_r[i*8 +: 8]    : a_lo;
+    assign a_hi_m[i*8 +: 8] = pair_r[i] ? wq_hi_r[i*8 +: 8] : a_hi;
+    assign b_m[i*8 +: 8]    = pair_r[i] ? a_lo              : wq_r[i*8 +: 8];
   end
 
   // ------------------------------------- cascade groups + reduction nodes
@@ -166,7 +193,7 @@ module dsp_chain #(
   for (genvar g = 0; g < NG; g++) begin : g_group
     logic signed [LANE_W-1:0] s_lo, s_hi;
     dsp_cascade_group #(.C(C), .P_W(P_W), .SH(SH), .LANE_W(LANE_W), .WIN_HI(WIN_HI)) u_group (
-      .clk, .a_hi(a_hi_m[g*C*8 +: C*8]), .a_lo(a_lo_m[g*C*8 +: C*8]), .w(wq_r[g*C*8 +: C*8]),
+      .clk, .a_hi(a_hi_m[g*C*8 +: C*8]), .a_lo(a_lo_m[g*C*8 +: C*8]), .w(b_m[g*C*8 +: C*8]),
       .s_lo, .s_hi);
     assign tree_q[(g*2 + 0)*TREE_W +: TREE_W] = TREE_W'(s_lo);
     assign tree_q[(g*2 + 1)*TREE_W +: TREE_W] = TREE_W'(s_hi);
@@ -193,13 +220,14 @@ module dsp_chain #(
   // lev: tree level of the beats in flight.  Only enabled modes are decoded (a
   // disabled mode never has a valid beat in flight), so a single-mode build has a
   // constant level and no level MUX in front of the accumulators.
-  localparam int LEV_ANY = MODE_EN[M_DENSE] ? LEV_16 :
+  localparam int LEV_ANY = (MODE_EN[M_DENSE] || EN_PAIR) ? LEV_16 :
                            (MODE_EN[M_2_4] || MODE_EN[M_2_16]) ? LEV_2 :
                            MODE_EN[M_4_16] ? LEV_4 : LEV_8;
   int lev;
   always_comb begin
     lev = LEV_ANY;
     if (MODE_EN[M_DENSE] && cur_mode == M_DENSE) lev = LEV_16;
+    if (EN_PAIR          && cur_mode == M_PAIR)  lev = LEV_16;
     if (MODE_EN[M_2_4]   && cur_mode == M_2_4)   lev = LEV_2;
     if (MODE_EN[M_2_16]  && cur_mode == M_2_16)  lev = LEV_2;
     if (MODE_EN[M_4_16]  && cur_mode == M_4_16)  lev = LEV_4;

@@ -5,7 +5,10 @@
 //    MODE_MASK (their beats are dropped by the chain) are left out, so a dense-only
 //    build has a constant select and a 2:4-only build a 2-bit one;
 //  * weight widening: b-bit symmetric code u -> int8 q = u - 2^(b-1)
-//    (flip the code's top bit and sign-extend), b in {2, 3, 4, 8}.
+//    (flip the code's top bit and sign-extend), b in {2, 3, 4, 8};
+//  * pair mode (decode lane packing, MODE_PAIR): the dense select, and the code
+//    slot carries two rows' codes -- w from code[b-1:0] (as above), w_hi from
+//    code[4 +: b] (b <= 4).  Without MODE_PAIR in MODE_MASK w_hi is unused.
 // Decoding before the register gives the sparse MUX (dsp_sparse_mux) a clean
 // registered select (no mode logic inside the MUX's LUTs) at no FF cost.
 // Mode codes (dsp_chain_pkg::MODE_*) and weight-width codes (dsp_chain_pkg::WBITS_*)
@@ -25,7 +28,8 @@ module dsp_operand_decode #(
   input  logic [IDX_W-1:0]   idx,    // stored sparse index
   input  logic [CODE_W-1:0]  code,   // weight code
   output logic [IDX_W-1:0]   sel,    // activation position for the sparse MUX
-  output logic signed [7:0]  w       // widened int8 weight
+  output logic signed [7:0]  w,      // widened int8 weight
+  output logic signed [7:0]  w_hi    // pair mode: the lane-1 row's widened weight
 );
   localparam int EN_W = 1 << MODE_W;
   localparam logic [EN_W-1:0]    MODE_EN = EN_W'(MODE_MASK);
@@ -34,6 +38,7 @@ module dsp_operand_decode #(
   localparam logic [MODE_W-1:0]  M_2_16  = MODE_W'(dsp_chain_pkg::MODE_2_16);
   localparam logic [MODE_W-1:0]  M_4_16  = MODE_W'(dsp_chain_pkg::MODE_4_16);
   localparam logic [MODE_W-1:0]  M_8_16  = MODE_W'(dsp_chain_pkg::MODE_8_16);
+  localparam logic [MODE_W-1:0]  M_PAIR  = MODE_W'(dsp_chain_pkg::MODE_PAIR);
   localparam logic [WBITS_W-1:0] WB_2    = WBITS_W'(dsp_chain_pkg::WBITS_2);
   localparam logic [WBITS_W-1:0] WB_3    = WBITS_W'(dsp_chain_pkg::WBITS_3);
   localparam logic [WBITS_W-1:0] WB_4    = WBITS_W'(dsp_chain_pkg::WBITS_4);
@@ -41,6 +46,7 @@ module dsp_operand_decode #(
   localparam bit EN_DENSE = MODE_EN[M_DENSE];
   localparam bit EN_24    = MODE_EN[M_2_4];
   localparam bit EN_N16   = MODE_EN[M_2_16] | MODE_EN[M_4_16] | MODE_EN[M_8_16];
+  localparam bit EN_PAIR  = MODE_EN[M_PAIR];
 
   always_comb begin
     // N:16 modes use the full index; without them, 2:4 (or dense) is the fallback
@@ -48,6 +54,7 @@ module dsp_operand_decode #(
     else if (EN_24) sel = {{(IDX_W-2){1'b0}}, idx[1:0]};
     else            sel = DENSE_SEL;
     if (EN_DENSE && mode == M_DENSE) sel = DENSE_SEL;
+    if (EN_PAIR && mode == M_PAIR)   sel = DENSE_SEL;
     if (EN_24 && mode == M_2_4)      sel = {{(IDX_W-2){1'b0}}, idx[1:0]};
   end
 
@@ -58,6 +65,18 @@ module dsp_operand_decode #(
       WB_3:    w = {{6{~code[2]}}, code[1:0]};
       WB_4:    w = {{5{~code[3]}}, code[2:0]};
       default: w = {~code[7], code[6:0]};          // dsp_chain_pkg::WBITS_8
+    endcase
+  end
+
+  // pair mode: the upper nibble holds the second row's code (WBITS_8 is refused by
+  // the chain in pair mode, so the default arm is never used then)
+  logic [3:0] hi;
+  assign hi = code[7:4];
+  always_comb begin
+    case (wbits)
+      WB_2:    w_hi = {{7{~hi[1]}}, hi[0]};
+      WB_3:    w_hi = {{6{~hi[2]}}, hi[1:0]};
+      default: w_hi = {{5{~hi[3]}}, hi[2:0]};      // WB_4 (and the refused WB_8)
     endcase
   end
 endmodule

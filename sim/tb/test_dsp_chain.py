@@ -28,8 +28,9 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from plait.ir.numerics.common import group_accumulate, signed_range
-from plait.ir.numerics.dsp import (DSP_WEIGHT_BITS, M_MAX, WBITS_CODE, ChainSchedule,
-                                   parse_mode, prune_nm, run_schedule, schedule_chain)
+from plait.ir.numerics.dsp import (DSP_WEIGHT_BITS, M_MAX, PAIR_MAX_BITS, WBITS_CODE,
+                                   ChainSchedule, parse_mode, prune_nm, run_schedule,
+                                   schedule_chain)
 from plait.rtl.dsp_chain import DspChainConfig
 from plait.sim.drivers import pack_signed, pack_unsigned, start_clock, to_int, unpack_signed
 from plait.sim.scoreboard import Perf, Scoreboard
@@ -98,7 +99,7 @@ class ChainTB:
         obs, self.observed = self.observed, []
         pos = 0
         for s, x, q in zip(scheds, xs, qs):
-            r = s.rows_per_tile
+            r = s.lane_rows
             n = s.n_tiles * (s.k // s.group_size)
             mine = [o[:, :r] for o in obs[pos:pos + n]]
             for o in mine:
@@ -155,7 +156,7 @@ def random_weights(rng: np.random.Generator, rows: int, k: int, mode, bits: int,
     md = parse_mode(mode)
     lo, hi = signed_range(bits)
     q = rng.integers(lo, hi + 1, (rows, k))
-    if not md.dense:
+    if not md.implicit_idx:
         q = q * prune_nm(rng.standard_normal((rows, k)), md.n, md.m)
         # some blocks with fewer than N nonzeros (exercises the padding slots)
         thin = rng.random((rows, k // md.m)) < 0.1
@@ -167,11 +168,24 @@ def random_weights(rng: np.random.Generator, rows: int, k: int, mode, bits: int,
 
 
 def garbage_fill(s: ChainSchedule, rng: np.random.Generator) -> None:
-    """Inputs the hardware must ignore: activation positions >= M, dense indices."""
+    """Inputs the hardware must ignore: activation positions >= M, dense indices,
+    lane 1 of the activation bus in pair mode."""
     if s.mode.m < M_MAX:
         s.act[:, :, s.mode.m:] = rng.integers(-128, 128, s.act[:, :, s.mode.m:].shape)
-    if s.mode.dense:
+    if s.mode.implicit_idx:
         s.idx[:] = rng.integers(0, 16, s.idx.shape)
+    if s.mode.pair:
+        s.act[:, 1] = rng.integers(-128, 128, s.act[:, 1].shape)
+
+
+def mode_bits(mode) -> tuple[int, ...]:
+    """Weight widths a mode takes (pair mode: two codes per slot, <= 4 bits)."""
+    return tuple(b for b in DSP_WEIGHT_BITS if b <= PAIR_MAX_BITS or not parse_mode(mode).pair)
+
+
+def lanes(mode) -> int:
+    """Token rows of one schedule: 2 packed lanes, 1 in pair mode."""
+    return 1 if parse_mode(mode).pair else 2
 
 
 def perf_report(tb: ChainTB, name: str, scheds: list[ChainSchedule], first: int,
@@ -189,6 +203,7 @@ def perf_report(tb: ChainTB, name: str, scheds: list[ChainSchedule], first: int,
         "mode": md.name, "beats": beats, "steady_cycles": steady,
         "steady_utilisation": beats / steady,
         "rows_per_tile": scheds[0].rows_per_tile, "k": scheds[0].k,
+        "lanes": scheds[0].lanes,
         "dense_equiv_macs_per_cycle": cfg.dense_equivalent_macs_per_cycle(md),
         "latency": cfg.latency(md),
     })
@@ -200,7 +215,7 @@ def perf_report(tb: ChainTB, name: str, scheds: list[ChainSchedule], first: int,
 # ------------------------------------------------------------------ tests
 RANDOM_GEOMETRY = {  # mode: (K, group size)
     "dense": (512, 64), "2:4": (256, 32), "2:16": (512, 64), "4:16": (512, 64),
-    "8:16": (512, 64),
+    "8:16": (512, 64), "pair": (512, 64),
 }
 
 
@@ -220,11 +235,12 @@ async def test_random_modes(dut):
         k, g = RANDOM_GEOMETRY[mname]
         r = cfg.rows(md)
         beats_per_tile = k // md.m
-        tiles_per_sched = max(1, beats_target // (beats_per_tile * len(DSP_WEIGHT_BITS)))
+        widths = mode_bits(md)
+        tiles_per_sched = max(1, -(-beats_target // (beats_per_tile * len(widths))))
         scheds, xs, qs = [], [], []
-        for bits in DSP_WEIGHT_BITS:
+        for bits in widths:
             rows = tiles_per_sched * r - (1 if r > 1 else 0)   # a padded last tile
-            x = rng.integers(-128, 128, (2, k))
+            x = rng.integers(-128, 128, (lanes(md), k))
             q = random_weights(rng, rows, k, md, bits, zero_group_prob=0.05, group=g)
             s = schedule_chain(x, q, md, g, n_dsp=cfg.n_dsp, bits=bits)
             garbage_fill(s, rng)
@@ -243,9 +259,10 @@ async def test_random_modes(dut):
     for mname in cfg.mode_list():
         md = parse_mode(mname)
         k, g = RANDOM_GEOMETRY[mname]
-        x = rng.integers(-128, 128, (2, k))
-        q = random_weights(rng, 2 * cfg.rows(md), k, md, 8)
-        s = schedule_chain(x, q, md, g, n_dsp=cfg.n_dsp, bits=8)
+        bits = max(mode_bits(md))
+        x = rng.integers(-128, 128, (lanes(md), k))
+        q = random_weights(rng, 2 * cfg.rows(md), k, md, bits)
+        s = schedule_chain(x, q, md, g, n_dsp=cfg.n_dsp, bits=bits)
         tb.expect(s)
         await tb.drive([s], gap_prob=0.3, rng=random.Random(7))
         await tb.drain()
@@ -279,26 +296,30 @@ async def test_edge_cases(dut):
         md = parse_mode(mname)
         r = cfg.rows(md)
         k = 64
-        # -128 x -128 in every lane and every kept weight; also -128 x 127
-        x = np.full((2, k), -128)
-        q = np.full((r, k), -128)
-        if not md.dense:
+        wide = max(mode_bits(md))                   # 8 bits, 4 in pair mode
+        wmin = signed_range(wide)[0]
+        nl = lanes(md)
+        # -128 x the most negative weight in every lane and every kept weight; also
+        # -128 x the largest
+        x = np.full((nl, k), -128)
+        q = np.full((r, k), wmin)
+        if not md.implicit_idx:
             q = q * prune_nm(np.ones((r, k)), md.n, md.m)
-        add(x, q, md, 16 if md.m <= 16 else k)
-        add(x, -q - 1 * (q != 0), md, k)            # weights 127 where kept
+        add(x, q, md, 16 if md.m <= 16 else k, wide)
+        add(x, -q - 1 * (q != 0), md, k, wide)      # weights 2^(b-1)-1 where kept
         # all-zero groups: zero weights in one group, zero activations in another
-        q = random_weights(rng, r, k, md, 8)
+        q = random_weights(rng, r, k, md, wide)
         q[:, :16] = 0
-        x = rng.integers(-128, 128, (2, k))
+        x = rng.integers(-128, 128, (nl, k))
         x[:, 32:48] = 0
-        add(x, q, md, 16)
+        add(x, q, md, 16, wide)
         # extreme codes of every weight width (0 and 2^b - 1 -> -2^(b-1), 2^(b-1)-1)
-        for bits in DSP_WEIGHT_BITS:
+        for bits in mode_bits(md):
             lo, hi = signed_range(bits)
             q = rng.choice([lo, hi], (r, k))
-            if not md.dense:
+            if not md.implicit_idx:
                 q = q * prune_nm(rng.standard_normal((r, k)), md.n, md.m)
-            add(rng.choice([-128, 127], (2, k)), q, md, 32 if md.m <= 32 else k, bits)
+            add(rng.choice([-128, 127], (nl, k)), q, md, 32 if md.m <= 32 else k, bits)
         # every N:M pattern (2:4: all 6) / every index in every slot (N:16)
         if md.name == "2:4":
             pats = [(a, b) for a in range(4) for b in range(a + 1, 4)]
@@ -309,7 +330,7 @@ async def test_edge_cases(dut):
             q = np.concatenate([q, np.roll(q, 4, axis=1)], axis=0)
             x = rng.integers(-128, 128, (2, q.shape[1]))
             add(x, q, md, 8)
-        elif not md.dense:
+        elif not md.implicit_idx:
             blocks = []
             for shift in range(md.m):
                 blk = np.zeros((r, md.m), np.int64)
@@ -323,17 +344,20 @@ async def test_edge_cases(dut):
     await tb.drain()
     tb.check(scheds, xs, qs)
     # maximum accumulation length: one group of K = 65536, all -128 x -128 -> 2^30
-    for mname in [m for m in ("dense", "2:16") if m in modes] or modes[:1]:
+    # (pair mode: -128 x -8 -> 2^26)
+    for mname in [m for m in ("dense", "2:16", "pair") if m in modes] or modes[:1]:
         md = parse_mode(mname)
         r = cfg.rows(md)
         k = 65536
-        x = np.full((2, k), -128)
-        q = np.full((r, k), -128)
-        if not md.dense:
+        wide = max(mode_bits(md))
+        wmin = signed_range(wide)[0]
+        x = np.full((lanes(md), k), -128)
+        q = np.full((r, k), wmin)
+        if not md.implicit_idx:
             q = q * prune_nm(np.ones((r, k)), md.n, md.m)
-        s = schedule_chain(x, q, md, k, n_dsp=cfg.n_dsp, bits=8)
+        s = schedule_chain(x, q, md, k, n_dsp=cfg.n_dsp, bits=wide)
         gold = tb.expect(s)
-        assert int(np.abs(gold).max()) == 16384 * k * md.n // md.m
+        assert int(np.abs(gold).max()) == 128 * -wmin * k * md.n // md.m
         await tb.drive([s])
         await tb.drain()
         tb.check([s], [x], [q])
@@ -354,7 +378,7 @@ async def test_mode_switch_and_errors(dut):
     scheds, xs, qs = [], [], []
     for mname in cfg.mode_list() * 2:
         md = parse_mode(mname)
-        x = rng.integers(-128, 128, (2, 64))
+        x = rng.integers(-128, 128, (lanes(md), 64))
         q = random_weights(rng, cfg.rows(md), 64, md, 4)
         s = schedule_chain(x, q, md, 16, n_dsp=cfg.n_dsp, bits=4)
         tb.expect(s)
@@ -369,11 +393,15 @@ async def test_mode_switch_and_errors(dut):
         beats = sum(s.beats for s in scheds)
         assert tb.cycle - stalls_before > beats, "mode switches should have stalled in_ready"
     assert int(dut.err.value) == 0
-    # unsupported mode codes: 5..7 always; codes of modes masked out of this build
-    bad = [c for c in range(8) if not (cfg.sv_params()["MODE_MASK"] >> c) & 1]
-    for code in bad:
+    # unsupported mode codes: 6, 7 always; codes of modes masked out of this build;
+    # pair mode with 8-bit weights (two codes per slot need <= 4 bits)
+    bad = [(c, WBITS_CODE[8]) for c in range(8) if not (cfg.sv_params()["MODE_MASK"] >> c) & 1]
+    if "pair" in cfg.mode_list():
+        bad.append((parse_mode("pair").code, WBITS_CODE[8]))
+    for code, wbits in bad:
         dut.in_valid.value = 1
         dut.in_mode.value = code
+        dut.in_wbits.value = wbits
         dut.in_last.value = 1
         await RisingEdge(dut.clk)
         dut.in_valid.value = 0
@@ -387,6 +415,53 @@ async def test_mode_switch_and_errors(dut):
         await ReadOnly()
         assert int(dut.err.value) == 0, "reset must clear err"
         await RisingEdge(dut.clk)
+    tb.sb.assert_clean()
+    dut._log.info(tb.sb.summary())
+
+
+def _gemv_skip() -> bool:
+    modes = _config().mode_list()
+    return not _enabled("gemv") or "pair" not in modes or "dense" not in modes
+
+
+@cocotb.skipif(_gemv_skip(), reason="needs modes dense and pair (and PLAIT_TB_TESTS to allow 'gemv')")
+@cocotb.test()
+async def test_gemv_lane_use(dut):
+    """Batch-1 GEMV (one token row), the same weights in dense mode (lane 1 carries
+    nothing useful) and in pair mode (two weight rows per slice): both bit-exact;
+    the useful-MAC use of the packed lanes over the streaming beats is 50 % and 100 %,
+    and pair mode takes half the beats.  Perf records ``gemv dense`` / ``gemv pair``."""
+    cfg = _config()
+    tb = ChainTB(dut, cfg, "gemv")
+    await tb.start()
+    rng = np.random.default_rng(5)
+    k, g, bits = 512, 64, 4
+    rows = 4 * cfg.rows("pair")
+    x = rng.integers(-128, 128, (1, k))
+    q = random_weights(rng, rows, k, "dense", bits)
+    use = {}
+    for mname in ("dense", "pair"):
+        xin = x if mname == "pair" else np.concatenate([x, np.zeros_like(x)])
+        s = schedule_chain(xin, q, mname, g, n_dsp=cfg.n_dsp, bits=bits)
+        tb.expect(s)
+        first = tb.cycle + 1
+        await tb.drive([s])
+        await tb.drain()
+        # the contract on the one real token row (dense mode: lane 0 of two)
+        obs = [o[:, :s.lane_rows] for o in tb.observed]
+        tb.check([s], [xin], [q])
+        got = s.unschedule(np.array(obs))[0]
+        assert np.array_equal(got, group_accumulate(q, x, g)[0]), f"{mname}: GEMV mismatch"
+        steady = tb.accept_cycles[-1] - first + 1
+        perf = Perf(f"dsp_chain gemv {mname}", units=2 * cfg.n_dsp)
+        perf.add(cycles=tb.out_cycles[-1] - first + 1, macs=rows * k, tiles=s.n_tiles)
+        use[mname] = rows * k / (2 * cfg.n_dsp * steady)
+        perf.extra.update({"mode": f"gemv-{mname}", "beats": s.beats, "steady_cycles": steady,
+                           "lane_use": use[mname], "rows": rows, "k": k})
+        perf.log(dut._log)
+        perf.write_json()
+        assert steady == s.beats, f"{mname}: the beats did not stream back to back"
+    assert use["dense"] == 0.5 and use["pair"] == 1.0, use
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
 
