@@ -415,25 +415,40 @@ def test_corrupt_synth_cache_entry_is_synthesized_again(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- interrupts and reproducibility
 
+# The writer holds still once its scratch directory is full (before the fsync and the
+# swap): it announces that with a marker file and sleeps, so the signal always lands
+# inside the write window -- a plain race would let a fast writer finish first.
 _WRITER = textwrap.dedent("""
-    import sys, numpy as np
-    from plait.ir import WeightStore
-    from plait.runtime.artifact import write_artifact
+    import sys, time
+    from pathlib import Path
+    import plait.runtime.artifact as art
     from plait.tests.graphs import big_linear_graph
+    fsync_tree = art._fsync_tree
+    def held(root):
+        Path(sys.argv[2]).write_text(str(root))
+        time.sleep(120)
+        fsync_tree(root)
+    art._fsync_tree = held
     g, w = big_linear_graph({mb})
-    write_artifact(sys.argv[1], g, w, model="synthetic", recipe={{"name": "x"}})
+    art.write_artifact(sys.argv[1], g, w, model="synthetic", recipe={{"name": "x"}})
 """)
 
 
 def _start_writer(out: Path, mb: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", _WRITER.format(mb=mb), str(out)],
+    marker = out.parent / "writer-holds"
+    marker.unlink(missing_ok=True)
+    return subprocess.Popen([sys.executable, "-c", _WRITER.format(mb=mb), str(out), str(marker)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait_for_scratch(parent: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def _wait_for_scratch(parent: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     t0 = time.time()
+    marker = parent / "writer-holds"
     while time.time() - t0 < timeout:
-        if any(".plait-tmp-" in p.name and any(p.iterdir()) for p in parent.iterdir() if p.is_dir()):
+        if marker.exists():
+            scratch = Path(marker.read_text())
+            assert ".plait-tmp-" in scratch.name and any(scratch.iterdir()), scratch
+            marker.unlink()
             return
         if proc.poll() is not None:
             raise AssertionError(f"writer ended before writing: {proc.stderr.read().decode()}")
@@ -446,7 +461,7 @@ def test_interrupt_during_write_keeps_the_previous_artifact(sig, artifact, tmp_p
     out = tmp_path / "a"
     shutil.copytree(artifact, out)
     before = tree_hash(out)
-    proc = _start_writer(out, mb=400)
+    proc = _start_writer(out, mb=40)
     _wait_for_scratch(tmp_path, proc)
     proc.send_signal(sig)
     proc.wait(timeout=60)
