@@ -92,6 +92,8 @@ def test_rtl_narrow_lanes_overflow_adjust():
     windowed overflow adjust decodes correctly (see test_numerics_dsp)."""
     cfg = DspChainConfig(lane_shift=16, cascade=2)
     run = _run(cfg, tests="edges,switch")
+    ran = [t.name.rsplit(".", 1)[-1] for t in run.tests if not t.skipped]
+    assert ran == ["test_edge_cases", "test_mode_switch_and_errors"], run.tests
     assert all(t.passed for t in run.tests)
 
 

@@ -3,8 +3,8 @@
 Launched from pytest (``tests/test_rtl_dsp_chain.py``) through
 :func:`plait.sim.runner.run_cocotb`; the chain's :class:`DspChainConfig` arrives as
 JSON in ``PLAIT_TB_CONFIG``.  Optional env: ``PLAIT_TB_BEATS`` (random beats per
-mode, default 2048), ``PLAIT_TB_TESTS`` (comma list restricting the tests that do
-work; others pass trivially -- used by the mutation test to run only the fast one),
+mode, default 2048), ``PLAIT_TB_TESTS`` (comma list of the tests to run; the others are
+reported as skipped -- the mutation tests run only the fast one),
 ``PLAIT_TB_EXPECT_SLICE`` (``primitive`` / ``behavioural``: ``test_slice_structure``
 checks which slice implementation the build contains -- the DSP48E2 primitive path,
 built with ``-DPLAIT_DSP_PRIMITIVE`` and the simulation model
@@ -219,12 +219,11 @@ RANDOM_GEOMETRY = {  # mode: (K, group size)
 }
 
 
+@cocotb.skipif(not _enabled("random"), reason="not selected by PLAIT_TB_TESTS")
 @cocotb.test()
 async def test_random_modes(dut):
     """Constrained-random streams in every enabled mode and every weight width,
     back to back (utilisation), with garbage on the inputs the mode ignores."""
-    if not _enabled("random"):
-        return
     cfg = _config()
     tb = ChainTB(dut, cfg, "random")
     await tb.start()
@@ -271,13 +270,12 @@ async def test_random_modes(dut):
     dut._log.info(tb.sb.summary())
 
 
+@cocotb.skipif(not _enabled("edges"), reason="not selected by PLAIT_TB_TESTS")
 @cocotb.test()
 async def test_edge_cases(dut):
     """-128 x -128 in every lane, all-zero groups, maximum accumulation length
     (K = 65536 in one group), every 2:4 pattern, every index in every slot for N:16,
     extreme codes of every weight width."""
-    if not _enabled("edges"):
-        return
     cfg = _config()
     tb = ChainTB(dut, cfg, "edges")
     await tb.start()
@@ -365,12 +363,11 @@ async def test_edge_cases(dut):
     dut._log.info(tb.sb.summary())
 
 
+@cocotb.skipif(not _enabled("switch"), reason="not selected by PLAIT_TB_TESTS")
 @cocotb.test()
 async def test_mode_switch_and_errors(dut):
     """Mode changes without draining (in_ready holds the new mode back), and an
     unsupported mode code sets the sticky err flag without producing output."""
-    if not _enabled("switch"):
-        return
     cfg = _config()
     tb = ChainTB(dut, cfg, "switch")
     await tb.start()
@@ -466,14 +463,14 @@ async def test_gemv_lane_use(dut):
     dut._log.info(tb.sb.summary())
 
 
+@cocotb.skipif(not os.environ.get("PLAIT_TB_EXPECT_SLICE", "").strip() or not _enabled("structure"),
+               reason="PLAIT_TB_EXPECT_SLICE unset or not selected by PLAIT_TB_TESTS")
 @cocotb.test()
 async def test_slice_structure(dut):
     """Which slice implementation this build simulates (``PLAIT_TB_EXPECT_SLICE`` =
     ``primitive``: every slice is a DSP48E2 instance, Z-MUX = 0 on the first slice of
     each cascade group and PCIN on the others; ``behavioural``: no primitive)."""
     want = os.environ.get("PLAIT_TB_EXPECT_SLICE", "").strip()
-    if not want or not _enabled("structure"):
-        return
     if want not in ("primitive", "behavioural"):
         raise ValueError(f"PLAIT_TB_EXPECT_SLICE must be 'primitive' or 'behavioural', "
                          f"got {want!r}")
