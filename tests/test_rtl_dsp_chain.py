@@ -78,6 +78,8 @@ def test_rtl_all_modes():
               f"{100 * p['utilisation']:10.2f}% {100 * p['steady_utilisation']:6.1f}% "
               f"{p['latency']:8d} {p['dense_equiv_macs_per_cycle']:10d}")
         assert p["beats"] >= 2000
+        # latency measured on the waveform (last beat accepted -> out_valid) = the model
+        assert p["latency_measured"] == [cfg.latency(m)] == [p["latency"]], p
         # every beat keeps every slice busy: cycles per tile = K/M beats + fill/drain
         assert p["steady_utilisation"] == 1.0
         assert p["cycles_per_tile"] < cfg.cycles_per_tile(p["k"], m) + 1
@@ -111,6 +113,7 @@ def test_rtl_primitive_path_all_modes():
     assert sorted(perf) == sorted(cfg.mode_list())
     for m in cfg.mode_list():
         assert perf[m]["beats"] >= 2000 and perf[m]["steady_utilisation"] == 1.0
+        assert perf[m]["latency_measured"] == [cfg.latency(m)]
 
 
 @pytest.mark.slow

@@ -57,6 +57,8 @@ class ChainTB:
         self.out_cycles: list[int] = []
         self.cycle = 0
         self.accept_cycles: list[int] = []
+        self.last_edges: list[int] = []    # clock edge that accepted each group's last beat
+        self.last_modes: list[str] = []
 
     async def start(self):
         dut = self.dut
@@ -133,11 +135,30 @@ class ChainTB:
                 dut.in_idx.value = idx[t]
                 await ReadOnly()
                 took = valid and int(dut.in_ready.value)
+                edge = self.cycle + 1           # the edge about to sample the handshake
                 await RisingEdge(dut.clk)
                 if took:
                     self.accept_cycles.append(self.cycle)
+                    if s.last[t]:
+                        self.last_edges.append(edge)
+                        self.last_modes.append(s.mode.name)
                     t += 1
         dut.in_valid.value = 0
+
+    def check_latency(self) -> dict[str, set[int]]:
+        """The latency of every output so far, measured on the simulated waveform
+        (clock edges from the edge that accepted a group's last beat to the edge after
+        which out_valid is high), asserted equal to the cycle model
+        ``DspChainConfig.latency(mode)``; returns the measured values per mode."""
+        assert len(self.out_cycles) == len(self.last_edges), \
+            (len(self.out_cycles), len(self.last_edges))
+        seen: dict[str, set[int]] = {}
+        for out, edge, mode in zip(self.out_cycles, self.last_edges, self.last_modes):
+            seen.setdefault(mode, set()).add(out - edge)
+        for mode, lat in seen.items():
+            assert lat == {self.cfg.latency(mode)}, \
+                f"mode {mode}: measured latency {sorted(lat)} != model {self.cfg.latency(mode)}"
+        return seen
 
     async def drain(self, timeout: int = 200) -> None:
         dut = self.dut
@@ -206,6 +227,8 @@ def perf_report(tb: ChainTB, name: str, scheds: list[ChainSchedule], first: int,
         "lanes": scheds[0].lanes,
         "dense_equiv_macs_per_cycle": cfg.dense_equivalent_macs_per_cycle(md),
         "latency": cfg.latency(md),
+        "latency_measured": sorted({o - e for o, e in zip(tb.out_cycles[n_out_before:],
+                                                          tb.last_edges[n_out_before:])}),
     })
     perf.log(tb.dut._log)
     perf.write_json()
@@ -266,6 +289,8 @@ async def test_random_modes(dut):
         await tb.drive([s], gap_prob=0.3, rng=random.Random(7))
         await tb.drain()
         tb.check([s], [x], [q])
+    lat = tb.check_latency()
+    dut._log.info("measured latency per mode: %s", {m: sorted(v) for m, v in lat.items()})
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
 
@@ -359,6 +384,7 @@ async def test_edge_cases(dut):
         await tb.drive([s])
         await tb.drain()
         tb.check([s], [x], [q])
+    tb.check_latency()
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
 
@@ -386,6 +412,7 @@ async def test_mode_switch_and_errors(dut):
     await tb.drive(scheds)
     await tb.drain()
     tb.check(scheds, xs, qs)
+    tb.check_latency()
     if len(cfg.mode_list()) > 1:
         beats = sum(s.beats for s in scheds)
         assert tb.cycle - stalls_before > beats, "mode switches should have stalled in_ready"
