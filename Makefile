@@ -14,7 +14,7 @@ demo: setup
 	$(PLAIT) run $(OUT) --prompt "$(PROMPT)"
 
 test: setup
-	$(VENV)/bin/python -m pytest -q --durations=30
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=30
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"

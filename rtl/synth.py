@@ -256,11 +256,12 @@ def load_netlist(res: Resources) -> dict:
 
 
 def synthesize_netlist(top: str, sources: list[Path], **kw) -> Resources:
-    """:func:`synthesize`, and keep the flattened netlist in the cache as well
+    """:func:`synthesize`, and make sure the flattened netlist is in the cache as well
     (:func:`netlist_path`, read it with :func:`load_netlist`; used by
-    :mod:`plait.rtl.timing`).  A cached result without its netlist (an entry made by
-    :func:`synthesize`) is synthesized again; ``use_cache=False`` still writes the
-    netlist file, since that is how it is handed over."""
+    :mod:`plait.rtl.timing`).  :func:`synthesize` keeps it with every cached result;
+    a cached result without it (an older entry) is synthesized again;
+    ``use_cache=False`` still writes the netlist file, since that is how it is
+    handed over."""
     return synthesize(top, sources, _keep_netlist=True, **kw)
 
 
@@ -352,7 +353,9 @@ def synthesize(top: str, sources: list[Path], *, config: UnitConfig | None = Non
         res = Resources.from_cells(top, family, cells, dsp_cascades=sum(casc.values()),
                                    pcin_cascades=casc["PCIN"], params=params,
                                    yosys=ver, seconds=round(secs, 2), key=key[:24])
-        if _keep_netlist:
+        # a cached result keeps its netlist too, so the timing estimate of a design
+        # that was first synthesized for its resources does not synthesize it again
+        if _keep_netlist or use_cache:
             import gzip
             npath = netlist_path(res)
             npath.parent.mkdir(parents=True, exist_ok=True)

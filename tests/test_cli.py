@@ -28,9 +28,16 @@ def test_run_without_tokenizer_is_refused(tmp_path, capsys):
     assert "no tokenizer" in capsys.readouterr().err
 
 
+def _tiny_hf(tmp_path):
+    """A tiny Llama HF directory with a tokenizer (the CLI path in seconds; SmolLM2 runs
+    the same path in the tests below and in test_session)."""
+    from plait.tests.graphs import tiny_hf_dir
+    return str(tiny_hf_dir(tmp_path / "hf", ctx=256))
+
+
 def test_exact_mode_run_and_eval(tmp_path, capsys):
     out = tmp_path / "a"
-    assert main(["compile", "smollm2-135m-random", "--recipe", "w8a8", "-o", str(out)]) == 0
+    assert main(["compile", _tiny_hf(tmp_path), "--recipe", "w8a8", "-o", str(out)]) == 0
     capsys.readouterr()
     assert main(["run", str(out), "--prompt", "hi", "--max-new-tokens", "3", "--exact"]) == 0
     assert main(["eval", str(out), "--max-tokens", "64", "--window", "32", "--json", "--exact"]) == 0
@@ -40,7 +47,7 @@ def test_exact_mode_run_and_eval(tmp_path, capsys):
 
 def test_exact_mode_needs_int8_activations(tmp_path, capsys):
     out = tmp_path / "a"
-    assert main(["compile", "smollm2-135m-random", "--recipe", "default", "-o", str(out)]) == 0
+    assert main(["compile", _tiny_hf(tmp_path), "--recipe", "default", "-o", str(out)]) == 0
     capsys.readouterr()
     assert main(["run", str(out), "--prompt", "hi", "--exact"]) == 2
     err = capsys.readouterr().err
