@@ -26,10 +26,16 @@ TB = "plait.sim.tb.test_dsp_chain"
 BUILD_ARGS = ["--output-split", "0"]
 
 
+#: C++ of a mutant build compiled without optimisation: it runs one short test, and
+#: the compile is most of its time
+QUICK_BUILD = ["-MAKEFLAGS", "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"]
+
+
 def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None = None,
-         primitive: bool = False):
+         primitive: bool = False, quick: bool = False):
     """Run the cocotb testbench; ``primitive``: build the DSP48E2 primitive path
-    (``-DPLAIT_DSP_PRIMITIVE`` + the simulation model as an extra source)."""
+    (``-DPLAIT_DSP_PRIMITIVE`` + the simulation model as an extra source); ``quick``:
+    an unoptimised C++ build (mutants, short runs)."""
     from plait.sim.runner import run_cocotb
     env = {"PLAIT_TB_CONFIG": cfg.to_json(),
            "PLAIT_TB_EXPECT_SLICE": "primitive" if primitive else "behavioural"}
@@ -38,7 +44,7 @@ def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None =
     if beats:
         env["PLAIT_TB_BEATS"] = str(beats)
     srcs = sources or (primitive_sim_sources() if primitive else unit_sources("dsp_chain"))
-    args = BUILD_ARGS + (list(PRIMITIVE_BUILD_ARGS) if primitive else [])
+    args = BUILD_ARGS + (list(PRIMITIVE_BUILD_ARGS) if primitive else []) + (QUICK_BUILD if quick else [])
     return run_cocotb("dsp_chain", srcs, TB, config=cfg, env=env, build_args=args)
 
 
@@ -137,6 +143,48 @@ def test_primitive_path_without_model_is_reported():
     from plait.sim.runner import BuildFailed
     with pytest.raises(BuildFailed, match="DSP48E2"):
         _run(DspChainConfig(), sources=unit_sources("dsp_chain"), primitive=True)
+
+
+# Each simulation assertion of dsp_chain.sv, and a change that must make it fire:
+# (assertion, mutation site, replacement, modes of the build, testbench tests to run).
+ASSERTION_MUTANTS = [
+    ("a_mode_drained", "assign in_ready = !(|v) || (in_mode == cur_mode);",
+     "assign in_ready = 1'b1;", "dense,2:4", "switch"),
+    ("a_no_spurious_out", "else        out_valid <= acc_v && acc_last;",
+     "else        out_valid <= acc_v;", "dense", "edges"),
+    ("a_groups_bound", "else        out_valid <= acc_v && acc_last;",
+     "else        out_valid <= 1'b0;", "dense", "edges"),
+    ("a_replica", "          acc_v_q <= v[TAP0 + lev - 1];",
+     "          acc_v_q <= v[TAP0 + lev - 1] && !(r == 0 && ln == 1);", "dense", "edges"),
+    ("a_pair_replica", "        pair_r[i]          <= (in_mode == M_PAIR);",
+     "        pair_r[i]          <= (in_mode == M_PAIR) && (i != 3);", "dense,pair", "edges"),
+    ("a_pair_wbits", "MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8);",
+     "MODE_EN[in_mode];", "dense,pair", "switch"),
+]
+
+
+@pytest.mark.slow
+def test_input_protocol_assertion_fires():
+    """a_in_hold: the testbench withdraws a beat the chain held back (a protocol
+    violation on purpose); the simulation must stop with the assertion's message."""
+    from plait.sim.runner import SimulationFailed
+    with pytest.raises(SimulationFailed) as exc:
+        _run(DspChainConfig(modes="dense,2:4"), tests="violate")
+    assert "a_in_hold" in str(exc.value) and "in_valid dropped" in str(exc.value), str(exc.value)[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, site, repl, modes, tests", ASSERTION_MUTANTS,
+                         ids=[m[0] for m in ASSERTION_MUTANTS])
+def test_assertion_fires_on_its_mutant(tmp_path, name, site, repl, modes, tests):
+    """Every internal-invariant assertion can fail: the mutant that breaks its invariant
+    stops the simulation with that assertion named (before any scoreboard compare)."""
+    from plait.sim.mutate import mutated_sources
+    from plait.sim.runner import SimulationFailed
+    srcs = mutated_sources(unit_sources("dsp_chain"), tmp_path, "dsp_chain.sv", site, repl)
+    with pytest.raises(SimulationFailed) as exc:
+        _run(DspChainConfig(modes=modes), sources=srcs, tests=tests, quick=True)
+    assert f"{name}:" in str(exc.value) or f".{name}" in str(exc.value), str(exc.value)[-2000:]
 
 
 @pytest.mark.slow

@@ -288,4 +288,46 @@ module dsp_chain #(
     else        out_valid <= acc_v && acc_last;
     if (acc_v && acc_last) out_mode <= cur_mode;
   end
+
+`ifndef SYNTHESIS
+  // ------------------------------------------------- assertions (simulation only)
+  // Stream protocol (AXI4-Stream rule for the source): a beat offered and not taken
+  // stays offered, unchanged, until it is taken.
+  a_in_hold: assert property (@(posedge clk) disable iff (!rst_n)
+      in_valid && !in_ready |=> in_valid && $stable({in_last, in_mode, in_wbits, in_act, in_w, in_idx}))
+    else $error("dsp_chain: in_valid dropped or the offered beat changed while in_ready was low");
+  // The mode changes only on an empty pipeline (the tree level and the operand
+  // decode of the beats in flight follow cur_mode).
+  a_mode_drained: assert property (@(posedge clk) disable iff (!rst_n)
+      accept && in_mode != cur_mode |-> !(|v))
+    else $error("dsp_chain: mode %0d accepted with beats of mode %0d in flight", in_mode, cur_mode);
+  // Groups in flight: each accepted last beat of an enabled mode gives exactly one
+  // output; the pipeline never holds more than its depth, never emits more than it took.
+  int groups;
+  always_ff @(posedge clk) begin
+    if (!rst_n) groups <= 0;
+    else        groups <= groups + int'(accept && mode_ok && in_last) - int'(out_valid);
+  end
+  a_no_spurious_out: assert property (@(posedge clk) disable iff (!rst_n) out_valid |-> groups > 0)
+    else $error("dsp_chain: out_valid without a group in flight");
+  a_groups_bound: assert property (@(posedge clk) disable iff (!rst_n) groups <= DEPTH + 1)
+    else $error("dsp_chain: %0d groups in flight, more than the pipeline holds", groups);
+  // The replicated accumulator controls equal the master copy (yosys must not merge
+  // them, nothing may make them differ).
+  for (genvar r = 0; r < ROWS_MAX; r++) begin : g_chk_row
+    for (genvar ln = 0; ln < 2; ln++) begin : g_chk_lane
+      a_replica: assert property (@(posedge clk) disable iff (!rst_n)
+          g_row[r].g_lane[ln].acc_v_q == acc_v && g_row[r].g_lane[ln].acc_last_q == acc_last)
+        else $error("dsp_chain: row %0d lane %0d accumulator control differs from acc_v/acc_last", r, ln);
+    end
+  end
+  if (EN_PAIR) begin : g_chk_pair
+    // every slice sees the same beat type; a pair beat never carries 8-bit codes
+    a_pair_replica: assert property (@(posedge clk) disable iff (!rst_n) pair_r == {N_DSP{pair_r[0]}})
+      else $error("dsp_chain: the per-slice pair flags differ");
+    a_pair_wbits: assert property (@(posedge clk) disable iff (!rst_n)
+        accept && mode_ok && in_mode == M_PAIR |-> in_wbits != WB_8)
+      else $error("dsp_chain: a pair beat with 8-bit codes was accepted");
+  end
+`endif
 endmodule

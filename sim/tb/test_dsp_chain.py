@@ -124,8 +124,9 @@ class ChainTB:
             w = [pack_unsigned(c, 8) for c in s.codes]
             idx = [pack_unsigned(i, 4) for i in s.idx]
             t = 0
+            pending = False             # a beat offered and not yet taken stays offered
             while t < s.beats:
-                valid = not (gap_prob and rng.random() < gap_prob)
+                valid = pending or not (gap_prob and rng.random() < gap_prob)
                 dut.in_valid.value = int(valid)
                 dut.in_mode.value = md
                 dut.in_wbits.value = wb
@@ -135,6 +136,7 @@ class ChainTB:
                 dut.in_idx.value = idx[t]
                 await ReadOnly()
                 took = valid and int(dut.in_ready.value)
+                pending = valid and not took
                 edge = self.cycle + 1           # the edge about to sample the handshake
                 await RisingEdge(dut.clk)
                 if took:
@@ -441,6 +443,34 @@ async def test_mode_switch_and_errors(dut):
         await RisingEdge(dut.clk)
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
+
+
+@cocotb.skipif(not os.environ.get("PLAIT_TB_TESTS", "").strip() or not _enabled("violate"),
+               reason="a deliberate protocol violation: run only when selected by PLAIT_TB_TESTS")
+@cocotb.test()
+async def test_protocol_violation(dut):
+    """Breaks the input stream rule on purpose -- a beat of another mode is offered
+    while beats are in flight (in_ready low) and withdrawn the next cycle -- so that
+    the RTL's a_in_hold assertion must stop the simulation (tests/test_rtl_dsp_chain.py
+    checks it does).  Only runs when PLAIT_TB_TESTS names 'violate'."""
+    cfg = _config()
+    tb = ChainTB(dut, cfg, "violate")
+    await tb.start()
+    modes = cfg.mode_list()
+    md = parse_mode(modes[0])
+    s = schedule_chain(np.zeros((lanes(md), 64), np.int64),
+                       np.zeros((cfg.rows(md), 64), np.int64), md, 16, n_dsp=cfg.n_dsp, bits=4)
+    await tb.drive([s])
+    other = parse_mode(modes[1] if len(modes) > 1 else modes[0])
+    dut.in_valid.value = 1
+    dut.in_mode.value = other.code                 # held back: the pipeline is busy
+    await RisingEdge(dut.clk)
+    await ReadOnly()
+    assert not int(dut.in_ready.value), "the chain should have held the new mode back"
+    await RisingEdge(dut.clk)
+    dut.in_valid.value = 0                         # withdrawn before it was taken
+    for _ in range(4):
+        await RisingEdge(dut.clk)
 
 
 def _gemv_skip() -> bool:
