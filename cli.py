@@ -5,6 +5,7 @@
     plait eval OUT [--text FILE] [--max-tokens N] [--window W] [--exact]
     plait inspect OUT [--json] [--target T] [--layers]
     plait hw report UNIT [--config KEY=VALUE ...]
+    plait hw sweep UNIT --grid KEY=V1,V2 [--grid ...] [--target-gmacs X] [--plot FILE.png]
     plait hls csim UNIT [--config KEY=VALUE ...]
     plait bench kernels [--shapes 4096x4096,...] | plait bench model OUT [OUT ...]
     plait sweep MODEL --recipes a,b,c [--text FILE ...] [-o DIR] [--workers N] [--address ADDR]
@@ -306,10 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--layers", action="store_true", help="list every mapped linear layer")
     i.set_defaults(fn=_inspect)
 
-    hw = sub.add_parser("hw", help="hardware: resource reports")
+    hw = sub.add_parser("hw", help="hardware: resource reports and design-space sweeps")
     hw_sub = hw.add_subparsers(dest="hw_command", required=True, parser_class=_Parser)
     from plait.rtl.report import register_cli
     register_cli(hw_sub)
+    from plait.rtl.sweep import register_cli as register_hw_sweep
+    register_hw_sweep(hw_sub)
 
     bench = sub.add_parser("bench", help="speed: integer kernels and whole models against baselines")
     from plait.runtime.bench import register_cli as register_bench
