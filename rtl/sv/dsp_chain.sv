@@ -239,13 +239,28 @@ module dsp_chain #(
   // register of tap TAP0 + lev - 1 holds exactly tap TAP0 + lev: acc_v / acc_last keep
   // their cycle.  cur_mode (hence lev) changes only when no beat is in flight, so the
   // per-row level select may follow it one cycle late: a new mode's first beat
-  // reaches the accumulators TAP0 + lev >= 5 cycles after it was accepted.
+  // reaches the accumulators TAP0 + lev >= 5 cycles after it was accepted.  So the
+  // level is registered first (lev_r, and tap_r: the tap of each level, one-hot) and
+  // the taps are picked by an AND-OR with tap_r: no mode decode, no index adder and no
+  // shifter in front of the accumulator controls (it limited 64-slice chains to
+  // ~286 MHz); the per-row level select follows two cycles late.
   localparam int LV_W = (LEVELS < 1) ? 1 : $clog2(LEVELS + 1);   // width of a level
+  (* fsm_encoding = "none" *) logic [LV_W-1:0] lev_r;
+  (* fsm_encoding = "none" *) logic [LEVELS:0] tap_r;   // tap_r[l]: lev == l
+  always_ff @(posedge clk) begin
+    lev_r <= LV_W'(lev);
+    for (int l = 0; l <= LEVELS; l++) tap_r[l] <= (lev == l);
+  end
+  logic v_tap, last_tap;           // v / last at tap TAP0 + lev - 1
+  assign v_tap    = |(v[TAP0 - 1 +: LEVELS + 1] & tap_r);
+  assign last_tap = |(last[TAP0 - 1 +: LEVELS + 1] & tap_r);
+  logic unused_last;               // the top tap only keeps |v (busy) company
+  assign unused_last = last[DEPTH-1];
   logic acc_v, acc_last;           // the copy for out_valid / out_mode
   always_ff @(posedge clk) begin
     if (!rst_n) acc_v <= 1'b0;
-    else        acc_v <= v[TAP0 + lev - 1];
-    acc_last <= last[TAP0 + lev - 1];
+    else        acc_v <= v_tap;
+    acc_last <= last_tap;
   end
 
   for (genvar r = 0; r < ROWS_MAX; r++) begin : g_row
@@ -260,11 +275,11 @@ module dsp_chain #(
           acc_v_q <= 1'b0;
           first_q <= 1'b1;
         end else begin
-          acc_v_q <= v[TAP0 + lev - 1];
+          acc_v_q <= v_tap;
           if (acc_v_q) first_q <= acc_last_q;
         end
-        acc_last_q <= last[TAP0 + lev - 1];
-        lev_q <= LV_W'(lev);
+        acc_last_q <= last_tap;
+        lev_q <= lev_r;
       end
 
       logic signed [TREE_W-1:0] x;
