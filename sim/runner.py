@@ -309,12 +309,15 @@ def run_cocotb(top: str, sources: list[Path], test_module: str, *,
                parameters: dict | None = None, config=None, env: dict | None = None,
                build_dir: Path | None = None, testcase: str | None = None,
                waves: bool | str | None = None, build_args: list[str] | None = None,
-               seed: int | None = None) -> SimRun:
+               seed: int | None = None, plusargs: list[str] | None = None) -> SimRun:
     """Build (cached) and run a cocotb test module on Verilator; see module docstring.
 
     Extra keyword arguments beyond the documented API: ``build_args`` (appended to
-    :data:`BUILD_ARGS`) and ``seed`` (cocotb's random seed, default
-    ``$PLAIT_SIM_SEED`` or 1; also seeds Verilator's random initial state).
+    :data:`BUILD_ARGS`), ``seed`` (cocotb's random seed, default
+    ``$PLAIT_SIM_SEED`` or 1; also seeds Verilator's random initial state) and
+    ``plusargs`` (extra simulator plusargs, after plait's own; not part of the build
+    key, e.g. ``+verilator+error+limit+100`` to log more than the first failing
+    assertion before the simulation stops).
     """
     _check_build_tools()
     from cocotb_tools.runner import get_runner
@@ -400,7 +403,8 @@ def run_cocotb(top: str, sources: list[Path], test_module: str, *,
                             hdl_toplevel_lang="verilog", build_dir=bdir, test_dir=run_dir,
                             results_xml=str(results), testcase=testcase, waves=waves,
                             seed=seed, plusargs=["+verilator+rand+reset+2",
-                                                 f"+verilator+seed+{max(1, seed)}"],
+                                                 f"+verilator+seed+{max(1, seed)}",
+                                                 *(plusargs or [])],
                             timescale=TIMESCALE, log_file=log)
             except (RuntimeError, SystemExit) as e:
                 exit_note = f" (simulator exited abnormally: {e})"

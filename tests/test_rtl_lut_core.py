@@ -1,15 +1,21 @@
-"""LUT tensor core RTL: config, lint, cocotb on Verilator (bit-exact), mutation, yosys.
+"""LUT tensor core RTL: config, lint, cocotb on Verilator (bit-exact), geometry sweep,
+assertions, mutation, yosys.
 
 Slow tests (``-m slow``) build the core with Verilator through
 :func:`plait.sim.runner.run_cocotb` and run ``plait.sim.tb.test_lut_core``; every
 output tile is compared with equality against ``plait.ir.numerics.linear_int``.
+The builds have the SystemVerilog assertions of ``lut_core.sv`` (stream protocol and
+internal invariants, ``--assert``): a failing one stops the simulation and fails the
+run; :func:`test_assertions_fire` shows that each can fail.
 Set ``PLAIT_WAVES=1`` to get ``dump.fst`` in the run directory.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -24,11 +30,17 @@ from plait.rtl.units import SV_DIR, get_unit, unit_sources
 SMALL = dict(m=1, n=8, dq_lanes=2, max_group=32)
 
 
-def _run(cfg: LutCoreConfig, testcase=None, sources=None, **env):
+def _run(cfg: LutCoreConfig, testcase=None, sources=None, plusargs=None, **env):
     from plait.sim.runner import run_cocotb
     e = {"PLAIT_TB_CONFIG": cfg.to_json(), **{k: str(v) for k, v in env.items()}}
     return run_cocotb("lut_core", sources or unit_sources("lut_core"),
-                      "plait.sim.tb.test_lut_core", config=cfg, env=e, testcase=testcase)
+                      "plait.sim.tb.test_lut_core", config=cfg, env=e, testcase=testcase,
+                      plusargs=plusargs)
+
+
+def _ran(run) -> dict[str, tuple[bool, bool]]:
+    """{test name: (passed, skipped)} of a run."""
+    return {t.name.rsplit(".", 1)[-1]: (t.passed, t.skipped) for t in run.tests}
 
 
 # ------------------------------------------------------------------ config
@@ -124,15 +136,15 @@ def test_verilator_lint(tmp_path, over):
 # ------------------------------------------------------------------ RTL simulation
 @pytest.mark.slow
 def test_rtl_default_tile_bit_exact_and_perf():
-    """Default 2x64x4 tile: cfg errors, directed edges, thousands of random vectors per
-    mode, and the cycles/utilisation table (W1, W2, W3, W4, ternary)."""
+    """Default 2x64x4 tile: cfg errors, directed edges and the cycles/utilisation table
+    (W1, W2, W3, W4, ternary).  Its random tiles (about 10^6 MACs per mode, the bulk
+    of the sweep's) run in :func:`test_lut_geometry_sweep` on the same build."""
     cfg = LutCoreConfig()
-    run = _run(cfg, PLAIT_LUT_TILES=24)
-    names = {t.name.rsplit(".", 1)[-1] for t in run.tests}
-    assert names == {"test_cfg_errors", "test_directed_edges", "test_random_modes",
-                     "test_throughput"}
-    assert all(t.passed for t in run.tests)
-    perf = {p["mode"]: p for p in run.perf()}
+    run = _run(cfg, PLAIT_TB_TESTS="cfg,edges,throughput")
+    assert _ran(run) == {"test_cfg_errors": (True, False), "test_directed_edges": (True, False),
+                         "test_random_modes": (True, True), "test_throughput": (True, False),
+                         "test_assertion_checks": (True, True)}, run.tests
+    perf = {p["mode"]: p for p in run.perf() if p.get("test") == "throughput"}
     assert set(perf) == {"W1", "W2", "W3", "W4", "ternary"}
     print("\nmode     bits  cycles/tile(steady)  utilisation  MACs/cycle  latency(model)")
     for name, p in perf.items():
@@ -156,10 +168,76 @@ def test_rtl_small_build_bit_exact(max_bits):
     """A small build (1x8, dequantizer slower than short groups) in every mode it
     supports; the W1-only build drops the plane shifter and narrows the accumulators."""
     cfg = LutCoreConfig(**SMALL, max_bits=max_bits)
+    from plait.sim.tb.test_lut_core import MODES
     run = _run(cfg, PLAIT_LUT_TILES=40, PLAIT_LUT_SEED=3 + max_bits, PLAIT_LUT_PERF_K=64)
-    assert len(run.tests) == 4 and all(t.passed for t in run.tests)
-    for p in run.perf():
-        assert p["latency_cycles"] == cfg.tile_cycles(p["bits"], p["K"], p["G"])
+    assert _ran(run) == {"test_cfg_errors": (True, False), "test_directed_edges": (True, False),
+                         "test_random_modes": (True, False), "test_throughput": (True, False),
+                         "test_assertion_checks": (True, True)}, run.tests
+    perf = run.perf()
+    assert {p["mode"] for p in perf if p["test"] == "random"} == \
+        {name for name, _, bits in MODES if bits <= max_bits}
+    for p in perf:
+        if p["test"] == "throughput":
+            assert p["latency_cycles"] == cfg.tile_cycles(p["bits"], p["K"], p["G"])
+
+
+# ------------------------------------------------------------------ geometry sweep
+#: (LutCoreConfig fields, random MACs per mode, random tiles per mode at least) of each
+#: build.  Every build has max_bits 4, so each runs all of MODES (odd W1..W4, ternary,
+#: asym W1..W4, sym W2/W4).  The default tile (its build is shared with the
+#: default-tile test) gives most MACs (M*N*4/b per clock); the small builds cover the
+#: geometry corners with a few dozen tiles per mode.  (SMALL, 1x8 with 4 dequantizer
+#: steps, runs in test_rtl_small_build_bit_exact.)
+SWEEP = [
+    (dict(m=1, n=8, dq_lanes=8, max_group=64), 10_000, 24),     # a whole row per dequantizer step
+    (dict(), 980_000, 1),                                       # default 2x64, dq_lanes 8
+    (dict(m=3, n=12, dq_lanes=4, max_group=128), 10_000, 24),   # odd M; 3 steps (not a power of 2)
+    (dict(m=4, n=16, dq_lanes=2, max_group=256), 10_000, 24),   # 4 rows, 8 steps, the widest groups
+]
+#: random MACs per weight mode the sweep must reach, summed over its geometries
+MACS_PER_MODE = 1_000_000
+
+
+def _geom(cfg: LutCoreConfig) -> str:
+    return f"{cfg.m}x{cfg.n} dq{cfg.dq_lanes} G<={cfg.max_group}"
+
+
+@pytest.mark.slow
+def test_lut_geometry_sweep():
+    """The random test (gaps, stalls, every weight width 1..4 and format, groups of 4 to
+    max_group, bit-exact against plait.ir.numerics) on several M x N tiles and
+    dequantizer widths; at least MACS_PER_MODE MACs per mode over the sweep."""
+    from plait.sim.tb.test_lut_core import MODES
+    t_all = time.time()
+    rows, times = [], []
+    totals = {name: 0 for name, _, _ in MODES}
+    for i, (over, macs_min, tiles_min) in enumerate(SWEEP):
+        cfg = LutCoreConfig(**over)
+        assert cfg.max_bits == 4
+        t0 = time.time()
+        run = _run(cfg, PLAIT_TB_TESTS="random", PLAIT_LUT_MACS=macs_min,
+                   PLAIT_LUT_TILES=tiles_min, PLAIT_LUT_SEED=21 + i)
+        times.append((_geom(cfg), time.time() - t0, run.built))
+        assert _ran(run)["test_random_modes"] == (True, False), run.tests
+        recs = {p["mode"]: p for p in run.perf() if p.get("test") == "random"}
+        assert sorted(recs) == sorted(totals), recs.keys()
+        for name, _, bits in MODES:
+            p = recs[name]
+            assert p["bits"] == bits and p["macs_checked"] >= macs_min, p
+            assert p["tiles"] >= tiles_min, p
+            totals[name] += p["macs_checked"]
+            rows.append((_geom(cfg), name, p["tiles"], p["macs_checked"], p["cycles"]))
+    print(f"\n{'geometry':22} {'mode':8} {'tiles':>6} {'MACs':>9} {'cycles':>8} {'MACs/cycle':>10}")
+    for g, name, tiles, macs, cycles in rows:
+        print(f"{g:22} {name:8} {tiles:6} {macs:9} {cycles:8} {macs / cycles:10.1f}")
+    print(f"{'total':22} {'':8} {'':6} {sum(r[3] for r in rows):9} {sum(r[4] for r in rows):8}")
+    print("MACs per mode over the sweep: "
+          + ", ".join(f"{name} {tot}" for name, tot in totals.items()))
+    for g, secs, built in times:
+        print(f"  {g}: {secs:.1f} s ({'built' if built else 'cached build'})")
+    print(f"  sweep wall time {time.time() - t_all:.1f} s")
+    short = {name: tot for name, tot in totals.items() if tot < MACS_PER_MODE}
+    assert not short, f"modes below {MACS_PER_MODE} random MACs over the sweep: {short}"
 
 
 # ------------------------------------------------------------------ mutation
@@ -191,6 +269,132 @@ def test_mutated_rtl_fails_scoreboard(tmp_path, mutant):
     msg = str(ei.value)
     assert "mismatched" in msg and "expected" in msg, msg[-2000:]
     assert ei.value.failures and ei.value.failures[0][0].endswith("test_random_modes")
+
+
+# ------------------------------------------------------------------ assertions
+#: the assertion each protocol violation of the bench (PROTOCOL_VIOLATIONS) must fire
+PROTOCOL_EXPECT = {"a_drop": "a_a_hold", "a_data": "a_a_hold", "w_drop": "a_w_hold",
+                   "w_data": "a_w_hold", "s_drop": "a_s_hold", "s_data": "a_s_hold",
+                   "cfg": "a_cfg_stable"}
+
+#: one RTL mutant per internal invariant (and per replicated register class) of
+#: lut_core.sv: name -> (site, old expression, new expression, the assertion that must
+#: be the first to fail).  All in one build (plait.sim.mutate.switched_mutants).
+ASSERTION_MUTANTS = {
+    # P dropped / changed while o_ready is low
+    "o_drop": ("else if (o_valid && o_ready)   o_valid <= 1'b0;", "o_valid && o_ready",
+               "o_valid", "a_o_hold"),
+    "o_shift": ("if (sh_q) o_p[(gm*N + gn)*P_W +: P_W] <= o_p[", "sh_q",
+                "sh_q || (o_valid && !o_ready)", "a_o_hold"),
+    # o_valid after every dequantized group, not only the tile's last
+    "o_early": ("else if (pv[DQ_PIPE] && pe[DQ_PIPE]) o_valid <= 1'b1;",
+                "pv[DQ_PIPE] && pe[DQ_PIPE]", "pv[DQ_PIPE]", "a_no_spurious_out"),
+    # a tile's first group does not wait for the previous P to be taken
+    "p_overwrite": ("assign dq_free  = (!dq_busy || (dq_done && !dq_last)) && "
+                    "((group != '0) || !out_hold);", "((group != '0) || !out_hold)", "1'b1",
+                    "a_p_overwrite"),
+    # the dequantizer ends a group one step early: the next one enters too soon
+    "dq_overrun": ("assign dq_done  = dq_busy && (dq_step == DQS_W'(DQ_STEPS - 1));",
+                   "DQ_STEPS - 1", "DQ_STEPS - 2", "a_dq_overrun"),
+    # the plane register (waveforms only) stops counting
+    "plane_stuck": ("plane    <= plane_last ? 3'd0 : plane_p1;", "plane_p1", "plane",
+                    "a_counters"),
+    # the chunk counter runs one chunk past cfg_group_chunks
+    "chunk_bound": ("assign chunk_last = (chunk_p1 == cfg_group_chunks);", "cfg_group_chunks",
+                    "cfg_group_chunks + 1'b1", "a_counter_bounds"),
+    # a new table is taken at every weight beat, not only at a chunk's last plane
+    "tbl_load": ("assign a_ready  = !cfg_err && (!tbl_valid || (w_fire && plane_last));",
+                 "(w_fire && plane_last)", "w_fire", "a_tbl_load"),
+    # weight beats accepted without a table
+    "tbl_used": ("assign w_ready  = !cfg_err && tbl_valid && (!grp_end || (s_valid && dq_free));",
+                 "tbl_valid", "1'b1", "a_tbl_used"),
+    # a group's last weight beat accepted without its parameters / parameters taken early
+    "s_skip": ("(!grp_end || (s_valid && dq_free))", "s_valid && dq_free", "dq_free",
+               "a_s_with_last"),
+    "s_early": ("assign s_ready  = w_valid && w_ready && grp_end;",
+                "w_valid && w_ready && grp_end", "w_valid && w_ready", "a_s_with_last"),
+    # one replicated control register class at a time differs from its decision
+    "rep_a_fire": ("a_fire_q    <= a_fire;", "a_fire", "!a_fire", "a_rep_table"),
+    "rep_tbl_shift": ("tbl_shift_q <= tbl_shift;", "tbl_shift", "!tbl_shift", "a_rep_table"),
+    "rep_xs_en": ("xs_en_q    <= w_fire && plane_last;", "w_fire && plane_last", "w_fire",
+                  "a_rep_xsum"),
+    "rep_xs_first": ("xs_first_q <= (chunk == '0);", "(chunk == '0)", "(chunk != '0)",
+                     "a_rep_xsum"),
+    "rep_xs_dq": ("xs_dq_q    <= dq_start;", "dq_start", "!dq_start", "a_rep_xsum"),
+    "rep_en": ("en_q  <= w_fire;", "w_fire", "!w_fire", "a_rep_acc"),
+    "rep_clr": ("clr_q <= !rst_n || (w_fire && grp_end);", "(w_fire && grp_end)", "w_fire",
+                "a_rep_acc"),
+    "rep_ld": ("ld_q <= dq_start;", "dq_start", "!dq_start", "a_rep_hold"),
+    "rep_step_sel": ("st_q <= dq_step;\n      logic [DQ_STEPS*MANT_W-1:0] mc;", "dq_step",
+                     "~dq_step", "a_rep_dq"),
+    "rep_step_lane": ("st_q <= dq_step;\n        logic signed [ACC_W-1:0]  a_sel", "dq_step",
+                      "~dq_step", "a_rep_dq"),
+    "rep_off": ("off_q <= dq_offset;", "dq_offset", "!dq_offset", "a_rep_dq"),
+    "rep_first": ("first_q <= pf[DQ_PIPE-1];", "pf[DQ_PIPE-1]", "!pf[DQ_PIPE-1]", "a_rep_dq"),
+    "rep_sh": ("else        sh_q <= pv[DQ_PIPE-1];", "pv[DQ_PIPE-1]", "!pv[DQ_PIPE-1]",
+               "a_rep_ring"),
+}
+
+_ASSERT_FAIL = re.compile(r"^\[(\d+)\] %Error: \S+ Assertion failed in (\S+): (.*)$", re.M)
+
+
+def _assertion_failures(log: str) -> list[tuple[int, str, str]]:
+    """(time, assertion label, message) of every failed assertion in a sim.log."""
+    return [(int(tm), scope.rsplit(".", 1)[-1], msg) for tm, scope, msg in _ASSERT_FAIL.findall(log)]
+
+
+def test_every_assertion_has_a_failure_check():
+    labels = set(re.findall(r"^\s*(a_\w+): assert property", (SV_DIR / "lut_core.sv").read_text(),
+                            re.M))
+    assert len(labels) >= 15
+    assert labels == set(PROTOCOL_EXPECT.values()) | {m[3] for m in ASSERTION_MUTANTS.values()}
+
+
+@pytest.mark.slow
+def test_assertions_fire(tmp_path):
+    """Each assertion of lut_core.sv can fail.  One build of the small core with every
+    mutant of ASSERTION_MUTANTS switched at run time, one simulation of
+    test_assertion_checks: a window per protocol violation the bench drives (the RTL as
+    it is: only the expected assertion may fire) and per mutant (the expected assertion
+    must be among the first to fire), with the error limit raised so every window is
+    logged.  Then the same build without the raised limit: the first violation stops the
+    simulation and the run fails with the assertion's message (SimulationFailed)."""
+    from plait.sim.mutate import switched_mutants
+    from plait.sim.runner import SimulationFailed
+    from plait.sim.tb.test_lut_core import PROTOCOL_VIOLATIONS
+    assert set(PROTOCOL_VIOLATIONS) == set(PROTOCOL_EXPECT)
+    srcs, ids = switched_mutants(unit_sources("lut_core"), tmp_path / "rtl", "lut_core.sv",
+                                 "lut_core", {k: v[:3] for k, v in ASSERTION_MUTANTS.items()})
+    cfg = LutCoreConfig(**SMALL)
+    windows = ([{"name": v, "stim": v, "mut": 0} for v in PROTOCOL_VIOLATIONS]
+               + [{"name": k, "stim": "mix", "mut": ids[k]} for k in ASSERTION_MUTANTS])
+    expect = {**PROTOCOL_EXPECT, **{k: v[3] for k, v in ASSERTION_MUTANTS.items()}}
+    run = _run(cfg, "test_assertion_checks", sources=srcs,
+               plusargs=["+verilator+error+limit+1000000"], PLAIT_LUT_CHECKS=json.dumps(windows))
+    assert _ran(run) == {"test_assertion_checks": (True, False)}, run.tests
+    done = json.loads((run.run_dir / "assertion_windows.json").read_text())
+    assert [w["name"] for w in done] == [w["name"] for w in windows]
+    fails = _assertion_failures((run.run_dir / "sim.log").read_text(errors="replace"))
+    assert fails and fails[0][0] > done[0]["t0"], fails[:3]    # nothing before the first window
+    report = []
+    for w in done:
+        got = [(tm, a) for tm, a, _ in fails if w["t0"] < tm <= w["t1"]]
+        first = sorted({a for tm, a in got if got and tm == got[0][0]})
+        report.append(f"{w['name']:14} -> first {first}, {len(got)} failure(s) "
+                      f"of {sorted({a for _, a in got})}")
+        assert got, f"window {w['name']}: no assertion failed (expected {expect[w['name']]})"
+        assert expect[w["name"]] in first, report[-1]
+        if w["stim"] != "mix":          # the RTL is correct: only the protocol assertion
+            assert {a for _, a in got} == {expect[w["name"]]}, report[-1]
+    print("\n" + "\n".join(report))
+
+    # the normal limit: the first failing assertion stops the simulation, the test fails
+    one = [{"name": "w_data", "stim": "w_data", "mut": 0}]
+    with pytest.raises(SimulationFailed) as ei:
+        _run(cfg, "test_assertion_checks", sources=srcs, PLAIT_LUT_CHECKS=json.dumps(one))
+    msg = str(ei.value)
+    assert "Assertion failed in lut_core.a_w_hold" in msg, msg[-2000:]
+    assert ei.value.failures and ei.value.failures[0][0].endswith("test_assertion_checks")
 
 
 # ------------------------------------------------------------------ yosys

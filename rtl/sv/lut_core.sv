@@ -474,4 +474,145 @@ module lut_core #(
     else if (pv[DQ_PIPE] && pe[DQ_PIPE]) o_valid <= 1'b1;
     else if (o_valid && o_ready)   o_valid <= 1'b0;
   end
+`ifndef SYNTHESIS
+  // ------------------------------------------------- assertions (simulation only)
+  // run_cocotb builds with --assert: a failing assertion prints its message and stops
+  // the simulation, which fails the running cocotb test (tests/test_rtl_lut_core.py::
+  // test_assertions_fire shows that each one fires: protocol violations driven by the
+  // bench, and one RTL mutant per internal invariant).
+  //
+  // Stream protocol, sources (AXI4-Stream): a beat offered and not taken stays
+  // offered, unchanged, until it is taken.
+  a_a_hold: assert property (@(posedge clk) disable iff (!rst_n)
+      a_valid && !a_ready |=> a_valid && $stable(a_data))
+    else $error("lut_core: a_a_hold: a_valid dropped or a_data changed while a_ready was low");
+  a_w_hold: assert property (@(posedge clk) disable iff (!rst_n)
+      w_valid && !w_ready |=> w_valid && $stable(w_data))
+    else $error("lut_core: a_w_hold: w_valid dropped or w_data changed while w_ready was low");
+  a_s_hold: assert property (@(posedge clk) disable iff (!rst_n)
+      s_valid && !s_ready |=> s_valid && $stable({s_mant, s_zp}))
+    else $error("lut_core: a_s_hold: s_valid dropped or s_mant/s_zp changed while s_ready was low");
+  // The run-time configuration holds while a tile is in flight: from its first
+  // activation beat to its last weight beat (the dequantizer keeps its own copy).
+  logic in_flight;
+  assign in_flight = tbl_valid || (chunk != '0) || (group != '0);
+  a_cfg_stable: assert property (@(posedge clk) disable iff (!rst_n)
+      in_flight |-> $stable({cfg_bits, cfg_offset, cfg_group_chunks, cfg_groups}))
+    else $error("lut_core: a_cfg_stable: the configuration changed while a tile was in flight");
+  // Output (the core is the source): P is held, unchanged, until it is taken.
+  a_o_hold: assert property (@(posedge clk) disable iff (!rst_n)
+      o_valid && !o_ready |=> o_valid && $stable(o_p))
+    else $error("lut_core: a_o_hold: o_valid dropped or o_p changed while o_ready was low");
+
+  // Counters: each *_p1 register is its counter plus one, and within the
+  // configuration's bounds (plane < cfg_bits, chunk < cfg_group_chunks, group < cfg_groups).
+  a_counters: assert property (@(posedge clk) disable iff (!rst_n)
+      plane_p1 == plane + 3'd1 && chunk_p1 == chunk + GC_W'(1) && group_p1 == group + CNT_W'(1))
+    else $error("lut_core: a_counters: plane/chunk/group %0d/%0d/%0d but +1 copies %0d/%0d/%0d",
+                plane, chunk, group, plane_p1, chunk_p1, group_p1);
+  a_counter_bounds: assert property (@(posedge clk) disable iff (!rst_n)
+      !cfg_err |-> plane_p1 != 3'd0 && plane_p1 <= cfg_bits && chunk_p1 != '0 &&
+                   chunk_p1 <= cfg_group_chunks && group_p1 != '0 && group_p1 <= cfg_groups)
+    else $error("lut_core: a_counter_bounds: plane/chunk/group+1 = %0d/%0d/%0d beyond cfg %0d/%0d/%0d",
+                plane_p1, chunk_p1, group_p1, cfg_bits, cfg_group_chunks, cfg_groups);
+  // The table: a weight plane is consumed only against a loaded table, and a new
+  // table is loaded only into an empty register or as its last plane is consumed
+  // (never loaded and shifted in the same cycle).
+  a_tbl_used: assert property (@(posedge clk) disable iff (!rst_n) w_fire |-> tbl_valid)
+    else $error("lut_core: a_tbl_used: a weight plane was accepted without a table");
+  a_tbl_load: assert property (@(posedge clk) disable iff (!rst_n)
+      a_fire && tbl_valid |-> w_fire && plane_last)
+    else $error("lut_core: a_tbl_load: a table was replaced before its last plane was used");
+  // A group's parameters move exactly with the group's last weight beat.
+  a_s_with_last: assert property (@(posedge clk) disable iff (!rst_n)
+      (s_valid && s_ready) == (w_fire && grp_end))
+    else $error("lut_core: a_s_with_last: s transfer %0d but last weight beat of a group %0d",
+                s_valid && s_ready, w_fire && grp_end);
+  // The dequantizer takes a group only when idle or in the last step of the previous one.
+  a_dq_overrun: assert property (@(posedge clk) disable iff (!rst_n)
+      dq_start |-> !dq_busy || dq_step == DQS_W'(DQ_STEPS - 1))
+    else $error("lut_core: a_dq_overrun: a group entered the dequantizer at step %0d", dq_step);
+  // Tiles whose last group entered the dequantizer and whose P was not yet taken.
+  // The first group of a tile overwrites P: it may enter only when no such tile is
+  // left; an output is presented only for exactly one such tile.
+  int tiles;
+  always_ff @(posedge clk) begin
+    if (!rst_n) tiles <= 0;
+    else        tiles <= tiles + int'(dq_start && group_last) - int'(o_valid && o_ready);
+  end
+  a_p_overwrite: assert property (@(posedge clk) disable iff (!rst_n)
+      dq_start && group == '0 |-> tiles == 0)
+    else $error("lut_core: a_p_overwrite: a tile's first group entered the dequantizer while %0d tile(s) wait in P", tiles);
+  a_no_spurious_out: assert property (@(posedge clk) disable iff (!rst_n) o_valid |-> tiles == 1)
+    else $error("lut_core: a_no_spurious_out: o_valid with %0d finished tile(s)", tiles);
+
+  // Replicated control registers equal their master copy (the decision one clock
+  // earlier): yosys must not merge them, and nothing may make one differ.
+  logic c_a_fire, c_tbl_shift, c_xs_en, c_xs_first, c_dq_start, c_w_fire, c_clr, c_off,
+        c_first, c_sh;
+  logic [DQS_W-1:0] c_step;
+  always_ff @(posedge clk) begin
+    c_a_fire   <= a_fire;
+    c_tbl_shift <= tbl_shift;
+    c_xs_en    <= w_fire && plane_last;
+    c_xs_first <= (chunk == '0);
+    c_dq_start <= dq_start;
+    c_w_fire   <= w_fire;
+    c_clr      <= !rst_n || (w_fire && grp_end);
+    c_step     <= dq_step;
+    c_off      <= dq_offset;
+    c_first    <= pf[DQ_PIPE-1];
+    c_sh       <= rst_n && pv[DQ_PIPE-1];
+  end
+  logic [M-1:0]             r_a_fire, r_tbl_shift, r_xs_en, r_xs_first, r_xs_dq;
+  logic [M*N-1:0]           r_en, r_clr, r_sh;
+  logic [N-1:0]             r_ld;
+  logic [DQ_L*DQS_W-1:0]    r_step_c;
+  logic [M*DQ_L*DQS_W-1:0]  r_step_l;
+  logic [M*DQ_L-1:0]        r_off, r_first;
+  for (genvar r = 0; r < M; r++) begin : g_chk_row
+    assign r_a_fire[r]    = g_pre[r].a_fire_q;
+    assign r_tbl_shift[r] = g_pre[r].tbl_shift_q;
+    assign r_xs_en[r]     = g_row[r].xs_en_q;
+    assign r_xs_first[r]  = g_row[r].xs_first_q;
+    assign r_xs_dq[r]     = g_row[r].xs_dq_q;
+    for (genvar c = 0; c < N; c++) begin : g_chk_col
+      assign r_en[r*N + c]  = g_row[r].g_col[c].en_q;
+      assign r_clr[r*N + c] = g_row[r].g_col[c].clr_q;
+      assign r_sh[r*N + c]  = g_pr[r].g_rc[c].sh_q;
+    end
+    for (genvar l = 0; l < DQ_L; l++) begin : g_chk_lane
+      assign r_step_l[(r*DQ_L + l)*DQS_W +: DQS_W] = g_dqr[r].g_dql[l].st_q;
+      assign r_off[r*DQ_L + l]   = g_dqr[r].g_dql[l].off_q;
+      assign r_first[r*DQ_L + l] = g_pr[r].g_pl[l].first_q;
+    end
+  end
+  for (genvar c = 0; c < N; c++) begin : g_chk_hold
+    assign r_ld[c] = g_hold[c].ld_q;
+  end
+  for (genvar l = 0; l < DQ_L; l++) begin : g_chk_sel
+    assign r_step_c[l*DQS_W +: DQS_W] = g_dqc[l].st_q;
+  end
+  a_rep_table: assert property (@(posedge clk) disable iff (!rst_n)
+      r_a_fire == {M{c_a_fire}} && r_tbl_shift == {M{c_tbl_shift}})
+    else $error("lut_core: a_rep_table: table load/shift copies %b/%b, decisions %b/%b",
+                r_a_fire, r_tbl_shift, c_a_fire, c_tbl_shift);
+  a_rep_xsum: assert property (@(posedge clk) disable iff (!rst_n)
+      r_xs_en == {M{c_xs_en}} && r_xs_first == {M{c_xs_first}} && r_xs_dq == {M{c_dq_start}})
+    else $error("lut_core: a_rep_xsum: activation-sum control copies %b/%b/%b, decisions %b/%b/%b",
+                r_xs_en, r_xs_first, r_xs_dq, c_xs_en, c_xs_first, c_dq_start);
+  a_rep_acc: assert property (@(posedge clk) disable iff (!rst_n)
+      r_en == {(M*N){c_w_fire}} && r_clr == {(M*N){c_clr}})
+    else $error("lut_core: a_rep_acc: accumulator enable/clear copies %b/%b, decisions %b/%b",
+                r_en, r_clr, c_w_fire, c_clr);
+  a_rep_hold: assert property (@(posedge clk) disable iff (!rst_n) r_ld == {N{c_dq_start}})
+    else $error("lut_core: a_rep_hold: holding-register load copies %b, decision %b", r_ld, c_dq_start);
+  a_rep_dq: assert property (@(posedge clk) disable iff (!rst_n)
+      r_step_c == {DQ_L{c_step}} && r_step_l == {(M*DQ_L){c_step}} &&
+      r_off == {(M*DQ_L){c_off}} && r_first == {(M*DQ_L){c_first}})
+    else $error("lut_core: a_rep_dq: dequantizer step/offset/first copies differ from %0d/%b/%b",
+                c_step, c_off, c_first);
+  a_rep_ring: assert property (@(posedge clk) disable iff (!rst_n) r_sh == {(M*N){c_sh}})
+    else $error("lut_core: a_rep_ring: ring shift copies %b, decision %b", r_sh, c_sh);
+`endif
 endmodule : lut_core

@@ -8,10 +8,22 @@ Launched from pytest through :func:`plait.sim.runner.run_cocotb`
 Settings from the environment:
 
 * ``PLAIT_TB_CONFIG``   the :class:`plait.rtl.lut_core.LutCoreConfig` JSON of the build
-* ``PLAIT_LUT_TILES``   random tiles per weight mode in ``test_random_modes`` (default 24)
+* ``PLAIT_TB_TESTS``    comma list of the tests to run (``cfg``, ``edges``, ``random``,
+  ``throughput``; default all); the others are reported as *skipped* (cocotb.skipif,
+  decided at import), as is a test left without a mode by ``PLAIT_LUT_MODES``
+* ``PLAIT_LUT_TILES``   random tiles per weight mode in ``test_random_modes`` (default 24,
+  or 1 when ``PLAIT_LUT_MACS`` is set)
+* ``PLAIT_LUT_MACS``    ... and at least this many MACs (``M*N*K`` per tile) per mode
 * ``PLAIT_LUT_MODES``   comma list of modes (default: all of :data:`MODES`)
 * ``PLAIT_LUT_SEED``    stimulus seed (default 11)
 * ``PLAIT_LUT_PERF_K``  reduction length of the throughput tiles (default 256)
+* ``PLAIT_LUT_CHECKS``  JSON list of assertion-check windows for ``test_assertion_checks``
+  (skipped without it): ``[{"name", "stim", "mut"}]``, see that test
+
+``test_random_modes`` writes one Perf record per mode (``extra["test"] == "random"``):
+``macs`` = useful lookups, ``cycles`` = clocks its batches took (first activation beat
+accepted to last output), ``extra["macs_checked"]`` = weight x activation products
+whose results were compared (``M*N*K`` per tile).
 
 Performance (``test_throughput``, written as Perf JSON records): for each mode a
 batch of tiles streams back to back with no idle input cycles and ``o_ready = 1``;
@@ -25,10 +37,12 @@ from __future__ import annotations
 import json
 import os
 import random
+from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import Event, First, ReadOnly, RisingEdge, SimTimeoutError, Timer, with_timeout
+from cocotb.utils import get_sim_time
 
 from plait.ir.numerics import QuantizedWeight, linear_int, lut_trace
 from plait.rtl.lut_core import LutCoreConfig, stream_tile
@@ -42,6 +56,7 @@ MODES = [("W1", "odd", 1), ("W2", "odd", 2), ("W3", "odd", 3), ("W4", "odd", 4),
          ("W3asym", "asym", 3), ("W4asym", "asym", 4), ("W2sym", "sym", 2),
          ("W4sym", "sym", 4)]
 GROUPS = [4, 8, 12, 16, 32, 64, 128, 256]
+PERIOD_NS = 10
 
 
 def _config() -> LutCoreConfig:
@@ -50,6 +65,12 @@ def _config() -> LutCoreConfig:
         return LutCoreConfig()
     d = json.loads(raw)
     return LutCoreConfig.from_dict(d.get("fields", d))
+
+
+def _enabled(name: str) -> bool:
+    """Is test ``name`` selected by $PLAIT_TB_TESTS (unset or empty: every test)?"""
+    sel = os.environ.get("PLAIT_TB_TESTS", "").strip()
+    return not sel or name in [s.strip() for s in sel.split(",")]
 
 
 def _modes(cfg: LutCoreConfig):
@@ -109,31 +130,43 @@ class LutHarness:
                  ready_prob: float | None = None, seed: int = 0):
         self.dut, self.cfg, self.sb = dut, cfg, sb
         rnd = random.Random(seed)
+        # the activation and parameter streams wait most of the time (a chunk lasts
+        # `bits` weight beats, a group several chunks): they sleep until ready rises,
+        # and the monitors sleep while their stream is idle (same transfers, same
+        # cycle numbers, far fewer Python resumes per clock)
         self.a = StreamDriver(dut.clk, dut.a_valid, dut.a_ready, {"d": dut.a_data},
-                              gap_prob=gap_prob, rng=random.Random(rnd.random()))
+                              gap_prob=gap_prob, rng=random.Random(rnd.random()),
+                              wait_ready_edge=True)
         self.w = StreamDriver(dut.clk, dut.w_valid, dut.w_ready, {"d": dut.w_data},
                               gap_prob=gap_prob, rng=random.Random(rnd.random()))
         self.s = StreamDriver(dut.clk, dut.s_valid, dut.s_ready,
                               {"m": dut.s_mant, "z": dut.s_zp},
-                              gap_prob=gap_prob, rng=random.Random(rnd.random()))
+                              gap_prob=gap_prob, rng=random.Random(rnd.random()),
+                              wait_ready_edge=True)
         self.outs: list[np.ndarray] = []
+        self._out_ev = Event()
         self.mon = StreamMonitor(dut.clk, dut.o_valid, dut.o_ready, {"p": dut.o_p},
-                                 callback=self._on_out)
+                                 callback=self._on_out, period_ns=PERIOD_NS)
         # records the cycle of every activation beat accepted (same cycle count as mon)
-        self.amon = StreamMonitor(dut.clk, dut.a_valid, dut.a_ready, {})
+        self.amon = StreamMonitor(dut.clk, dut.a_valid, dut.a_ready, {}, period_ns=PERIOD_NS)
         self.bp = None
         self.ready_prob = ready_prob
         self.rnd = rnd
+        self._tasks: list = []
 
     def _on_out(self, txn):
         p = np.array(unpack_signed(txn["p"], 48, self.cfg.m * self.cfg.n), np.int64)
         p = p.reshape(self.cfg.m, self.cfg.n)
         self.outs.append(p)
         self.sb.observe("P", p)
+        self._out_ev.set()
 
-    async def start(self):
+    async def start(self, clock: bool = True):
+        """Reset the core (and start the clock unless ``clock=False``), start the
+        monitors and the output back-pressure."""
         dut = self.dut
-        start_clock(dut.clk, 10)
+        if clock:
+            start_clock(dut.clk, PERIOD_NS)
         dut.o_ready.value = 1
         for h in (dut.s_mant, dut.s_zp, dut.a_data, dut.w_data):
             h.value = 0
@@ -143,6 +176,31 @@ class LutHarness:
         if self.ready_prob is not None:
             self.bp = BackpressureDriver(dut.clk, dut.o_ready, prob=self.ready_prob,
                                          rng=random.Random(self.rnd.random())).start()
+
+    def stop(self):
+        """Stop the monitors, the back-pressure and any stream still being driven."""
+        for t in self._tasks:
+            t.cancel()
+        self._tasks = []
+        self.mon.stop()
+        self.amon.stop()
+        if self.bp is not None:
+            self.bp.stop(final=1)
+
+    async def wait_outputs(self, n: int, timeout_cycles: int) -> None:
+        """Return right after the rising edge of the ``n``-th output transfer (as
+        StreamMonitor.wait_for does) without resuming every clock."""
+        if len(self.mon.transactions) >= n:
+            return
+        deadline = get_sim_time("ns") + timeout_cycles * PERIOD_NS
+        while len(self.mon.transactions) < n:
+            left = deadline - get_sim_time("ns")
+            if left <= 0:
+                raise TimeoutError(f"lut_core: saw {len(self.mon.transactions)} of {n} "
+                                   f"outputs after {timeout_cycles} cycles")
+            self._out_ev.clear()
+            await First(self._out_ev.wait(), Timer(max(1, round(left)), "ns"))
+        await RisingEdge(self.dut.clk)
 
     def set_mode(self, mode, groups: int):
         d = self.dut
@@ -172,11 +230,13 @@ class LutHarness:
         ta = cocotb.start_soon(self.a.send({"d": v} for v in a_beats))
         tw = cocotb.start_soon(self.w.send({"d": v} for v in w_beats))
         ts = cocotb.start_soon(self.s.send({"m": m, "z": z} for m, z in s_beats))
+        self._tasks = [ta, tw, ts]
         await ta
         await tw
         await ts
+        self._tasks = []
         budget = 40 * (len(w_beats) + 50)
-        await self.mon.wait_for(n_before + len(tiles), timeout_cycles=budget)
+        await self.wait_outputs(n_before + len(tiles), timeout_cycles=budget)
         return self.amon.cycles[na_before], self.mon.cycles[-1]
 
 
@@ -186,6 +246,7 @@ def _log_sb(dut, sb):
 
 # ------------------------------------------------------------------ tests
 @cocotb.test()
+@cocotb.skipif(not _enabled("cfg"), reason="not selected by PLAIT_TB_TESTS")
 async def test_cfg_errors(dut):
     """Illegal run-time configurations raise cfg_err and block every input stream."""
     cfg = _config()
@@ -221,6 +282,8 @@ async def test_cfg_errors(dut):
 
 
 @cocotb.test()
+@cocotb.skipif(not _enabled("edges") or not _modes(_config()),
+               reason="not selected by PLAIT_TB_TESTS, or no mode left by PLAIT_LUT_MODES")
 async def test_directed_edges(dut):
     """Extremes: -128 everywhere, all-zero groups, maximum group length, every width."""
     cfg = _config()
@@ -263,24 +326,33 @@ async def test_directed_edges(dut):
 
 
 @cocotb.test()
+@cocotb.skipif(not _enabled("random") or not _modes(_config()),
+               reason="not selected by PLAIT_TB_TESTS, or no mode left by PLAIT_LUT_MODES")
 async def test_random_modes(dut):
-    """Constrained-random tiles in every mode, random input gaps and output stalls."""
+    """Constrained-random tiles in every mode, random input gaps and output stalls:
+    at least PLAIT_LUT_TILES tiles and PLAIT_LUT_MACS MACs per mode."""
     cfg = _config()
-    ntiles = int(os.environ.get("PLAIT_LUT_TILES", "24"))
+    macs_min = int(os.environ.get("PLAIT_LUT_MACS", "0"))
+    ntiles = int(os.environ.get("PLAIT_LUT_TILES", "1" if macs_min else "24"))
     seed = int(os.environ.get("PLAIT_LUT_SEED", "11"))
     rng = np.random.default_rng(seed)
     sb = Scoreboard("lut_core random")
     h = LutHarness(dut, cfg, sb, gap_prob=0.15, ready_prob=0.7, seed=seed)
     await h.start()
     groups = [g for g in GROUPS if g <= cfg.max_group]
-    per_mode = {}
+    total = 0
     for name, scheme, bits in _modes(cfg):
         done = 0
         values = 0
-        while done < ntiles:
+        macs = 0            # weight x activation products checked (M*N*K per tile)
+        lookups = 0         # useful lookups (M*N*bits*K/4 per tile)
+        cycles = 0
+        while done < ntiles or macs < macs_min:
             g = int(rng.choice(groups))
             ng = int(rng.integers(1, max(2, min(5, 1024 // g + 1))))
-            nb = int(min(ntiles - done, rng.integers(1, 4)))
+            nb = int(rng.integers(1, 4))
+            if done < ntiles and not macs_min:
+                nb = min(ntiles - done, nb)
             tiles = []
             for _ in range(nb):
                 x = rand_acts(rng, cfg.m, g * ng)
@@ -289,19 +361,30 @@ async def test_random_modes(dut):
                 assert np.array_equal(lut_trace(x, qw, cfg.max_group, cfg.max_bits).p,
                                       linear_int(x.astype(np.int8), qw)[0])
                 tiles.append((x, qw))
-            await h.run_batch(tiles)
+            c0, c1 = await h.run_batch(tiles)
+            cycles += c1 - c0 + 1
             done += nb
             values += nb * cfg.m * cfg.n
-        per_mode[name] = values
-        dut._log.info(f"mode {name}: {done} tiles, {values} dot products checked")
+            macs += nb * cfg.m * cfg.n * g * ng
+            lookups += nb * cfg.m * cfg.n * bits * (g * ng // 4)
+        total += done
+        perf = Perf(f"lut_core random {name}", units=cfg.lookup_units())
+        perf.add(cycles=cycles, macs=lookups, tiles=done)
+        perf.extra.update({"test": "random", "mode": name, "scheme": scheme, "bits": bits,
+                           "macs_checked": macs, "values_checked": values})
+        perf.write_json()
+        dut._log.info(f"mode {name}: {done} tiles, {values} dot products, {macs} MACs "
+                      f"checked in {cycles} cycles")
     if h.bp is not None:
         h.bp.stop(final=1)
     _log_sb(dut, sb)
     sb.assert_clean()
-    assert sb.compared == ntiles * len(_modes(cfg))
+    assert sb.compared == total
 
 
 @cocotb.test()
+@cocotb.skipif(not _enabled("throughput") or not [md for md in MODES[:5] if md[2] <= _config().max_bits],
+               reason="not selected by PLAIT_TB_TESTS, or no throughput mode fits max_bits")
 async def test_throughput(dut):
     """Back-to-back tiles at full input rate: cycles per tile and utilisation per mode."""
     cfg = _config()
@@ -332,7 +415,7 @@ async def test_throughput(dut):
         useful = cfg.m * cfg.n * bits * (k // 4) * ntiles
         perf.add(cycles=cycles, macs=useful, tiles=ntiles)
         perf.extra.update({
-            "mode": name, "bits": bits, "K": k, "G": g,
+            "test": "throughput", "mode": name, "bits": bits, "K": k, "G": g,
             "macs_per_cycle": cfg.m * cfg.n * k * ntiles / cycles,
             "steady_cycles_per_tile": steady,
             "steady_utilisation": cfg.m * cfg.n * bits * (k // 4) / (cfg.lookup_units() * steady),
@@ -345,3 +428,153 @@ async def test_throughput(dut):
         await RisingEdge(dut.clk)
     _log_sb(dut, sb)
     sb.assert_clean()
+
+
+# ------------------------------------------------------------------ assertion checks
+#: protocol violations test_assertion_checks can drive (the RTL's assertions must catch
+#: each): a source drops valid or changes its payload while ready is low, or the
+#: configuration changes while a tile is in flight
+PROTOCOL_VIOLATIONS = ("a_drop", "a_data", "w_drop", "w_data", "s_drop", "s_data", "cfg")
+
+
+async def _edges(dut, n: int) -> None:
+    for _ in range(n):
+        await RisingEdge(dut.clk)
+
+
+async def _abandon(dut) -> None:
+    """End a check window: reset asserted in the same cycle as every valid drops (the
+    assertions are off in reset, so abandoning a stalled beat is no violation)."""
+    dut.rst_n.value = 0
+    for s in (dut.a_valid, dut.w_valid, dut.s_valid):
+        s.value = 0
+    await _edges(dut, 2)
+
+
+async def _stalled(dut, ready) -> None:
+    """Check (ReadOnly) that ``ready`` is low in this cycle, then go to the next edge."""
+    await ReadOnly()
+    assert int(ready.value) == 0, f"{ready._name} high: the violation would not be one"
+    await RisingEdge(dut.clk)
+
+
+async def _stim_protocol(dut, kind: str) -> None:
+    """Reset, then drive one protocol violation ``kind`` (PROTOCOL_VIOLATIONS)."""
+    if kind not in PROTOCOL_VIOLATIONS:
+        raise ValueError(f"unknown protocol violation {kind!r}; known: {PROTOCOL_VIOLATIONS}")
+    dut.o_ready.value = 1
+    for h in (dut.s_mant, dut.s_zp, dut.a_data, dut.w_data):
+        h.value = 0
+    dut.cfg_bits.value = 2
+    dut.cfg_offset.value = 0
+    dut.cfg_group_chunks.value = 1
+    dut.cfg_groups.value = 1
+    await reset(dut, 3, idle={dut.a_valid: 0, dut.w_valid: 0, dut.s_valid: 0})
+    stream, _, what = kind.partition("_")
+    if stream in ("a", "cfg"):
+        dut.a_data.value = 0x01020304
+        dut.a_valid.value = 1
+        await RisingEdge(dut.clk)                 # idle core: the table is loaded
+        if stream == "cfg":
+            dut.a_valid.value = 0
+            await RisingEdge(dut.clk)
+            dut.cfg_bits.value = 3                # a tile is in flight
+        else:
+            dut.a_data.value = 0x05060708         # the next chunk waits: no weight beat
+            await _stalled(dut, dut.a_ready)
+            await _stalled(dut, dut.a_ready)
+            if what == "drop":
+                dut.a_valid.value = 0
+            else:
+                dut.a_data.value = 0x7F7F7F7F
+    elif stream == "w":
+        dut.w_data.value = 0x5A
+        dut.w_valid.value = 1                     # no table: w_ready stays low
+        await _stalled(dut, dut.w_ready)
+        await _stalled(dut, dut.w_ready)
+        if what == "drop":
+            dut.w_valid.value = 0
+        else:
+            dut.w_data.value = 0xA5
+    else:
+        dut.s_mant.value = 7
+        dut.s_zp.value = 1
+        dut.s_valid.value = 1                     # no group end: s_ready stays low
+        await _stalled(dut, dut.s_ready)
+        await _stalled(dut, dut.s_ready)
+        if what == "drop":
+            dut.s_valid.value = 0
+        else:
+            dut.s_mant.value = 9
+    await _edges(dut, 4)
+    await _abandon(dut)
+
+
+async def _stim_mix(dut, cfg: LutCoreConfig, seed: int) -> None:
+    """Reset, then a short mixed stimulus that exercises every control path: a W2 asym
+    tile of two max_group groups (the first group leaves the dequantizer long before
+    the second arrives), three single-group W1 tiles back to back (the next tile's first
+    group meets a held P), two W3 asym tiles of 1-chunk groups (dequantizer stalls);
+    input gaps 40 % (the parameter stream 70 %: it is often late), o_ready 30 %, dense
+    activations (no all-zero P).  Outputs are not checked (a mutant is on)."""
+    h = LutHarness(dut, cfg, Scoreboard("lut_core checks"), gap_prob=0.4, ready_prob=0.3,
+                   seed=seed)
+    h.s.gap_prob = 0.7
+    await h.start(clock=False)
+    rng = np.random.default_rng(seed)
+
+    def tile(scheme, bits, k, g):
+        return (rng.integers(-128, 128, (cfg.m, k)),
+                rand_weight(rng, scheme, bits, cfg.n, k, g))
+
+    g = cfg.max_group
+    batches = [[tile("asym", 2, 2 * g, g)], [tile("odd", 1, 4, 4) for _ in range(3)],
+               [tile("asym", 3, 16, 4) for _ in range(2)]]
+    try:
+        for b in batches:
+            await with_timeout(h.run_batch(b), 600 * PERIOD_NS, "ns")
+    except (SimTimeoutError, TimeoutError) as e:      # a mutant may stall the core
+        dut._log.info(f"  mix stimulus stopped: {type(e).__name__}")
+    finally:
+        h.stop()
+    await _edges(dut, 12)
+    await _abandon(dut)
+
+
+@cocotb.test()
+@cocotb.skipif(not os.environ.get("PLAIT_LUT_CHECKS", "").strip(),
+               reason="PLAIT_LUT_CHECKS unset (tests/test_rtl_lut_core.py sets it)")
+async def test_assertion_checks(dut):
+    """Windows of deliberate violations, one after the other (reset between them).
+
+    ``PLAIT_LUT_CHECKS`` lists ``{"name", "stim", "mut"}``: ``stim`` is one of
+    :data:`PROTOCOL_VIOLATIONS` or ``"mix"`` (:func:`_stim_mix`); ``mut`` (default 0)
+    is written to ``dut.plait_mut`` -- the mutant select of a build made by
+    :func:`plait.sim.mutate.switched_mutants` (0: the unmutated design).  The windows'
+    start/end simulation times (in steps, as the simulator prints them) go to
+    ``$PLAIT_SIM_OUT/assertion_windows.json``; pytest matches them with the assertion
+    failures in ``sim.log``.  A failing assertion stops the simulation unless the run
+    passes ``+verilator+error+limit+N``.
+    """
+    cfg = _config()
+    spec = json.loads(os.environ["PLAIT_LUT_CHECKS"])
+    start_clock(dut.clk, PERIOD_NS)
+    sel = getattr(dut, "plait_mut", None)
+    done = []
+    for win in spec:
+        k = int(win.get("mut", 0))
+        if sel is None and k:
+            raise ValueError(f"check {win['name']!r}: mutant {k} on a build without plait_mut")
+        if sel is not None:
+            sel.value = k
+        t0 = get_sim_time("step")
+        if win["stim"] == "mix":
+            await _stim_mix(dut, cfg, seed=100 + len(done))
+        else:
+            await _stim_protocol(dut, win["stim"])
+        done.append({**win, "t0": t0, "t1": get_sim_time("step")})
+        dut._log.info(f"check window {win['name']}: {done[-1]['t0']}..{done[-1]['t1']}")
+        path = Path(os.environ.get("PLAIT_SIM_OUT", ".")) / "assertion_windows.json"
+        path.write_text(json.dumps(done, indent=1))
+    if sel is not None:
+        sel.value = 0
