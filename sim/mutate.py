@@ -19,14 +19,9 @@ from pathlib import Path
 from typing import Iterable
 
 
-def mutated_sources(sources: Iterable[Path], dest: Path, file_name: str, site: str,
-                    replacement: str) -> list[Path]:
-    """Copy ``sources`` into ``dest`` and replace ``site`` in ``file_name``.
-
-    ``site`` must occur exactly once in that file (a moved or duplicated site is an
-    error, so a mutation test cannot silently stop mutating anything).  Returns the
-    copied source list, in the original order.
-    """
+def _copy_sources(sources: Iterable[Path], dest: Path, file_name: str) -> tuple[list[Path], Path]:
+    """Copy ``sources`` into ``dest``; returns the copies (in order) and the copy of
+    ``file_name``, which must be among them."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     out = []
@@ -37,13 +32,24 @@ def mutated_sources(sources: Iterable[Path], dest: Path, file_name: str, site: s
     target = dest / file_name
     if target not in out:
         raise ValueError(f"mutation target {file_name} is not among the sources {[p.name for p in out]}")
+    return out, target
+
+
+def mutated_sources(sources: Iterable[Path], dest: Path, file_name: str, site: str,
+                    replacement: str) -> list[Path]:
+    """Copy ``sources`` into ``dest`` and replace ``site`` in ``file_name``.
+
+    ``site`` must occur exactly once in that file (a moved or duplicated site is an
+    error, so a mutation test cannot silently stop mutating anything).  Returns the
+    copied source list, in the original order.
+    """
+    out, target = _copy_sources(sources, dest, file_name)
     text = target.read_text()
     n = text.count(site)
     if n != 1:
         raise ValueError(f"mutation site {site!r} occurs {n} times in {file_name} (expected exactly once)")
     target.write_text(text.replace(site, replacement))
     return out
-
 
 
 def switched_mutants(sources: Iterable[Path], dest: Path, file_name: str, module: str,
@@ -62,17 +68,7 @@ def switched_mutants(sources: Iterable[Path], dest: Path, file_name: str, module
     build then serves every mutant (a Verilator build costs far more than a run).
     Returns the copied source list and ``{name: K}``.
     """
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for p in sources:
-        dst = dest / Path(p).name
-        shutil.copy(p, dst)
-        copied.append(dst)
-    target = dest / file_name
-    if target not in copied:
-        raise ValueError(f"mutation target {file_name} is not among the sources "
-                         f"{[p.name for p in copied]}")
+    copied, target = _copy_sources(sources, dest, file_name)
     text = target.read_text()
     head = f"module {module}"
     if text.count(head) != 1 or "\n);" not in text[text.index(head):]:
