@@ -97,7 +97,9 @@ module dsp_chain #(
   localparam logic [MODE_W-1:0] M_8_16  = MODE_W'(dsp_chain_pkg::MODE_8_16);
   localparam logic [MODE_W-1:0] M_PAIR  = MODE_W'(dsp_chain_pkg::MODE_PAIR);
   localparam logic [WBITS_W-1:0] WB_8   = WBITS_W'(dsp_chain_pkg::WBITS_8);
-  localparam bit EN_PAIR = MODE_EN[M_PAIR];
+  // an int index: yosys 0.23 evaluates MODE_EN[M_PAIR] (a 3-bit localparam of value 5)
+  // as x, which silently dropped pair mode from the netlist
+  localparam bit EN_PAIR = MODE_EN[dsp_chain_pkg::MODE_PAIR];
   // control pipeline: v[k] = beat accepted k cycles ago; the tree level l of a beat
   // is valid while v[4 + C + l] is set (input regs, slice A2/D/B1, AD/B2 and M
   // registers, C P registers, reduction node register, l tree registers).

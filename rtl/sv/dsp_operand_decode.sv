@@ -46,7 +46,9 @@ module dsp_operand_decode #(
   localparam bit EN_DENSE = MODE_EN[M_DENSE];
   localparam bit EN_24    = MODE_EN[M_2_4];
   localparam bit EN_N16   = MODE_EN[M_2_16] | MODE_EN[M_4_16] | MODE_EN[M_8_16];
-  localparam bit EN_PAIR  = MODE_EN[M_PAIR];
+  // an int index: yosys 0.23 evaluates MODE_EN[M_PAIR] (a 3-bit localparam of value 5)
+  // as x, which silently dropped pair mode from the netlist
+  localparam bit EN_PAIR  = MODE_EN[dsp_chain_pkg::MODE_PAIR];
 
   always_comb begin
     // N:16 modes use the full index; without them, 2:4 (or dense) is the fallback
