@@ -204,6 +204,9 @@ FMAX_FLOOR = {
     ("dsp_chain", "modes=dense,2:4,2:16,4:16,8:16"): DEFAULT_TARGET_MHZ,
     ("dsp_chain", "modes=dense"): DEFAULT_TARGET_MHZ,
     ("dsp_chain", "modes=2:4"): DEFAULT_TARGET_MHZ,
+    # 64 slices: 286.4 MHz before the accumulator controls took a registered one-hot
+    # level (cur_mode -> level decode -> index adder -> shifter -> 64 replicas)
+    ("dsp_chain", "n_dsp=64"): DEFAULT_TARGET_MHZ,
     # before pipelining 87.6 MHz (one-stage dequantizer with two combinational DSP48E2
     # multiplies and a 48-bit add; control nets of 6147 / 3957 / 2563 loads)
     ("lut_core", "max_bits=4"): DEFAULT_TARGET_MHZ,
