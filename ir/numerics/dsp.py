@@ -651,7 +651,8 @@ def schedule_chain(x, q, mode, group_size: int, *, n_dsp: int = 16, bits: int = 
     x, q = check_fits(x, 8, "activation"), as_int(q)
     lanes = 1 if md.pair else 2
     if x.ndim != 2 or x.shape[0] != lanes:
-        raise NumericsError(f"activations must be [{lanes}, K] ({'one token row in pair mode' if md.pair else 'two packed lanes'}), got {x.shape}")
+        what = "one token row in pair mode" if md.pair else "two packed lanes"
+        raise NumericsError(f"activations must be [{lanes}, K] ({what}), got {x.shape}")
     if q.ndim != 2 or q.shape[1] != x.shape[1]:
         raise NumericsError(f"weights {q.shape} do not match activations {x.shape}")
     rows, k = q.shape
