@@ -5,7 +5,7 @@ PROMPT ?= What is the capital of France?
 RECIPE ?= default
 OUT ?= out/smollm2-$(RECIPE)
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo test test-fast coverage
 setup:
 	@bash scripts/bootstrap.sh
 
@@ -15,6 +15,11 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=30
+
+# Verilator line/branch/toggle coverage of the DSP chain's all-modes run, with the floor
+# CI enforces (tests/test_rtl_dsp_chain.py COVERAGE_FLOOR)
+coverage: setup
+	$(VENV)/bin/python -m pytest -q -s tests/test_rtl_dsp_chain.py -k test_rtl_all_modes
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"

@@ -374,3 +374,30 @@ def test_mutated_sources_changes_one_site_and_refuses_a_lost_site(tmp_path):
         mutated_sources([a, b], tmp_path / "m3", "b.sv", "= x;", "= 0;")
     with pytest.raises(ValueError, match="not among the sources"):
         mutated_sources([a], tmp_path / "m4", "c.sv", "x", "y")
+
+
+def test_coverage_summary_merges_instances_and_filters_files(tmp_path):
+    """plait.sim.coverage on a hand-written coverage.dat: a point counts once however
+    many instances carry it, and is hit when any instance hit it; other files are left
+    out on request; a file without points is an error."""
+    from plait.sim.coverage import summarise
+
+    def rec(page, f, line, name, count, inst):
+        kv = {"page": page, "f": f, "l": str(line), "n": name, "h": inst}
+        return "C '" + "".join(f"\x01{k}\x02{v}" for k, v in kv.items()) + f"' {count}\n"
+
+    dat = tmp_path / "coverage.dat"
+    dat.write_text("# SystemC::Coverage-3\n"
+                   + rec("v_line/a", "/x/a.sv", 10, "0", 0, "TOP.a.u0")
+                   + rec("v_line/a", "/x/a.sv", 10, "0", 3, "TOP.a.u1")     # hit by u1
+                   + rec("v_line/a", "/x/a.sv", 12, "1", 0, "TOP.a.u0")     # never hit
+                   + rec("v_toggle/a", "/x/a.sv", 5, "q", 1, "TOP.a.u0")
+                   + rec("v_line/b", "/x/b.sv", 3, "0", 0, "TOP.b"))
+    s = summarise(dat)
+    assert (s.hit["line"], s.total["line"], s.hit["toggle"], s.total["toggle"]) == (1, 3, 1, 1)
+    assert s.missed == [("a.sv", 12, "line"), ("b.sv", 3, "line")]
+    only_a = summarise(dat, files=("a.sv",))
+    assert only_a.share("line") == 0.5 and "line" in only_a.table()
+    (tmp_path / "empty.dat").write_text("# SystemC::Coverage-3\n")
+    with pytest.raises(ValueError, match="no coverage points"):
+        summarise(tmp_path / "empty.dat")
