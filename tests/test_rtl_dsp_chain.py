@@ -80,6 +80,20 @@ def _ran(run) -> list[str]:
 COVERAGE_FLOOR = {"branch": 1.0, "line": 0.94, "toggle": 0.99}
 
 
+def _check_functional_coverage(run) -> None:
+    """Every functional-coverage bin of the bench (cocotb-coverage, exported by
+    sim/tb/test_dsp_chain.py) was hit in a full run."""
+    import yaml
+    db = yaml.safe_load((run.run_dir / "functional_coverage.yml").read_text())
+    items = {k: v for k, v in db.items() if k.startswith("dsp_chain.") and "bins:_hits" in v}
+    print("\ndsp_chain functional coverage:")
+    for k, v in sorted(items.items()):
+        print(f"  {k:32s} {v['coverage']:4d} / {v['size']:4d} bins  {v['cover_percentage']:6.2f} %")
+    assert len(items) >= 8, sorted(items)
+    missed = {k: [b for b, n in v["bins:_hits"].items() if not n] for k, v in items.items()}
+    assert not any(missed.values()), {k: m for k, m in missed.items() if m}
+
+
 def _check_coverage(run) -> None:
     from plait.sim.coverage import summarise
     cov = summarise(run.run_dir / "coverage.dat", files=DSP_CHAIN_SOURCES)
@@ -99,6 +113,7 @@ def test_rtl_all_modes():
     run = _run(cfg, coverage=True)
     assert all(t.passed for t in run.tests), run.tests
     _check_coverage(run)
+    _check_functional_coverage(run)
     assert _ran(run) == FULL_RUN, run.tests
     perf = {p["mode"]: p for p in run.perf()}
     gemv = {m: perf.pop(f"gemv-{m}") for m in ("dense", "pair")}

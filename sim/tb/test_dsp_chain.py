@@ -23,9 +23,12 @@ import json
 import os
 import random
 
+from pathlib import Path
+
 import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db
 
 from plait.ir.numerics.common import group_accumulate, signed_range
 from plait.ir.numerics.dsp import (DSP_WEIGHT_BITS, M_MAX, PAIR_MAX_BITS, WBITS_CODE,
@@ -59,6 +62,7 @@ class ChainTB:
         self.accept_cycles: list[int] = []
         self.last_edges: list[int] = []    # clock edge that accepted each group's last beat
         self.last_modes: list[str] = []
+        self.held: list[int] = []          # id() of schedules whose beats in_ready held back
 
     async def start(self):
         dut = self.dut
@@ -125,6 +129,7 @@ class ChainTB:
             idx = [pack_unsigned(i, 4) for i in s.idx]
             t = 0
             pending = False             # a beat offered and not yet taken stays offered
+            held = False
             while t < s.beats:
                 valid = pending or not (gap_prob and rng.random() < gap_prob)
                 dut.in_valid.value = int(valid)
@@ -137,6 +142,7 @@ class ChainTB:
                 await ReadOnly()
                 took = valid and int(dut.in_ready.value)
                 pending = valid and not took
+                held = held or pending
                 edge = self.cycle + 1           # the edge about to sample the handshake
                 await RisingEdge(dut.clk)
                 if took:
@@ -145,6 +151,8 @@ class ChainTB:
                         self.last_edges.append(edge)
                         self.last_modes.append(s.mode.name)
                     t += 1
+            if held:
+                self.held.append(id(s))
         dut.in_valid.value = 0
 
     def check_latency(self) -> dict[str, set[int]]:
@@ -237,6 +245,96 @@ def perf_report(tb: ChainTB, name: str, scheds: list[ChainSchedule], first: int,
     return perf
 
 
+# ------------------------------------------------------------------ functional coverage
+# cocotb-coverage bins over what the tests drove (sampled once per schedule, not per
+# beat): mode x weight width, mode x traffic (back to back, idle gaps, in_ready holding
+# a beat back, the K = 65536 group, batch-1 GEMV), extremes, every 2:4 pattern and
+# every (slot, index) of the N:16 modes.  Exported to $PLAIT_SIM_OUT/
+# functional_coverage.yml after each test; tests/test_rtl_dsp_chain.py requires every
+# bin of a full run to be hit.
+_COV_MODES = _config().mode_list()
+TRAFFIC = ("back_to_back", "gaps", "held", "max_k", "gemv")
+EXTREMES = ("act_min_x_w_min", "act_min_x_w_max", "zero_weight_group", "zero_act_group")
+
+
+def _traffic_of(mode: str) -> list[str]:
+    out = ["back_to_back", "gaps", "held"]
+    if mode in ("dense", "2:16", "pair"):
+        out.append("max_k")
+    if mode in ("dense", "pair"):
+        out.append("gemv")
+    return out
+
+
+def _slot_bins(mode: str) -> list[tuple[int, int]]:
+    """(slot, index) pairs an N:16 block can hold (indices strictly increase)."""
+    n = parse_mode(mode).n
+    return [(sl, ix) for sl in range(n) for ix in range(sl, M_MAX - n + sl + 1)]
+
+
+@CoverPoint("dsp_chain.mode", xf=lambda s, kind: s.mode.name, bins=_COV_MODES)
+@CoverPoint("dsp_chain.width", xf=lambda s, kind: s.bits, bins=list(DSP_WEIGHT_BITS))
+@CoverPoint("dsp_chain.traffic", xf=lambda s, kind: kind, bins=list(TRAFFIC))
+@CoverCross("dsp_chain.mode_x_width", items=["dsp_chain.mode", "dsp_chain.width"],
+            ign_bins=[(m, b) for m in _COV_MODES for b in DSP_WEIGHT_BITS if b not in mode_bits(m)])
+@CoverCross("dsp_chain.mode_x_traffic", items=["dsp_chain.mode", "dsp_chain.traffic"],
+            ign_bins=[(m, t) for m in _COV_MODES for t in TRAFFIC if t not in _traffic_of(m)])
+def _cover_schedule(s: ChainSchedule, kind: str) -> None:
+    pass
+
+
+@CoverPoint("dsp_chain.extreme", xf=lambda what: what, bins=list(EXTREMES))
+def _cover_extreme(what: str) -> None:
+    pass
+
+
+@CoverPoint("dsp_chain.pattern_2_4", xf=lambda pat: pat,
+            bins=[(a, b) for a in range(4) for b in range(a + 1, 4)])
+def _cover_pattern_24(pat: tuple[int, int]) -> None:
+    pass
+
+
+_SLOT_COVER = {}
+for _m in [m for m in _COV_MODES if parse_mode(m).m == 16 and not parse_mode(m).implicit_idx]:
+    _SLOT_COVER[_m] = CoverPoint(f"dsp_chain.slot_index_{_m.replace(':', '_')}",
+                                 xf=lambda si: si, bins=_slot_bins(_m))(lambda si: None)
+
+
+def cover(s: ChainSchedule, kind: str, x: np.ndarray, q: np.ndarray) -> None:
+    """Sample the functional coverage of one driven schedule (its x and weights q)."""
+    _cover_schedule(s, kind)
+    lo, hi = signed_range(s.bits)
+    xm, g = (x == -128), s.group_size
+    if (xm[:, None, :] & (q == lo)[None]).any():
+        _cover_extreme("act_min_x_w_min")
+    if (xm[:, None, :] & (q == hi)[None]).any():
+        _cover_extreme("act_min_x_w_max")
+    if (q.reshape(q.shape[0], -1, g) == 0).all(axis=2).any():
+        _cover_extreme("zero_weight_group")
+    if (x.reshape(x.shape[0], -1, g) == 0).all(axis=2).any():
+        _cover_extreme("zero_act_group")
+    md = s.mode
+    if md.name == "2:4":
+        nz = q.reshape(q.shape[0], -1, 4) != 0
+        for a in range(4):
+            for b in range(a + 1, 4):
+                want = np.zeros(4, bool)
+                want[[a, b]] = True
+                if (nz == want).all(axis=2).any():
+                    _cover_pattern_24((a, b))
+    elif md.name in _SLOT_COVER:
+        slots = np.arange(s.n_dsp) % md.n
+        for sl, ix in set(zip(np.broadcast_to(slots, s.idx.shape).ravel().tolist(),
+                              s.idx.ravel().tolist())):
+            _SLOT_COVER[md.name]((sl, ix))
+
+
+def export_coverage() -> None:
+    out = Path(os.environ.get("PLAIT_SIM_OUT", "."))
+    out.mkdir(parents=True, exist_ok=True)
+    coverage_db.export_to_yaml(str(out / "functional_coverage.yml"))
+
+
 # ------------------------------------------------------------------ tests
 RANDOM_GEOMETRY = {  # mode: (K, group size)
     "dense": (512, 64), "2:4": (256, 32), "2:16": (512, 64), "4:16": (512, 64),
@@ -277,6 +375,8 @@ async def test_random_modes(dut):
         await tb.drive(scheds)
         await tb.drain()
         tb.check(scheds, xs, qs)
+        for s_, x_, q_ in zip(scheds, xs, qs):
+            cover(s_, "back_to_back", x_, q_)
         perf = perf_report(tb, mname, scheds, first, n_before)
         assert perf.utilisation > 0
     # random idle gaps (bubbles) must not change any result
@@ -291,8 +391,10 @@ async def test_random_modes(dut):
         await tb.drive([s], gap_prob=0.3, rng=random.Random(7))
         await tb.drain()
         tb.check([s], [x], [q])
+        cover(s, "gaps", x, q)
     lat = tb.check_latency()
     dut._log.info("measured latency per mode: %s", {m: sorted(v) for m, v in lat.items()})
+    export_coverage()
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
 
@@ -363,11 +465,23 @@ async def test_edge_cases(dut):
                     pos = (np.arange(md.n) * (md.m // md.n) + shift + row) % md.m
                     blk[row, pos] = rng.integers(-128, 128, md.n)
                 blocks.append(blk)
+            # runs of N neighbours starting at every position: slot j holds index
+            # start + j, so the highest indices reach the low slots too (8:16 slot 0
+            # = index 8 only when the block's nonzeros are 8..15; functional
+            # coverage found the spread patterns above never do that)
+            for start in range(md.m - md.n + 1):
+                blk = np.zeros((r, md.m), np.int64)
+                run = rng.integers(-128, 128, (r, md.n))
+                run[run == 0] = 1                        # every slot holds its index
+                blk[:, start:start + md.n] = run
+                blocks.append(blk)
             q = np.concatenate(blocks, axis=1)
             add(rng.integers(-128, 128, (2, q.shape[1])), q, md, 16)
     await tb.drive(scheds)
     await tb.drain()
     tb.check(scheds, xs, qs)
+    for s_, x_, q_ in zip(scheds, xs, qs):
+        cover(s_, "back_to_back", x_, q_)
     # maximum accumulation length: one group of K = 65536, all -128 x -128 -> 2^30
     # (pair mode: -128 x -8 -> 2^26)
     for mname in [m for m in ("dense", "2:16", "pair") if m in modes] or modes[:1]:
@@ -386,7 +500,9 @@ async def test_edge_cases(dut):
         await tb.drive([s])
         await tb.drain()
         tb.check([s], [x], [q])
+        cover(s, "max_k", x, q)
     tb.check_latency()
+    export_coverage()
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
 
@@ -414,6 +530,8 @@ async def test_mode_switch_and_errors(dut):
     await tb.drive(scheds)
     await tb.drain()
     tb.check(scheds, xs, qs)
+    for s_, x_, q_ in zip(scheds, xs, qs):
+        cover(s_, "held" if id(s_) in tb.held else "back_to_back", x_, q_)
     tb.check_latency()
     if len(cfg.mode_list()) > 1:
         beats = sum(s.beats for s in scheds)
@@ -441,6 +559,7 @@ async def test_mode_switch_and_errors(dut):
         await ReadOnly()
         assert int(dut.err.value) == 0, "reset must clear err"
         await RisingEdge(dut.clk)
+    export_coverage()
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
 
@@ -504,6 +623,7 @@ async def test_gemv_lane_use(dut):
         # the contract on the one real token row (dense mode: lane 0 of two)
         obs = [o[:, :s.lane_rows] for o in tb.observed]
         tb.check([s], [xin], [q])
+        cover(s, "gemv", xin, q)
         got = s.unschedule(np.array(obs))[0]
         assert np.array_equal(got, group_accumulate(q, x, g)[0]), f"{mname}: GEMV mismatch"
         steady = tb.accept_cycles[-1] - first + 1
@@ -516,6 +636,7 @@ async def test_gemv_lane_use(dut):
         perf.write_json()
         assert steady == s.beats, f"{mname}: the beats did not stream back to back"
     assert use["dense"] == 0.5 and use["pair"] == 1.0, use
+    export_coverage()
     tb.sb.assert_clean()
     dut._log.info(tb.sb.summary())
 
