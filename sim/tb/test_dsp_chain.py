@@ -155,6 +155,13 @@ class ChainTB:
                 self.held.append(id(s))
         dut.in_valid.value = 0
 
+    def finish(self) -> None:
+        """End of a test: export the functional coverage, fail on any scoreboard
+        mismatch, log the scoreboard's summary."""
+        export_coverage()
+        self.sb.assert_clean()
+        self.dut._log.info(self.sb.summary())
+
     def check_latency(self) -> dict[str, set[int]]:
         """The latency of every output so far, measured on the simulated waveform
         (clock edges from the edge that accepted a group's last beat to the edge after
@@ -394,9 +401,7 @@ async def test_random_modes(dut):
         cover(s, "gaps", x, q)
     lat = tb.check_latency()
     dut._log.info("measured latency per mode: %s", {m: sorted(v) for m, v in lat.items()})
-    export_coverage()
-    tb.sb.assert_clean()
-    dut._log.info(tb.sb.summary())
+    tb.finish()
 
 
 @cocotb.skipif(not _enabled("edges"), reason="not selected by PLAIT_TB_TESTS")
@@ -502,9 +507,7 @@ async def test_edge_cases(dut):
         tb.check([s], [x], [q])
         cover(s, "max_k", x, q)
     tb.check_latency()
-    export_coverage()
-    tb.sb.assert_clean()
-    dut._log.info(tb.sb.summary())
+    tb.finish()
 
 
 @cocotb.skipif(not _enabled("switch"), reason="not selected by PLAIT_TB_TESTS")
@@ -559,9 +562,7 @@ async def test_mode_switch_and_errors(dut):
         await ReadOnly()
         assert int(dut.err.value) == 0, "reset must clear err"
         await RisingEdge(dut.clk)
-    export_coverage()
-    tb.sb.assert_clean()
-    dut._log.info(tb.sb.summary())
+    tb.finish()
 
 
 @cocotb.skipif(not os.environ.get("PLAIT_TB_TESTS", "").strip() or not _enabled("violate"),
@@ -636,9 +637,7 @@ async def test_gemv_lane_use(dut):
         perf.write_json()
         assert steady == s.beats, f"{mname}: the beats did not stream back to back"
     assert use["dense"] == 0.5 and use["pair"] == 1.0, use
-    export_coverage()
-    tb.sb.assert_clean()
-    dut._log.info(tb.sb.summary())
+    tb.finish()
 
 
 @cocotb.skipif(not os.environ.get("PLAIT_TB_EXPECT_SLICE", "").strip() or not _enabled("structure"),
