@@ -190,6 +190,16 @@ class DspMode:
         """No stored indices: slice ``i`` takes block position ``i mod 16``."""
         return self.n == self.m
 
+    @property
+    def lanes(self) -> int:
+        """Token rows of one beat: 2 (activation-lane packing), 1 in pair mode."""
+        return 1 if self.pair else 2
+
+    @property
+    def weight_bits(self) -> tuple[int, ...]:
+        """Weight widths the mode takes (pair mode: two codes per slot, <= 4 bits)."""
+        return tuple(b for b in DSP_WEIGHT_BITS if not self.pair or b <= PAIR_MAX_BITS)
+
 
 def parse_mode(mode: Union[str, tuple, DspMode]) -> DspMode:
     """``"dense"``/``"16:16"``/``"2:4"``/``(2, 4)``/``"pair"``/... -> :class:`DspMode`."""
@@ -396,7 +406,7 @@ def _rows(mode: DspMode, n_dsp: int) -> int:
 
 
 def _check_pair_bits(mode: DspMode, bits: int) -> None:
-    if mode.pair and bits > PAIR_MAX_BITS:
+    if bits not in mode.weight_bits:
         raise NumericsError(f"pair mode carries two weight codes in one {CODE_BITS}-bit slot: "
                             f"weights of at most {PAIR_MAX_BITS} bits, got {bits}")
 
@@ -503,8 +513,8 @@ class ChainSchedule:
 
     @property
     def lanes(self) -> int:
-        """Token rows of the product: 2 (activation-lane packing), 1 in pair mode."""
-        return 1 if self.mode.pair else 2
+        """Token rows of the product (:attr:`DspMode.lanes`)."""
+        return self.mode.lanes
 
     def weights(self) -> np.ndarray:
         """The widened weights per beat: ``[T, n_dsp]`` (pair mode ``[T, 2, n_dsp]``)."""
@@ -649,7 +659,7 @@ def schedule_chain(x, q, mode, group_size: int, *, n_dsp: int = 16, bits: int = 
     md = parse_mode(mode)
     _check_wbits(bits)
     x, q = check_fits(x, 8, "activation"), as_int(q)
-    lanes = 1 if md.pair else 2
+    lanes = md.lanes
     if x.ndim != 2 or x.shape[0] != lanes:
         what = "one token row in pair mode" if md.pair else "two packed lanes"
         raise NumericsError(f"activations must be [{lanes}, K] ({what}), got {x.shape}")

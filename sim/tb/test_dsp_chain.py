@@ -31,7 +31,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db
 
 from plait.ir.numerics.common import group_accumulate, signed_range
-from plait.ir.numerics.dsp import (DSP_WEIGHT_BITS, M_MAX, PAIR_MAX_BITS, WBITS_CODE,
+from plait.ir.numerics.dsp import (DSP_WEIGHT_BITS, M_MAX, WBITS_CODE,
                                    ChainSchedule, parse_mode, prune_nm, run_schedule,
                                    schedule_chain)
 from plait.rtl.dsp_chain import DspChainConfig
@@ -216,14 +216,6 @@ def garbage_fill(s: ChainSchedule, rng: np.random.Generator) -> None:
         s.act[:, 1] = rng.integers(-128, 128, s.act[:, 1].shape)
 
 
-def mode_bits(mode) -> tuple[int, ...]:
-    """Weight widths a mode takes (pair mode: two codes per slot, <= 4 bits)."""
-    return tuple(b for b in DSP_WEIGHT_BITS if b <= PAIR_MAX_BITS or not parse_mode(mode).pair)
-
-
-def lanes(mode) -> int:
-    """Token rows of one schedule: 2 packed lanes, 1 in pair mode."""
-    return 1 if parse_mode(mode).pair else 2
 
 
 def perf_report(tb: ChainTB, name: str, scheds: list[ChainSchedule], first: int,
@@ -283,7 +275,7 @@ def _slot_bins(mode: str) -> list[tuple[int, int]]:
 @CoverPoint("dsp_chain.width", xf=lambda s, kind: s.bits, bins=list(DSP_WEIGHT_BITS))
 @CoverPoint("dsp_chain.traffic", xf=lambda s, kind: kind, bins=list(TRAFFIC))
 @CoverCross("dsp_chain.mode_x_width", items=["dsp_chain.mode", "dsp_chain.width"],
-            ign_bins=[(m, b) for m in _COV_MODES for b in DSP_WEIGHT_BITS if b not in mode_bits(m)])
+            ign_bins=[(m, b) for m in _COV_MODES for b in DSP_WEIGHT_BITS if b not in parse_mode(m).weight_bits])
 @CoverCross("dsp_chain.mode_x_traffic", items=["dsp_chain.mode", "dsp_chain.traffic"],
             ign_bins=[(m, t) for m in _COV_MODES for t in TRAFFIC if t not in _traffic_of(m)])
 def _cover_schedule(s: ChainSchedule, kind: str) -> None:
@@ -364,12 +356,12 @@ async def test_random_modes(dut):
         k, g = RANDOM_GEOMETRY[mname]
         r = cfg.rows(md)
         beats_per_tile = k // md.m
-        widths = mode_bits(md)
+        widths = parse_mode(md).weight_bits
         tiles_per_sched = max(1, -(-beats_target // (beats_per_tile * len(widths))))
         scheds, xs, qs = [], [], []
         for bits in widths:
             rows = tiles_per_sched * r - (1 if r > 1 else 0)   # a padded last tile
-            x = rng.integers(-128, 128, (lanes(md), k))
+            x = rng.integers(-128, 128, (parse_mode(md).lanes, k))
             q = random_weights(rng, rows, k, md, bits, zero_group_prob=0.05, group=g)
             s = schedule_chain(x, q, md, g, n_dsp=cfg.n_dsp, bits=bits)
             garbage_fill(s, rng)
@@ -390,8 +382,8 @@ async def test_random_modes(dut):
     for mname in cfg.mode_list():
         md = parse_mode(mname)
         k, g = RANDOM_GEOMETRY[mname]
-        bits = max(mode_bits(md))
-        x = rng.integers(-128, 128, (lanes(md), k))
+        bits = max(parse_mode(md).weight_bits)
+        x = rng.integers(-128, 128, (parse_mode(md).lanes, k))
         q = random_weights(rng, 2 * cfg.rows(md), k, md, bits)
         s = schedule_chain(x, q, md, g, n_dsp=cfg.n_dsp, bits=bits)
         tb.expect(s)
@@ -428,9 +420,9 @@ async def test_edge_cases(dut):
         md = parse_mode(mname)
         r = cfg.rows(md)
         k = 64
-        wide = max(mode_bits(md))                   # 8 bits, 4 in pair mode
+        wide = max(parse_mode(md).weight_bits)                   # 8 bits, 4 in pair mode
         wmin = signed_range(wide)[0]
-        nl = lanes(md)
+        nl = parse_mode(md).lanes
         # -128 x the most negative weight in every lane and every kept weight; also
         # -128 x the largest
         x = np.full((nl, k), -128)
@@ -446,7 +438,7 @@ async def test_edge_cases(dut):
         x[:, 32:48] = 0
         add(x, q, md, 16, wide)
         # extreme codes of every weight width (0 and 2^b - 1 -> -2^(b-1), 2^(b-1)-1)
-        for bits in mode_bits(md):
+        for bits in parse_mode(md).weight_bits:
             lo, hi = signed_range(bits)
             q = rng.choice([lo, hi], (r, k))
             if not md.implicit_idx:
@@ -493,9 +485,9 @@ async def test_edge_cases(dut):
         md = parse_mode(mname)
         r = cfg.rows(md)
         k = 65536
-        wide = max(mode_bits(md))
+        wide = max(parse_mode(md).weight_bits)
         wmin = signed_range(wide)[0]
-        x = np.full((lanes(md), k), -128)
+        x = np.full((parse_mode(md).lanes, k), -128)
         q = np.full((r, k), wmin)
         if not md.implicit_idx:
             q = q * prune_nm(np.ones((r, k)), md.n, md.m)
@@ -522,7 +514,7 @@ async def test_mode_switch_and_errors(dut):
     scheds, xs, qs = [], [], []
     for mname in cfg.mode_list() * 2:
         md = parse_mode(mname)
-        x = rng.integers(-128, 128, (lanes(md), 64))
+        x = rng.integers(-128, 128, (parse_mode(md).lanes, 64))
         q = random_weights(rng, cfg.rows(md), 64, md, 4)
         s = schedule_chain(x, q, md, 16, n_dsp=cfg.n_dsp, bits=4)
         tb.expect(s)
@@ -578,7 +570,7 @@ async def test_protocol_violation(dut):
     await tb.start()
     modes = cfg.mode_list()
     md = parse_mode(modes[0])
-    s = schedule_chain(np.zeros((lanes(md), 64), np.int64),
+    s = schedule_chain(np.zeros((parse_mode(md).lanes, 64), np.int64),
                        np.zeros((cfg.rows(md), 64), np.int64), md, 16, n_dsp=cfg.n_dsp, bits=4)
     await tb.drive([s])
     other = parse_mode(modes[1] if len(modes) > 1 else modes[0])

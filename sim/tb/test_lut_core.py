@@ -458,6 +458,17 @@ async def _stalled(dut, ready) -> None:
     await RisingEdge(dut.clk)
 
 
+async def _break_stalled(dut, valid, ready, data, other: int, what: str) -> None:
+    """Two cycles of a stalled beat (``ready`` low), then break the stream rule:
+    ``what`` = ``drop`` withdraws ``valid``, otherwise ``data`` changes to ``other``."""
+    await _stalled(dut, ready)
+    await _stalled(dut, ready)
+    if what == "drop":
+        valid.value = 0
+    else:
+        data.value = other
+
+
 async def _stim_protocol(dut, kind: str) -> None:
     """Reset, then drive one protocol violation ``kind`` (PROTOCOL_VIOLATIONS)."""
     if kind not in PROTOCOL_VIOLATIONS:
@@ -481,31 +492,16 @@ async def _stim_protocol(dut, kind: str) -> None:
             dut.cfg_bits.value = 3                # a tile is in flight
         else:
             dut.a_data.value = 0x05060708         # the next chunk waits: no weight beat
-            await _stalled(dut, dut.a_ready)
-            await _stalled(dut, dut.a_ready)
-            if what == "drop":
-                dut.a_valid.value = 0
-            else:
-                dut.a_data.value = 0x7F7F7F7F
+            await _break_stalled(dut, dut.a_valid, dut.a_ready, dut.a_data, 0x7F7F7F7F, what)
     elif stream == "w":
         dut.w_data.value = 0x5A
         dut.w_valid.value = 1                     # no table: w_ready stays low
-        await _stalled(dut, dut.w_ready)
-        await _stalled(dut, dut.w_ready)
-        if what == "drop":
-            dut.w_valid.value = 0
-        else:
-            dut.w_data.value = 0xA5
+        await _break_stalled(dut, dut.w_valid, dut.w_ready, dut.w_data, 0xA5, what)
     else:
         dut.s_mant.value = 7
         dut.s_zp.value = 1
         dut.s_valid.value = 1                     # no group end: s_ready stays low
-        await _stalled(dut, dut.s_ready)
-        await _stalled(dut, dut.s_ready)
-        if what == "drop":
-            dut.s_valid.value = 0
-        else:
-            dut.s_mant.value = 9
+        await _break_stalled(dut, dut.s_valid, dut.s_ready, dut.s_mant, 9, what)
     await _edges(dut, 4)
     await _abandon(dut)
 
