@@ -8,8 +8,10 @@ an object with ``logits(tokens)``, ``reset()``, ``cache_state()`` and
 ``load_cache_state(state)``, the interpreters' convention).
 
 =======  ==========================================================================
-cpu      the host: float mode (the accuracy reference) and exact mode (the integers
-         of ``plait.ir.numerics``); buffers are numpy arrays, kernels Python callables
+cpu      the host: float mode -- the fast decoder (:mod:`plait.runtime.fast`, low-bit
+         weights, one C call per token) where the graph is a supported decoder, else
+         the graph runner (the accuracy reference) -- and exact mode (the integers of
+         ``plait.ir.numerics``); buffers are numpy arrays, kernels Python callables
 cuda     a CUDA GPU (exact and float modes from the TVM kernels); unavailable without
          a GPU, and the reason says so
 sim      the accelerator's Verilator model behind the same verbs; needs Verilator, and
@@ -81,7 +83,9 @@ class Device:
         raise NotImplementedError
 
     # -- what a Session uses
-    def runner(self, graph, weights, *, exact: bool):
+    runner_note = ""                      # which runner the last runner() built, and why
+
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
         raise NotImplementedError
 
     def close(self) -> None:
@@ -132,10 +136,34 @@ class CpuDevice(Device):
     def wait(self, handle=None) -> None:
         return None                                   # runs are synchronous on the host
 
-    def runner(self, graph, weights, *, exact: bool):
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
+        """Exact mode: the exact interpreter.  Float mode: the fast decoder
+        (:class:`plait.runtime.fast.FastDecoder`) with ``fast`` True or None (the default),
+        the graph runner (:class:`plait.ir.Interpreter`) with ``fast=False``.  With
+        ``fast=None`` a graph the fast decoder does not support (or a host without a C
+        compiler) falls back to the graph runner and :attr:`runner_note` says why; with
+        ``fast=True`` it raises :class:`~plait.runtime.fast.FastUnsupported`."""
         from plait.ir import Interpreter
         from plait.ir.exact import ExactInterpreter
-        return (ExactInterpreter if exact else Interpreter)(graph, weights)
+        if exact:
+            if fast:
+                raise ValueError("fast=True is the float-mode decoder; exact mode runs the integers of "
+                                 "plait.ir.numerics (pass fast=None or False with exact=True)")
+            self.runner_note = "exact interpreter (the integers of plait.ir.numerics)"
+            return ExactInterpreter(graph, weights)
+        if fast is False:
+            self.runner_note = "graph runner (fast=False)"
+            return Interpreter(graph, weights)
+        from .fast import FastDecoder, FastUnsupported
+        try:
+            r = FastDecoder(graph, weights)
+        except FastUnsupported as e:
+            if fast:
+                raise FastUnsupported(f"the fast decoder cannot run this artifact: {e}") from None
+            self.runner_note = f"graph runner (the fast decoder does not apply: {e})"
+            return Interpreter(graph, weights)
+        self.runner_note = r.describe()
+        return r
 
 
 class CudaDevice(Device):
@@ -218,7 +246,7 @@ class FpgaDevice(Device):
         if handle is not None:
             handle.wait()
 
-    def runner(self, graph, weights, *, exact: bool):
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
         raise DeviceUnavailable("fpga: the controller program for a whole model is not generated yet "
                                 "(the ISA encoder is future work); use device='cpu'")
 

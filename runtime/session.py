@@ -10,10 +10,15 @@
         cache = s.new_cache()
         logits = s.forward([1, 2, 3], cache)             # [3, vocab]; the cache advances
 
-Devices (:mod:`plait.runtime.devices`): ``cpu`` (float mode, the accuracy reference,
-or ``exact=True``: the integers of ``plait.ir.numerics`` that the engines compute),
+Devices (:mod:`plait.runtime.devices`): ``cpu`` (float mode, or ``exact=True``: the
+integers of ``plait.ir.numerics`` that the engines compute),
 ``cuda``, ``sim``, ``fpga``; ``device="auto"`` takes the first available of fpga,
 cuda, cpu and :attr:`Session.device_note` says why the others were passed over.
+Float mode on the cpu runs the fast decoder (:mod:`plait.runtime.fast`: the artifact's
+low-bit weights, one C call per decoded token) where the graph is a supported decoder,
+and the graph runner (:class:`plait.ir.Interpreter`, the accuracy reference) otherwise or
+with ``fast=False``; :attr:`Session.runner` names the one in use and
+:attr:`Session.runner_note` why.
 Decoding is the one loop of :func:`plait.ir.interpreter.decode`: greedy by default,
 temperature / top-k / top-p sampling with a seed (:class:`Sampling`), stop tokens (the
 tokenizer's end-of-turn tokens) and stop strings, and the context length checked
@@ -111,7 +116,8 @@ class KVCache:
 class Session:
     """A compiled artifact opened on a device (see the module doc)."""
 
-    def __init__(self, artifact: Union[str, Path, Artifact], device: str = "auto", *, exact: bool = False):
+    def __init__(self, artifact: Union[str, Path, Artifact], device: str = "auto", *, exact: bool = False,
+                 fast: Optional[bool] = None):
         choice = pick_device(device)
         if not isinstance(artifact, Artifact):
             manifest = read_manifest(artifact)
@@ -133,7 +139,10 @@ class Session:
         self.device_note = choice.describe()
         self._device = dev
         self.exact = exact
-        self.interp = dev.runner(self.artifact.graph, self.artifact.weights, exact=exact)
+        self.interp = dev.runner(self.artifact.graph, self.artifact.weights, exact=exact, fast=fast)
+        #: ``"fast"``, ``"graph"`` or ``"exact"``: what runs the model; ``runner_note`` says why
+        self.runner = "exact" if exact else getattr(self.interp, "kind", "graph")
+        self.runner_note = dev.runner_note
         self._cache = self.new_cache()
 
     # ------------------------------------------------------------ lifetime
@@ -206,9 +215,12 @@ class Session:
         """An empty sequence (KV cache) for :meth:`forward`."""
         return KVCache(self)
 
-    def forward(self, token_ids: Sequence[int], kv_cache: Optional[KVCache] = None) -> np.ndarray:
+    def forward(self, token_ids: Sequence[int], kv_cache: Optional[KVCache] = None, *,
+                last_only: bool = False) -> np.ndarray:
         """Logits ``[len(token_ids), vocab]`` of the next positions of ``kv_cache``'s sequence
-        (the Session's own sequence when omitted); the cache advances by ``len(token_ids)``."""
+        (the Session's own sequence when omitted); the cache advances by ``len(token_ids)``.
+        ``last_only``: only the last position's logits, ``[1, vocab]`` (what decoding needs;
+        the fast decoder then skips the LM head of the other positions)."""
         interp = self._live()
         cache = self._cache if kv_cache is None else kv_cache
         if cache._owner != id(self):
@@ -221,7 +233,11 @@ class Session:
             raise LimitError(f"the sequence would reach {cache.length + ids.size} positions; the model's "
                              f"context is {ctx}")
         interp.load_cache_state(cache._state)
-        logits = interp.logits(ids[None, :])[0]
+        if getattr(interp, "kind", "") == "fast":
+            logits = interp.logits(ids[None, :], last_only=last_only)[0]
+        else:
+            logits = interp.logits(ids[None, :])[0]
+            logits = logits[-1:] if last_only else logits
         cache._state = interp.cache_state()
         cache.length += int(ids.size)
         return logits
@@ -240,7 +256,7 @@ class Session:
             raise LimitError(f"{cache.length + len(prompt_ids)} positions with up to {max_new_tokens} new "
                              f"tokens exceed the model's context of {ctx}")
         stops = self.eos_ids() if stop_ids is None else set(stop_ids)
-        return decode(lambda ids: self.forward(ids, cache)[-1], list(prompt_ids), max_new_tokens,
+        return decode(lambda ids: self.forward(ids, cache, last_only=True)[-1], list(prompt_ids), max_new_tokens,
                       pick=sampling.picker(), stop_ids=stops)
 
     def generate(self, prompt: str, max_new_tokens: int = 64, *, chat: bool = True, truncate: bool = False,

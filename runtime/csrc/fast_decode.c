@@ -1,0 +1,495 @@
+/* plait's fast CPU decoder: one decode step of a Llama-style decoder in one call.
+ *
+ * Built and loaded by plait/runtime/fast.py (gcc, cached under .plait_cache/fast/);
+ * the layout of every struct below is mirrored there with ctypes.
+ *
+ * Weights stay in low-bit form.  A linear [N, K] with per-group parameters (groups of
+ * G consecutive inputs of one row) is one of
+ *   PLAIT_Q4  4-bit codes u (0..15), two per byte: in each block of 32 inputs, byte j
+ *             holds input j (low nibble) and input j + 16 (high nibble);
+ *   PLAIT_Q8  8-bit codes u (0..255), one per byte;
+ *   PLAIT_F32 float32 weights (no groups).
+ * The real weight of a code is  sc[n, g] * (u - zf[n, g])  (float32), which covers the
+ * artifact's sym / asym / odd / ternary codes (fast.py computes sc and zf).  A row's dot
+ * product with x is  sum_g sc_g * (sum_{k in g} u_k x_k  -  zf_g * sum_{k in g} x_k):
+ * the integer codes are converted to float and multiplied with float32 activations
+ * (float mode: no activation quantization).
+ *
+ * plait_step runs one token: embedding row, per layer RMSNorm, q/k/v, RoPE, attention
+ * over the float32 KV cache, o (+ residual), RMSNorm, gate/up, SwiGLU, down
+ * (+ residual), then the final RMSNorm and the LM head, all in one OpenMP parallel
+ * region (rows of every linear split over the threads).  plait_dequant writes float32
+ * rows of a linear (prefill runs torch's GEMM on them).
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <limits.h>
+#include <omp.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define PLAIT_AVX2 1
+#else
+#define PLAIT_AVX2 0
+#endif
+
+enum { PLAIT_Q4 = 1, PLAIT_Q8 = 2, PLAIT_F32 = 3 };
+
+typedef struct {
+    int32_t kind, n, k, g;
+    const uint8_t *w;      /* Q4: n * k / 2 bytes, Q8: n * k bytes */
+    const float *sc, *zf;  /* [n, k / g] */
+    const float *wf;       /* F32: [n, k] */
+    const float *bias;     /* [n] or NULL */
+} plait_lin;
+
+typedef struct {
+    const float *norm1, *norm2;   /* RMSNorm weights [d] */
+    float eps1, eps2;
+    plait_lin q, k, v, o, gate, up, down;
+} plait_layer;
+
+typedef struct {
+    int32_t n_layers, d, n_heads, n_kv, hd, inter, vocab, cap;
+    float attn_scale, eps_final;
+    const float *emb;             /* [vocab, d] */
+    const float *norm_final;      /* [d] */
+    const float *rope_cos, *rope_sin;   /* [positions, hd] (the two halves repeated) */
+    const plait_layer *layers;
+    plait_lin head;
+} plait_model;
+
+typedef struct {
+    float *x, *h, *q, *att, *kvnew, *gbuf, *ubuf, *act;  /* [d] [d] [H*hd] [H*hd] [2*Hk*hd] [inter] x3
+                                                            (h, gbuf, ubuf: unused, kept for the layout) */
+    float *scores;                               /* [n_heads, cap] */
+    float *kv;                                   /* [n_layers, 2, n_kv, cap, hd] */
+} plait_state;
+
+int plait_abi(void) { return 3; }
+int plait_avx2(void) { return PLAIT_AVX2; }
+
+/* ------------------------------------------------------------------ dot products */
+
+static inline float hsum8(
+#if PLAIT_AVX2
+    __m256 v
+#else
+    float v
+#endif
+) {
+#if PLAIT_AVX2
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+#else
+    return v;
+#endif
+}
+
+/* sums of x over each group of g inputs */
+static void group_sums(const float *x, int k, int g, float *xs) {
+    for (int j = 0; j < k / g; j++) {
+        float s = 0.f;
+        for (int i = 0; i < g; i++) s += x[j * g + i];
+        xs[j] = s;
+    }
+}
+
+static float dot_row(const plait_lin *L, int n, const float *x, const float *xs) {
+    const int K = L->k;
+    float out = 0.f;
+    if (L->kind == PLAIT_F32) {
+        const float *w = L->wf + (size_t)n * K;
+        int i = 0;
+#if PLAIT_AVX2
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (; i + 16 <= K; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        }
+        out = hsum8(_mm256_add_ps(a0, a1));
+#endif
+        for (; i < K; i++) out += w[i] * x[i];
+    } else {
+        const int G = L->g, ng = K / G;
+        const float *sc = L->sc + (size_t)n * ng, *zf = L->zf + (size_t)n * ng;
+        float corr = 0.f;
+#if PLAIT_AVX2
+        __m256 y = _mm256_setzero_ps();
+        if (L->kind == PLAIT_Q4) {
+            const uint8_t *w = L->w + (size_t)n * (K / 2);
+            const __m128i m4 = _mm_set1_epi8(0x0F);
+            for (int gi = 0; gi < ng; gi++) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+                const float *xg = x + gi * G;
+                for (int b = 0; b < G; b += 32) {
+                    __m128i v = _mm_loadu_si128((const __m128i *)(w + (gi * G + b) / 2));
+                    __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+                    const float *xb = xg + b;
+                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), _mm256_loadu_ps(xb), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))),
+                                         _mm256_loadu_ps(xb + 8), a1);
+                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), _mm256_loadu_ps(xb + 16), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))),
+                                         _mm256_loadu_ps(xb + 24), a1);
+                }
+                y = _mm256_fmadd_ps(_mm256_set1_ps(sc[gi]), _mm256_add_ps(a0, a1), y);
+                corr += sc[gi] * zf[gi] * xs[gi];
+            }
+        } else {
+            const uint8_t *w = L->w + (size_t)n * K;
+            for (int gi = 0; gi < ng; gi++) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+                const float *xg = x + gi * G;
+                const uint8_t *wg = w + gi * G;
+                for (int b = 0; b < G; b += 16) {
+                    __m128i v = _mm_loadu_si128((const __m128i *)(wg + b));
+                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), _mm256_loadu_ps(xg + b), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))),
+                                         _mm256_loadu_ps(xg + b + 8), a1);
+                }
+                y = _mm256_fmadd_ps(_mm256_set1_ps(sc[gi]), _mm256_add_ps(a0, a1), y);
+                corr += sc[gi] * zf[gi] * xs[gi];
+            }
+        }
+        out = hsum8(y) - corr;
+#else
+        for (int gi = 0; gi < ng; gi++) {
+            float a = 0.f;
+            for (int i = 0; i < G; i++) {
+                int kk = gi * G + i, u;
+                if (L->kind == PLAIT_Q4) {
+                    int blk = kk / 32, j = kk % 32;
+                    uint8_t byte = L->w[(size_t)n * (K / 2) + blk * 16 + (j & 15)];
+                    u = j < 16 ? (byte & 15) : (byte >> 4);
+                } else {
+                    u = L->w[(size_t)n * K + kk];
+                }
+                a += (float)u * x[kk];
+            }
+            out += sc[gi] * a;
+            corr += sc[gi] * zf[gi] * xs[gi];
+        }
+        out -= corr;
+#endif
+    }
+    if (L->bias) out += L->bias[n];
+    return out;
+}
+
+/* four rows n0..n0+3 of a Q4 / Q8 linear at once (the activations are loaded once for the
+ * four): out[r] = dot(row n0 + r, x), bias not included */
+#if PLAIT_AVX2
+static void dot4_q(const plait_lin *L, int n0, const float *x, const float *xs, float *out) {
+    const int K = L->k, G = L->g, ng = K / G;
+    const float *sc0 = L->sc + (size_t)n0 * ng, *zf0 = L->zf + (size_t)n0 * ng;
+    __m256 y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
+    if (L->kind == PLAIT_Q4) {
+        const size_t rb = (size_t)K / 2;
+        const uint8_t *w0 = L->w + (size_t)n0 * rb;
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+#define Q4_ROW(r, acc)                                                                         \
+        {                                                                                      \
+            __m128i v = _mm_loadu_si128((const __m128i *)(w0 + (r) * rb + off));               \
+            __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);   \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), x0, acc);      \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), x1, acc); \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), x2, acc);      \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), x3, acc); \
+        }
+        for (int gi = 0; gi < ng; gi++) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int b = gi * G; b < (gi + 1) * G; b += 32) {
+                const __m256 x0 = _mm256_loadu_ps(x + b), x1 = _mm256_loadu_ps(x + b + 8);
+                const __m256 x2 = _mm256_loadu_ps(x + b + 16), x3 = _mm256_loadu_ps(x + b + 24);
+                const size_t off = (size_t)b / 2;
+                Q4_ROW(0, a0) Q4_ROW(1, a1) Q4_ROW(2, a2) Q4_ROW(3, a3)
+            }
+            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[gi]), a0, y0);
+            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[ng + gi]), a1, y1);
+            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[2 * ng + gi]), a2, y2);
+            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[3 * ng + gi]), a3, y3);
+        }
+#undef Q4_ROW
+    } else {
+        const size_t rb = (size_t)K;
+        const uint8_t *w0 = L->w + (size_t)n0 * rb;
+#define Q8_ROW(r, acc)                                                                         \
+        {                                                                                      \
+            __m128i v = _mm_loadu_si128((const __m128i *)(w0 + (r) * rb + b));                 \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), x0, acc);       \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))), x1, acc); \
+        }
+        for (int gi = 0; gi < ng; gi++) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int b = gi * G; b < (gi + 1) * G; b += 16) {
+                const __m256 x0 = _mm256_loadu_ps(x + b), x1 = _mm256_loadu_ps(x + b + 8);
+                Q8_ROW(0, a0) Q8_ROW(1, a1) Q8_ROW(2, a2) Q8_ROW(3, a3)
+            }
+            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[gi]), a0, y0);
+            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[ng + gi]), a1, y1);
+            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[2 * ng + gi]), a2, y2);
+            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[3 * ng + gi]), a3, y3);
+        }
+#undef Q8_ROW
+    }
+    const __m256 ys[4] = {y0, y1, y2, y3};
+    for (int r = 0; r < 4; r++) {
+        float corr = 0.f;
+        const float *sc = sc0 + (size_t)r * ng, *zf = zf0 + (size_t)r * ng;
+        for (int gi = 0; gi < ng; gi++) corr += sc[gi] * zf[gi] * xs[gi];
+        out[r] = hsum8(ys[r]) - corr;
+    }
+}
+#endif
+
+/* ------------------------------------------------------------------ the barrier */
+
+/* The threads meet after every parallel loop.  On a machine shared with other jobs a
+ * thread may be descheduled: waiters spin briefly, then sleep on a futex (so the core
+ * is free for the late thread) instead of spinning for a whole time slice. */
+typedef struct { int count, gen, sleepers; } plait_barrier;
+static plait_barrier BAR;
+#define SPIN 4000
+
+static inline void cpu_relax(void) {
+#if PLAIT_AVX2
+    _mm_pause();
+#endif
+}
+
+static void bar_wait(int n) {
+    plait_barrier *b = &BAR;
+    if (n <= 1) return;
+    const int gen = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == n) {
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&b->gen, 1, __ATOMIC_RELEASE);
+        if (__atomic_load_n(&b->sleepers, __ATOMIC_ACQUIRE))
+            syscall(SYS_futex, &b->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        return;
+    }
+    for (int i = 0; i < SPIN; i++) {
+        if (__atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) != gen) return;
+        cpu_relax();
+    }
+    __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_ACQ_REL);
+    while (__atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == gen)
+        syscall(SYS_futex, &b->gen, FUTEX_WAIT_PRIVATE, gen, NULL, NULL, 0);
+    __atomic_sub_fetch(&b->sleepers, 1, __ATOMIC_ACQ_REL);
+}
+
+/* ------------------------------------------------------------------ row-parallel linears */
+
+#define MAX_GROUPS 4096
+#define MAX_D 8192
+#define CHUNK 8                 /* quads of rows a thread takes at a time */
+
+/* rows n0 .. n0 + cnt - 1 (cnt <= 4) of a linear, bias included */
+static void lin_rows(const plait_lin *L, int n0, int cnt, const float *x, const float *xs, float *out) {
+#if PLAIT_AVX2
+    if (cnt == 4 && L->kind != PLAIT_F32) {
+        dot4_q(L, n0, x, xs, out);
+        if (L->bias)
+            for (int r = 0; r < 4; r++) out[r] += L->bias[n0 + r];
+        return;
+    }
+#endif
+    for (int r = 0; r < cnt; r++) out[r] = dot_row(L, n0 + r, x, xs);
+}
+
+/* y[r] (= or +=) row r of W x for up to three linears with the same input: their quads
+ * of rows are shared out to the threads of the enclosing parallel region */
+static void gemv_multi(const plait_lin *const *L, float *const *y, int nl, const float *x, int accumulate) {
+    float xs[3][MAX_GROUPS / 8];
+    int units[3] = {0, 0, 0}, nu = 0;
+    for (int i = 0; i < nl; i++) {
+        if (L[i]->kind != PLAIT_F32) group_sums(x, L[i]->k, L[i]->g, xs[i]);
+        units[i] = (L[i]->n + 3) / 4;
+        nu += units[i];
+    }
+    #pragma omp for schedule(dynamic, CHUNK) nowait
+    for (int u = 0; u < nu; u++) {
+        int i = 0, uu = u;
+        while (uu >= units[i]) { uu -= units[i]; i++; }
+        const int n0 = uu * 4, cnt = L[i]->n - n0 < 4 ? L[i]->n - n0 : 4;
+        float v[4];
+        lin_rows(L[i], n0, cnt, x, xs[i], v);
+        float *yi = y[i] + n0;
+        if (accumulate) for (int r = 0; r < cnt; r++) yi[r] += v[r];
+        else for (int r = 0; r < cnt; r++) yi[r] = v[r];
+    }
+    bar_wait(omp_get_num_threads());
+}
+
+/* act = silu(gate x) * (up x), gate and up rows computed together */
+static void gemv_swiglu(const plait_lin *G, const plait_lin *U, const float *x, float *act) {
+    float xg[MAX_GROUPS / 8], xu[MAX_GROUPS / 8];
+    if (G->kind != PLAIT_F32) group_sums(x, G->k, G->g, xg);
+    if (U->kind != PLAIT_F32) group_sums(x, U->k, U->g, xu);
+    const int nu = (G->n + 3) / 4;
+    #pragma omp for schedule(dynamic, CHUNK) nowait
+    for (int u = 0; u < nu; u++) {
+        const int n0 = u * 4, cnt = G->n - n0 < 4 ? G->n - n0 : 4;
+        float g[4], up[4];
+        lin_rows(G, n0, cnt, x, xg, g);
+        lin_rows(U, n0, cnt, x, xu, up);
+        for (int r = 0; r < cnt; r++) act[n0 + r] = g[r] / (1.f + expf(-g[r])) * up[r];
+    }
+    bar_wait(omp_get_num_threads());
+}
+
+/* ------------------------------------------------------------------ special functions */
+
+static void rmsnorm(const float *x, const float *w, float eps, int d, float *out) {
+    float ss = 0.f;
+    for (int i = 0; i < d; i++) ss += x[i] * x[i];
+    float r = 1.f / sqrtf(ss / (float)d + eps);
+    for (int i = 0; i < d; i++) out[i] = x[i] * r * w[i];
+}
+
+/* half-split rotary embedding of one head in place */
+static void rope_head(float *v, const float *cos, const float *sin, int hd) {
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        float a = v[i], b = v[i + half];
+        v[i] = a * cos[i] - b * sin[i];
+        v[i + half] = b * cos[i + half] + a * sin[i + half];
+    }
+}
+
+static float dotf(const float *a, const float *b, int n) {
+    int i = 0;
+    float s = 0.f;
+#if PLAIT_AVX2
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    s = hsum8(acc);
+#endif
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* ------------------------------------------------------------------ one decode step */
+
+int plait_step(const plait_model *m, plait_state *st, int token, int pos, float *logits, int nthreads) {
+    if (token < 0 || token >= m->vocab || pos < 0 || pos >= m->cap || m->d > MAX_D) return -1;
+    const int d = m->d, H = m->n_heads, Hk = m->n_kv, hd = m->hd, cap = m->cap;
+    const int rep = H / Hk;
+    const float *cos = m->rope_cos + (size_t)pos * hd, *sin = m->rope_sin + (size_t)pos * hd;
+    memcpy(st->x, m->emb + (size_t)token * d, sizeof(float) * d);
+    /* barriers: one after each parallel loop (q/k/v, attention, o, gate/up, down); the
+     * norms are computed by every thread into its own buffer */
+    #pragma omp parallel num_threads(nthreads)
+    {
+        float h[MAX_D];
+        for (int l = 0; l < m->n_layers; l++) {
+            const plait_layer *L = m->layers + l;
+            float *kc = st->kv + (size_t)l * 2 * Hk * cap * hd, *vc = kc + (size_t)Hk * cap * hd;
+            rmsnorm(st->x, L->norm1, L->eps1, d, h);
+            {
+                const plait_lin *ls[3] = {&L->q, &L->k, &L->v};
+                float *ys[3] = {st->q, st->kvnew, st->kvnew + Hk * hd};
+                gemv_multi(ls, ys, 3, h, 0);
+            }
+            /* attention of one head: q and this position's k get RoPE here; the thread of
+             * the first query head of a KV group writes the position's k / v to the cache
+             * (the other heads of the group read only earlier positions from it) */
+            #pragma omp for schedule(dynamic, 1) nowait
+            for (int hh = 0; hh < H; hh++) {
+                const int kh = hh / rep;
+                float qh[512], kn[512];
+                const float *vn = st->kvnew + (Hk + kh) * hd;
+                memcpy(qh, st->q + hh * hd, sizeof(float) * hd);
+                memcpy(kn, st->kvnew + kh * hd, sizeof(float) * hd);
+                rope_head(qh, cos, sin, hd);
+                rope_head(kn, cos, sin, hd);
+                const float *kh_c = kc + (size_t)kh * cap * hd, *vh_c = vc + (size_t)kh * cap * hd;
+                if (hh % rep == 0) {
+                    memcpy(kc + ((size_t)kh * cap + pos) * hd, kn, sizeof(float) * hd);
+                    memcpy(vc + ((size_t)kh * cap + pos) * hd, vn, sizeof(float) * hd);
+                }
+                float *sc = st->scores + (size_t)hh * cap, mx = -INFINITY, sum = 0.f;
+                for (int t = 0; t <= pos; t++) {
+                    sc[t] = dotf(qh, t == pos ? kn : kh_c + (size_t)t * hd, hd) * m->attn_scale;
+                    if (sc[t] > mx) mx = sc[t];
+                }
+                for (int t = 0; t <= pos; t++) { sc[t] = expf(sc[t] - mx); sum += sc[t]; }
+                float acc[512];
+                for (int i = 0; i < hd; i++) acc[i] = 0.f;
+                for (int t = 0; t <= pos; t++) {
+                    const float p = sc[t], *vt = t == pos ? vn : vh_c + (size_t)t * hd;
+                    for (int i = 0; i < hd; i++) acc[i] += p * vt[i];
+                }
+                const float inv = 1.f / sum;
+                float *o = st->att + hh * hd;
+                for (int i = 0; i < hd; i++) o[i] = acc[i] * inv;
+            }
+            bar_wait(omp_get_num_threads());
+            {
+                const plait_lin *ls[1] = {&L->o};
+                float *ys[1] = {st->x};
+                gemv_multi(ls, ys, 1, st->att, 1);            /* x += o(att) */
+            }
+            rmsnorm(st->x, L->norm2, L->eps2, d, h);
+            gemv_swiglu(&L->gate, &L->up, h, st->act);
+            {
+                const plait_lin *ls[1] = {&L->down};
+                float *ys[1] = {st->x};
+                gemv_multi(ls, ys, 1, st->act, 1);            /* x += down(act) */
+            }
+        }
+        rmsnorm(st->x, m->norm_final, m->eps_final, d, h);
+        {
+            const plait_lin *ls[1] = {&m->head};
+            float *ys[1] = {logits};
+            gemv_multi(ls, ys, 1, h, 0);
+        }
+    }
+    return 0;
+}
+
+/* y = W x (+ b) for one linear: the kernel alone (tests, benchmarks) */
+int plait_gemv(const plait_lin *L, const float *x, float *y, int nthreads) {
+    if (L->kind != PLAIT_F32 && (L->g <= 0 || L->k % L->g || L->k / L->g > MAX_GROUPS / 8)) return -1;
+    const plait_lin *ls[1] = {L};
+    float *ys[1] = {y};
+    #pragma omp parallel num_threads(nthreads)
+    gemv_multi(ls, ys, 1, x, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ dequantization */
+
+/* float32 rows [r0, r1) of a Q4 / Q8 linear into out[(r1 - r0), k]: sc * (u - zf) */
+int plait_dequant(const plait_lin *L, int r0, int r1, float *out, int nthreads) {
+    if (L->kind == PLAIT_F32 || r0 < 0 || r1 > L->n || r0 > r1) return -1;
+    const int K = L->k, G = L->g, ng = K / G;
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int n = r0; n < r1; n++) {
+        float *o = out + (size_t)(n - r0) * K;
+        const float *sc = L->sc + (size_t)n * ng, *zf = L->zf + (size_t)n * ng;
+        for (int gi = 0; gi < ng; gi++) {
+            const float s = sc[gi], z = zf[gi];
+            for (int i = 0; i < G; i++) {
+                const int kk = gi * G + i;
+                int u;
+                if (L->kind == PLAIT_Q4) {
+                    const int j = kk & 31;
+                    const uint8_t byte = L->w[(size_t)n * (K / 2) + (kk >> 5) * 16 + (j & 15)];
+                    u = j < 16 ? (byte & 15) : (byte >> 4);
+                } else {
+                    u = L->w[(size_t)n * K + kk];
+                }
+                o[kk] = s * ((float)u - z);
+            }
+        }
+    }
+    return 0;
+}
