@@ -149,6 +149,8 @@ def load_library():
         lib.plait_step.restype = ctypes.c_int
         lib.plait_dequant.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
         lib.plait_dequant.restype = ctypes.c_int
+        lib.plait_gemv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        lib.plait_gemv.restype = ctypes.c_int
         _LIB = lib
         return lib
 
@@ -378,6 +380,27 @@ def prepare_linear(weights, ref: LinearRef, *, head: Optional[str] = None) -> _W
                 raise
     w = _float_param(weights, p)
     return _Weight(F32, w.shape[0], w.shape[1], wf=w, bias=bias, what=what)
+
+
+def gemv(w: _Weight, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    """``W x (+ b)`` of one prepared linear by the decode kernel (tests, benchmarks)."""
+    x = np.ascontiguousarray(x, np.float32)
+    if x.shape != (w.k,):
+        raise ValueError(f"x must be [{w.k}], got {x.shape}")
+    y = np.empty(w.n, np.float32)
+    if load_library().plait_gemv(ctypes.byref(w.struct), x.ctypes.data, y.ctypes.data, threads) != 0:
+        raise FastUnsupported(f"{w.what or 'linear'}: the kernel refused its format")
+    return y
+
+
+def dequant(w: _Weight, threads: int = 1) -> np.ndarray:
+    """The float32 ``[N, K]`` weight a prepared linear stands for (what prefill multiplies)."""
+    if w.kind == F32:
+        return w.wf.numpy().copy()
+    out = np.empty((w.n, w.k), np.float32)
+    if load_library().plait_dequant(ctypes.byref(w.struct), 0, w.n, out.ctypes.data, threads) != 0:
+        raise FastUnsupported(f"{w.what or 'linear'}: cannot dequantize")
+    return out
 
 
 # ---------------------------------------------------------------- the runner

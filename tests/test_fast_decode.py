@@ -1,0 +1,243 @@
+"""The fast float decoder of the cpu device (plait.runtime.fast): its kernels against the
+numerics' dequantization, its logits and greedy tokens against the graph runner (the float
+reference), its KV cache, the Session's choice of runner and the fallback with a reason.
+
+Float paths are compared with tolerances (stated per test); the integer codes are not
+touched: the prefill's dequantized weights equal the float path's bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plait.cli import main
+from plait.ir import Interpreter
+from plait.ir.numerics.common import dequantize, quantize_rtn
+from plait.runtime import Session
+from plait.runtime import fast
+from plait.runtime.fast import FastDecoder, FastUnsupported, decoder_plan
+from plait.tests.graphs import llama
+
+PROMPTS = ["The capital of France is", "one two three four", "def f(x):"]
+
+
+def _rel(a, b) -> float:
+    """max |a - b| relative to max |b|."""
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(np.abs(np.asarray(b)).max(), 1e-30))
+
+
+@pytest.fixture(scope="module")
+def arts(tmp_path_factory):
+    """The tiny two-layer model compiled with a 4-bit, an 8-bit and an asymmetric recipe."""
+    from plait.tests.graphs import tiny_hf_dir
+    root = tmp_path_factory.mktemp("fast")
+    hf = tiny_hf_dir(root / "hf", ctx=1024)
+    out = {}
+    for recipe in ("w4g128", "w8", "w4g32-asym"):
+        out[recipe] = root / recipe
+        assert main(["compile", str(hf), "--recipe", recipe, "-o", str(out[recipe])]) == 0
+    return out
+
+
+# ---------------------------------------------------------------- kernels
+
+@pytest.mark.parametrize("bits,group,scheme", [
+    (4, 64, "sym"), (4, 128, "asym"), (3, 32, "odd"), (2, 64, "ternary"), (2, 32, "sym"),
+    (8, 64, "sym"), (8, 128, "asym"), (1, 32, "asym"),
+])
+def test_kernels_equal_the_numerics_dequantization(bits, group, scheme):
+    """Prefill's dequantized rows equal plait.ir.numerics' dequantize bit for bit; the decode
+    kernel's W x matches dequantize(W) @ x to float32 rounding (rel 1e-5), 1 and 2 threads,
+    with a bias and rows that are not a multiple of 4."""
+    rng = np.random.default_rng(bits * 100 + group)
+    n, k = 203, 512
+    qw = quantize_rtn(rng.standard_normal((n, k)).astype(np.float32), bits, group, scheme)
+    bias = rng.standard_normal(n).astype(np.float32)
+    w = fast.prepare_quantized(qw, bias)
+    assert w.kind == (fast.Q4 if bits <= 4 else fast.Q8)
+    ref = dequantize(qw)
+    assert np.array_equal(fast.dequant(w), ref)
+    x = rng.standard_normal(k).astype(np.float32)
+    want = ref.astype(np.float64) @ x + bias
+    for threads in (1, 2):
+        assert _rel(fast.gemv(w, x, threads), want) < 1e-5
+
+
+def test_group_size_the_kernel_cannot_block_stays_float():
+    """4-bit codes in groups of 16 (the kernel blocks 32 inputs): the linear is kept as the
+    float path's float32 weight, not refused."""
+    rng = np.random.default_rng(1)
+    qw = quantize_rtn(rng.standard_normal((8, 64)).astype(np.float32), 4, 16, "sym")
+    w = fast.prepare_quantized(qw)
+    assert w.kind == fast.F32 and np.array_equal(fast.dequant(w), dequantize(qw))
+    x = rng.standard_normal(64).astype(np.float32)
+    assert _rel(fast.gemv(w, x), dequantize(qw) @ x) < 1e-5
+
+
+def test_pack_q4_layout():
+    codes = np.arange(64, dtype=np.uint8).reshape(1, 64) % 16
+    p = fast.pack_q4(codes)
+    assert p.shape == (1, 32)
+    assert p[0, 0] == (codes[0, 0] | codes[0, 16] << 4) and p[0, 16] == (codes[0, 32] | codes[0, 48] << 4)
+
+
+# ---------------------------------------------------------------- the decoder against the graph runner
+
+def _logits(runner, ids):
+    runner.reset()
+    return runner.logits(np.asarray([ids]))[0]
+
+
+@pytest.mark.parametrize("recipe", ["w4g128", "w8", "w4g32-asym"])
+def test_float_head_logits_match_the_graph_runner(arts, recipe):
+    """With the LM head in float32 the only difference to the graph runner is float32
+    summation order: logits within 1e-4 of their range, for a prefill and 6 decode steps."""
+    with Session(arts[recipe], device="cpu", fast=False) as s:
+        ref = s.interp
+        fd = FastDecoder(s.artifact.graph, s.artifact.weights, head="float")
+        ids = s.encode_chat(PROMPTS[0], chat=False)
+        a, b = _logits(ref, ids), _logits(fd, ids)
+        assert a.shape == b.shape and _rel(b, a) < 1e-4
+        for _ in range(6):
+            t = int(np.argmax(a[-1]))
+            a, b = ref.logits(np.array([[t]]))[0], fd.logits(np.array([[t]]))[0]
+            assert _rel(b, a) < 1e-4
+
+
+@pytest.mark.parametrize("recipe", ["w4g128", "w8"])
+def test_default_session_is_fast_and_greedy_tokens_equal_the_graph_runner(arts, recipe):
+    """Session(device="cpu") runs the fast decoder (W8 head); its greedy tokens equal the graph
+    runner's on three prompts, and its logits are within 2 % of their range."""
+    with Session(arts[recipe], device="cpu") as s, Session(arts[recipe], device="cpu", fast=False) as g:
+        assert s.runner == "fast" and "fast decoder" in s.runner_note and "LM head 8-bit" in s.runner_note
+        assert g.runner == "graph" and "fast=False" in g.runner_note
+        for p in PROMPTS:
+            ids = s.encode_chat(p, chat=False)
+            assert list(s.generate_ids(ids, 8, stop_ids=set())) == list(g.generate_ids(ids, 8, stop_ids=set()))
+            assert _rel(s.forward(ids, s.new_cache()), g.forward(ids, g.new_cache())) < 0.02
+
+
+def test_prefill_then_steps_equals_one_prefill(arts):
+    """The torch prefill and the C step compute the same function: logits of a prompt in one
+    call, in pieces (a long chunk, one step, another chunk) and token by token agree (1e-4)."""
+    with Session(arts["w4g128"], device="cpu") as s:
+        ids = s.encode_chat(PROMPTS[1] + " " + PROMPTS[0], chat=False)
+        whole = s.forward(ids, s.new_cache())
+        c = s.new_cache()
+        parts = np.concatenate([s.forward(ids[:4], c), s.forward(ids[4:5], c), s.forward(ids[5:], c)])
+        c2 = s.new_cache()
+        steps = np.concatenate([s.forward([t], c2) for t in ids])
+        assert _rel(parts, whole) < 1e-4 and _rel(steps, whole) < 1e-4
+        assert c.length == c2.length == len(ids)
+        last = s.forward(ids, s.new_cache(), last_only=True)
+        assert last.shape == (1, whole.shape[1]) and _rel(last, whole[-1:]) < 1e-5
+
+
+def test_kv_cache_grows_past_its_first_capacity(arts):
+    """The cache starts at 256 positions and doubles: a sequence of 300 positions (prefill 250,
+    then 50 steps) matches the graph runner's logits (W8 head: 2 %)."""
+    with Session(arts["w8"], device="cpu") as s, Session(arts["w8"], device="cpu", fast=False) as g:
+        rng = np.random.default_rng(0)
+        ids = [int(t) for t in rng.integers(0, 49152, 300)]
+        c, cg = s.new_cache(), g.new_cache()
+        s.forward(ids[:250], c)
+        g.forward(ids[:250], cg)
+        worst = max(_rel(s.forward([t], c), g.forward([t], cg)) for t in ids[250:])
+        assert worst < 0.02 and c._state.kv.shape[3] >= 300
+
+
+def test_sequences_are_independent(arts):
+    with Session(arts["w4g128"], device="cpu") as s:
+        a_ids, b_ids = s.encode_chat("one two three", chat=False), s.encode_chat("blue", chat=False)
+        alone = s.forward(a_ids + [42], s.new_cache())[-1]
+        a, b = s.new_cache(), s.new_cache()
+        s.forward(a_ids, a)
+        s.forward(b_ids, b)
+        assert _rel(s.forward([42], a)[-1], alone) < 1e-4
+
+
+# ---------------------------------------------------------------- choosing the runner, errors
+
+def test_plan_reads_the_llama_graph():
+    g, w = llama(n_layers=3)
+    plan = decoder_plan(g)
+    assert len(plan.layers) == 3 and plan.n_heads == 4 and plan.n_kv == 2 and plan.head_dim == 16
+    assert plan.covered == set(g.order())
+
+
+def test_unsupported_graph_falls_back_with_the_reason(monkeypatch):
+    """A node outside the decoder pattern (here a SiLU after the final norm) is named; the cpu
+    device then uses the graph runner and says why, and fast=True refuses."""
+    from plait.runtime.devices import CpuDevice
+    g, w = llama(n_layers=1)
+    head = g.node("logits")
+    extra = g.add("silu", [head.inputs[0]], name="odd")
+    g.set_inputs("logits", [extra, head.inputs[1]])
+    with pytest.raises(FastUnsupported, match="silu"):
+        decoder_plan(g)
+    dev = CpuDevice()
+    r = dev.runner(g, w, exact=False)
+    assert isinstance(r, Interpreter) and "graph runner" in dev.runner_note and "%odd = silu" in dev.runner_note
+    with pytest.raises(FastUnsupported, match="cannot run this artifact.*silu"):
+        dev.runner(g, w, exact=False, fast=True)
+    with pytest.raises(ValueError, match="float-mode"):
+        dev.runner(g, w, exact=True, fast=True)
+
+
+def test_float_graph_runs_fast_and_matches():
+    """An unquantized graph: float32 linears (the graph runner's weights) and a W8 head."""
+    g, w = llama(n_layers=2)
+    fd, ref = FastDecoder(g, w, head="float"), Interpreter(g, w)
+    ids = [3, 1, 4, 1, 5, 9, 2, 6]
+    assert _rel(_logits(fd, ids), _logits(ref, ids)) < 1e-4
+    assert _rel(fd.logits(np.array([[7]])), ref.logits(np.array([[7]]))) < 1e-4
+
+
+def test_no_compiler_falls_back(monkeypatch, tmp_path):
+    """Without a working C compiler the library cannot be built: the reason is named."""
+    monkeypatch.setattr(fast, "_LIB", None)
+    monkeypatch.setenv("PLAIT_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    g, w = llama(n_layers=1)
+    with pytest.raises(FastUnsupported, match="C compiler"):
+        FastDecoder(g, w)
+    from plait.runtime.devices import CpuDevice
+    dev = CpuDevice()
+    assert isinstance(dev.runner(g, w, exact=False), Interpreter) and "C compiler" in dev.runner_note
+
+
+def test_bad_tokens_and_options(arts):
+    with Session(arts["w4g128"], device="cpu") as s:
+        with pytest.raises(ValueError, match="outside the vocabulary"):
+            s.forward([49152])
+        with pytest.raises(ValueError, match="one sequence"):
+            s.interp.logits(np.zeros((2, 3), np.int64))
+    g, w = llama(n_layers=1)
+    with pytest.raises(ValueError, match="head must be one of"):
+        FastDecoder(g, w, head="w3")
+
+
+def test_weights_are_kept_low_bit(arts):
+    """The 4-bit artifact's linears stay 4-bit codes in memory (about 4.5 bits a weight with
+    the group scales and zeros), the head 8-bit."""
+    with Session(arts["w4g128"], device="cpu") as s:
+        fd = s.interp
+        lin = [w for lw in fd.layers for w in lw.values() if isinstance(w, fast._Weight)]
+        assert {w.kind for w in lin} == {fast.Q4} and fd.head.kind == fast.Q8
+        n_weights = sum(w.n * w.k for w in lin)
+        assert sum(w.nbytes for w in lin) * 8 / n_weights < 6
+
+
+@pytest.mark.slow
+def test_smollm2_fast_greedy_tokens_equal_the_graph_runner(tmp_path):
+    """SmolLM2-135M w4g128 and w8: the fast decoder's greedy tokens equal the graph runner's
+    on three chat prompts (16 tokens each); prefill logits within 2 % of their range."""
+    for recipe in ("w4g128", "w8"):
+        out = tmp_path / recipe
+        assert main(["compile", "smollm2", "--recipe", recipe, "-o", str(out)]) == 0
+        with Session(out, device="cpu") as s, Session(out, device="cpu", fast=False) as g:
+            assert s.runner == "fast"
+            for p in ("What is the capital of France?", "Write a haiku about the sea.", "What is 2+2?"):
+                ids = s.encode_chat(p)
+                assert list(s.generate_ids(ids, 16, stop_ids=set())) == list(g.generate_ids(ids, 16, stop_ids=set()))
+                assert _rel(s.forward(ids, s.new_cache()), g.forward(ids, g.new_cache())) < 0.02
