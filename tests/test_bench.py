@@ -38,5 +38,8 @@ def test_bench_model_rows_for_both_modes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["bench", "model", str(out), "--prefill", "16", "--tokens", "4", "--no-baselines", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["engine"] for r in rows] == ["plait float", "plait exact"]
+    assert [r["engine"] for r in rows] == ["plait fast", "plait float (graph)", "plait exact"]
     assert all(r["prefill_tok_s"] > 0 and r["decode_tok_s"] > 0 for r in rows)
+    assert main(["bench", "model", str(out), "--prefill", "16", "--tokens", "2", "--no-baselines", "--json",
+                 "--mode", "float", "--no-graph-runner"]) == 0
+    assert [r["engine"] for r in json.loads(capsys.readouterr().out)] == ["plait fast"]
