@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from pathlib import Path
 
 import cocotb
@@ -161,16 +162,17 @@ class LutHarness:
         self.sb.observe("P", p)
         self._out_ev.set()
 
-    async def start(self, clock: bool = True):
-        """Reset the core (and start the clock unless ``clock=False``), start the
-        monitors and the output back-pressure."""
+    async def start(self, clock: bool = True, reset_cycles: int = 3):
+        """Reset the core for ``reset_cycles`` clocks (0: no reset; the clock is started
+        unless ``clock=False``), start the monitors and the output back-pressure."""
         dut = self.dut
         if clock:
             start_clock(dut.clk, PERIOD_NS)
         dut.o_ready.value = 1
         for h in (dut.s_mant, dut.s_zp, dut.a_data, dut.w_data):
             h.value = 0
-        await reset(dut, 3, idle={dut.a_valid: 0, dut.w_valid: 0, dut.s_valid: 0})
+        if reset_cycles:
+            await reset(dut, reset_cycles, idle={dut.a_valid: 0, dut.w_valid: 0, dut.s_valid: 0})
         self.mon.start()
         self.amon.start()
         if self.ready_prob is not None:
@@ -245,14 +247,23 @@ def _log_sb(dut, sb):
 
 
 # ------------------------------------------------------------------ tests
-@cocotb.test()
-@cocotb.skipif(not _enabled("cfg"), reason="not selected by PLAIT_TB_TESTS")
-async def test_cfg_errors(dut):
-    """Illegal run-time configurations raise cfg_err and block every input stream."""
-    cfg = _config()
-    start_clock(dut.clk, 10)
-    dut.o_ready.value = 1
-    await reset(dut, 3, idle={dut.a_valid: 0, dut.w_valid: 0, dut.s_valid: 0})
+async def check_cfg_errors(dut, cfg: LutCoreConfig) -> None:
+    """Illegal run-time configurations raise cfg_err and block every input stream
+    (valid high on all three); legal ones leave a_ready high on an idle core.  Starts
+    on an idle core out of reset with every valid low; ends in the ReadOnly phase of a
+    cycle whose edge takes an activation beat (a caller that goes on resets the core
+    with the valids dropped: _abandon).  Raises AssertionError."""
+    async def legal(bits, gc):
+        dut.cfg_bits.value = bits
+        dut.cfg_group_chunks.value = gc
+        dut.cfg_groups.value = 1
+        dut.cfg_offset.value = 0
+        await ReadOnly()
+        assert int(dut.cfg_err.value) == 0, f"cfg_err high for the legal bits {bits}, G/4 {gc}"
+        assert int(dut.a_ready.value) == 1, "a_ready low on an idle core with a legal config"
+
+    await legal(1, 1)
+    await RisingEdge(dut.clk)
     dut.a_valid.value = 1
     dut.w_valid.value = 1
     dut.s_valid.value = 1
@@ -273,12 +284,76 @@ async def test_cfg_errors(dut):
             assert int(dut.w_ready.value) == 0, f"w_ready high under illegal config {b}"
             assert int(dut.s_ready.value) == 0, f"s_ready high under illegal config {b}"
             await RisingEdge(dut.clk)
-    dut.cfg_bits.value = cfg.max_bits
-    dut.cfg_group_chunks.value = cfg.max_group // 4
-    dut.cfg_groups.value = 1
-    await ReadOnly()
-    assert int(dut.cfg_err.value) == 0, "cfg_err high for a legal configuration"
-    assert int(dut.a_ready.value) == 1, "a_ready low on an idle core with a legal config"
+    await legal(cfg.max_bits, cfg.max_group // 4)
+
+
+@cocotb.test()
+@cocotb.skipif(not _enabled("cfg"), reason="not selected by PLAIT_TB_TESTS")
+async def test_cfg_errors(dut):
+    """Illegal run-time configurations raise cfg_err and block every input stream."""
+    start_clock(dut.clk, 10)
+    dut.o_ready.value = 1
+    await reset(dut, 3, idle={dut.a_valid: 0, dut.w_valid: 0, dut.s_valid: 0})
+    await check_cfg_errors(dut, _config())
+
+
+def edge_batches(cfg: LutCoreConfig, modes):
+    """The directed extremes, per mode: -128 / 127 everywhere against codes 0 and the
+    top code over two maximum-length groups (largest accumulation, mantissa 2^16 - 1,
+    |q| = 2^b - 1 in asym), then a two-tile batch of all-zero activation groups and
+    all-zero codes mixed with extremes.  Yields ``(mode name, [(x, qw), ...])``."""
+    m, n, gmax = cfg.m, cfg.n, cfg.max_group
+    for name, scheme, bits in modes:
+        top = (1 << bits) - 1
+        hi = 2 if scheme == "ternary" else top
+        for codes_val in (0, hi):
+            for xval in (-128, 127):
+                k = 2 * gmax
+                x = np.full((m, k), xval, np.int64)
+                codes = np.full((n, k), codes_val, np.uint8)
+                scales = np.ones((n, 2), np.float32)        # mantissa 65535 (2^16 - 1)
+                zeros = None
+                if scheme == "asym":
+                    zeros = np.full((n, 2), top - codes_val, np.int32)   # |q| = 2^b - 1
+                yield name, [(x, QuantizedWeight(codes, scales, zeros, bits, gmax, scheme))]
+        k = 16
+        x = np.zeros((m, k), np.int64)
+        x[:, 4:8] = -128
+        x[0, 12:16] = 127
+        codes = np.zeros((n, k), np.uint8)
+        codes[::2, :] = hi
+        scales = np.linspace(0.0, 2.0, n * 4).reshape(n, 4).astype(np.float32)
+        zeros = np.full((n, 4), 1, np.int32) if scheme == "asym" else None
+        qw = QuantizedWeight(codes, scales, zeros, bits, 4, scheme)
+        yield name, [(x, qw), (np.zeros((m, k), np.int64), qw)]
+
+
+def random_batches(cfg: LutCoreConfig, rng: np.random.Generator, mode, *, ntiles: int,
+                   macs_min: int = 0, check_trace: bool = True):
+    """Constrained-random batches of one mode until ``ntiles`` tiles and ``macs_min``
+    MACs: a group length of GROUPS (<= max_group), 1..4 groups (at most 1024 weights),
+    1..3 tiles back to back.  Yields ``(tiles, g, ng)``.  ``check_trace``: the golden
+    model of the internals (lut_trace) must agree with the contract on every tile."""
+    name, scheme, bits = mode
+    groups = [g for g in GROUPS if g <= cfg.max_group]
+    done = macs = 0
+    while done < ntiles or macs < macs_min:
+        g = int(rng.choice(groups))
+        ng = int(rng.integers(1, max(2, min(5, 1024 // g + 1))))
+        nb = int(rng.integers(1, 4))
+        if done < ntiles and not macs_min:
+            nb = min(ntiles - done, nb)
+        tiles = []
+        for _ in range(nb):
+            x = rand_acts(rng, cfg.m, g * ng)
+            qw = rand_weight(rng, scheme, bits, cfg.n, g * ng, g)
+            if check_trace:
+                assert np.array_equal(lut_trace(x, qw, cfg.max_group, cfg.max_bits).p,
+                                      linear_int(x.astype(np.int8), qw)[0])
+            tiles.append((x, qw))
+        yield tiles, g, ng
+        done += nb
+        macs += nb * cfg.m * cfg.n * g * ng
 
 
 @cocotb.test()
@@ -290,36 +365,10 @@ async def test_directed_edges(dut):
     sb = Scoreboard("lut_core directed")
     h = LutHarness(dut, cfg, sb)
     await h.start()
-    m, n, gmax = cfg.m, cfg.n, cfg.max_group
     ntile = 0
-    for name, scheme, bits in _modes(cfg):
-        top = (1 << bits) - 1
-        hi = 2 if scheme == "ternary" else top
-        for codes_val in (0, hi):
-            for xval in (-128, 127):
-                # maximum accumulation: largest group, two groups, extreme operands
-                k = 2 * gmax
-                x = np.full((m, k), xval, np.int64)
-                codes = np.full((n, k), codes_val, np.uint8)
-                scales = np.ones((n, 2), np.float32)        # mantissa 65535 (2^16 - 1)
-                zeros = None
-                if scheme == "asym":
-                    zeros = np.full((n, 2), top - codes_val, np.int32)   # |q| = 2^b - 1
-                qw = QuantizedWeight(codes, scales, zeros, bits, gmax, scheme)
-                await h.run_batch([(x, qw)])
-                ntile += 1
-        # all-zero activation groups and all-zero codes mixed with extremes
-        k = 16
-        x = np.zeros((m, k), np.int64)
-        x[:, 4:8] = -128
-        x[0, 12:16] = 127
-        codes = np.zeros((n, k), np.uint8)
-        codes[::2, :] = hi
-        scales = np.linspace(0.0, 2.0, n * 4).reshape(n, 4).astype(np.float32)
-        zeros = np.full((n, 4), 1, np.int32) if scheme == "asym" else None
-        qw = QuantizedWeight(codes, scales, zeros, bits, 4, scheme)
-        await h.run_batch([(x, qw), (np.zeros((m, k), np.int64), qw)])
-        ntile += 2
+    for _name, tiles in edge_batches(cfg, _modes(cfg)):
+        await h.run_batch(tiles)
+        ntile += len(tiles)
     _log_sb(dut, sb)
     sb.assert_clean()
     assert sb.compared == ntile
@@ -339,7 +388,6 @@ async def test_random_modes(dut):
     sb = Scoreboard("lut_core random")
     h = LutHarness(dut, cfg, sb, gap_prob=0.15, ready_prob=0.7, seed=seed)
     await h.start()
-    groups = [g for g in GROUPS if g <= cfg.max_group]
     total = 0
     for name, scheme, bits in _modes(cfg):
         done = 0
@@ -347,20 +395,9 @@ async def test_random_modes(dut):
         macs = 0            # weight x activation products checked (M*N*K per tile)
         lookups = 0         # useful lookups (M*N*bits*K/4 per tile)
         cycles = 0
-        while done < ntiles or macs < macs_min:
-            g = int(rng.choice(groups))
-            ng = int(rng.integers(1, max(2, min(5, 1024 // g + 1))))
-            nb = int(rng.integers(1, 4))
-            if done < ntiles and not macs_min:
-                nb = min(ntiles - done, nb)
-            tiles = []
-            for _ in range(nb):
-                x = rand_acts(rng, cfg.m, g * ng)
-                qw = rand_weight(rng, scheme, bits, cfg.n, g * ng, g)
-                # the golden model of the internals agrees with the contract
-                assert np.array_equal(lut_trace(x, qw, cfg.max_group, cfg.max_bits).p,
-                                      linear_int(x.astype(np.int8), qw)[0])
-                tiles.append((x, qw))
+        for tiles, g, ng in random_batches(cfg, rng, (name, scheme, bits), ntiles=ntiles,
+                                           macs_min=macs_min):
+            nb = len(tiles)
             c0, c1 = await h.run_batch(tiles)
             cycles += c1 - c0 + 1
             done += nb
@@ -574,3 +611,212 @@ async def test_assertion_checks(dut):
         path.write_text(json.dumps(done, indent=1))
     if sel is not None:
         sel.value = 0
+
+
+# ------------------------------------------------------------------ mutation campaign
+#: cycles one batch of the campaign may take before the mutant counts as hung
+MUTANT_BATCH_CYCLES = 3000
+
+
+async def _mutant_window(dut, cfg: LutCoreConfig, *, tiles_per_mode: int, seed: int) -> str:
+    """The stimulus one mutant meets: reset; the cfg_err checks; per mode (every mode
+    of the build) ``tiles_per_mode`` random tiles (input gaps, output stalls); then the
+    directed extremes of every mode.  Stops at the first wrong or missing output.
+    Returns ``""`` (every output right) or what went wrong."""
+    modes = _modes(cfg)
+    sb = Scoreboard("lut_core mutant")
+    h = LutHarness(dut, cfg, sb, gap_prob=0.15, ready_prob=0.7, seed=seed)
+    rng = np.random.default_rng(seed)
+    try:
+        dut.o_ready.value = 1
+        await reset(dut, 3, idle={dut.a_valid: 0, dut.w_valid: 0, dut.s_valid: 0})
+        try:
+            await with_timeout(check_cfg_errors(dut, cfg), 200 * PERIOD_NS, "ns")
+        except AssertionError as e:
+            return f"cfg: {e}"
+        await RisingEdge(dut.clk)
+        await _abandon(dut)
+        await h.start(clock=False)
+        batches = [("random " + md[0], t) for md in modes
+                   for t, _g, _ng in random_batches(cfg, rng, md, ntiles=tiles_per_mode,
+                                                    check_trace=False)]
+        batches += [("edges " + name, t) for name, t in edge_batches(cfg, modes)]
+        for what, tiles in batches:
+            await with_timeout(h.run_batch(tiles), MUTANT_BATCH_CYCLES * PERIOD_NS, "ns")
+            if sb.mismatches:
+                return f"mismatch in {what}: {sb.mismatches[0]}"
+        await _edges(dut, 20)                   # a late, spurious output?
+        if sb.mismatches:
+            return f"mismatch after the stimulus: {sb.mismatches[0]}"
+        if sb.pending():
+            return f"{sb.pending()} output(s) missing"
+        await RisingEdge(dut.clk)
+        h.stop()
+        for phase in (_timing_phase, _reset_phase):
+            verdict = await phase(dut, cfg, rng, seed)
+            if verdict:
+                return verdict
+        return ""
+    except (SimTimeoutError, TimeoutError) as e:
+        return f"hung: {type(e).__name__} {e}"[:300]
+    except Exception as e:                    # noqa: BLE001 -- a mutant may break the bench
+        return f"bench error: {type(e).__name__}: {e}"[:300]
+    finally:
+        await RisingEdge(dut.clk)               # out of a ReadOnly phase
+        h.stop()
+        await _abandon(dut)
+
+
+def _timing_tiles(cfg: LutCoreConfig, rng):
+    """(bits, k, g, tiles) of the cycle checks: short groups (the dequantizer stalls
+    the array), and groups longer than the dequantizer; W1 and the build's widest."""
+    out = []
+    for bits, k, g in ((1, 16, 4), (cfg.max_bits, 2 * cfg.max_group, cfg.max_group)):
+        scheme = "asym" if bits > 1 else "odd"
+        out.append((bits, k, g, [(rand_acts(rng, cfg.m, k), rand_weight(rng, scheme, bits, cfg.n, k, g))
+                                 for _ in range(3)]))
+    return out
+
+
+async def _timing_phase(dut, cfg: LutCoreConfig, rng, seed: int) -> str:
+    """Cycle-exact checks (no input gaps, o_ready high): an isolated tile's latency is
+    cfg.tile_cycles and back-to-back tiles leave every cfg.tile_period clocks (the
+    cycle models; test_throughput checks the same on long tiles)."""
+    sb = Scoreboard("lut_core mutant timing")
+    h = LutHarness(dut, cfg, sb, seed=seed)
+    try:
+        await h.start(clock=False)
+        for bits, k, g, tiles in _timing_tiles(cfg, rng):
+            c0, c1 = await with_timeout(h.run_batch(tiles[:1]), MUTANT_BATCH_CYCLES * PERIOD_NS, "ns")
+            if c1 - c0 != cfg.tile_cycles(bits, k, g):
+                return (f"timing: W{bits} K={k} G={g} tile took {c1 - c0} clocks, model "
+                        f"{cfg.tile_cycles(bits, k, g)}")
+            await _edges(dut, 3)
+            n0 = len(h.mon.cycles)
+            await with_timeout(h.run_batch(tiles), MUTANT_BATCH_CYCLES * PERIOD_NS, "ns")
+            outs = h.mon.cycles[n0:]
+            gaps = [b - a for a, b in zip(outs, outs[1:])]
+            if gaps != [cfg.tile_period(bits, k, g)] * (len(tiles) - 1):
+                return (f"timing: W{bits} K={k} G={g} back-to-back outputs {gaps} clocks "
+                        f"apart, model {cfg.tile_period(bits, k, g)}")
+            if sb.mismatches:
+                return f"mismatch in timing W{bits}: {sb.mismatches[0]}"
+        return ""
+    finally:
+        await RisingEdge(dut.clk)
+        h.stop()
+
+
+async def _pulse_reset(dut) -> None:
+    """One clock of reset, the input valids dropped with it (right after an edge)."""
+    dut.rst_n.value = 0
+    for v in (dut.a_valid, dut.w_valid, dut.s_valid):
+        v.value = 0
+    await RisingEdge(dut.clk)
+    dut.rst_n.value = 1
+
+
+async def _reset_phase(dut, cfg: LutCoreConfig, rng, seed: int) -> str:
+    """Reset in flight: a one-clock reset at every clock of a two-group tile (table
+    fill, array, dequantizer pipeline), and once while a finished P waits for o_ready;
+    after each, a fresh tile must come out right and alone (the control state is reset,
+    nothing of the abandoned tile survives)."""
+    bits = min(2, cfg.max_bits)
+    k, g = 8, 4
+    scheme = "asym" if bits > 1 else "odd"
+
+    def tile():
+        return (rng.integers(-128, 128, (cfg.m, k)), rand_weight(rng, scheme, bits, cfg.n, k, g))
+
+    lat = cfg.tile_cycles(bits, k, g)
+    for d in [*range(1, lat + 1), -1]:         # -1: the output waits for o_ready
+        junk = LutHarness(dut, cfg, Scoreboard("lut_core abandoned"), seed=seed)
+        await junk.start(clock=False, reset_cycles=2)
+        if d < 0:
+            dut.o_ready.value = 0
+        task = cocotb.start_soon(junk.run_batch([tile()]))
+        if d > 0:
+            await _edges(dut, d)
+        else:
+            for _ in range(4 * lat):
+                await RisingEdge(dut.clk)
+                if int(dut.o_valid.value):
+                    break
+            await _edges(dut, 2)
+        task.cancel()
+        junk.stop()
+        junk.mon.stop()
+        await _pulse_reset(dut)
+        sb = Scoreboard("lut_core after reset")
+        h = LutHarness(dut, cfg, sb, seed=seed)
+        await h.start(clock=False, reset_cycles=0)
+        try:
+            await with_timeout(h.run_batch([tile()]), MUTANT_BATCH_CYCLES * PERIOD_NS, "ns")
+            await _edges(dut, 12)
+        finally:
+            await RisingEdge(dut.clk)
+            h.stop()
+        if sb.mismatches or sb.pending():
+            what = "while P waited for o_ready" if d < 0 else f"{d} clock(s) into a tile"
+            return (f"reset {what}: the next tile "
+                    + (f"mismatched: {sb.mismatches[0]}" if sb.mismatches else "never came out"))
+    return ""
+
+
+@cocotb.test()
+@cocotb.skipif(not os.environ.get("PLAIT_LUT_MUTANTS", "").strip(),
+               reason="PLAIT_LUT_MUTANTS unset (plait.sim.mutate's campaign sets it)")
+async def test_mutants(dut):
+    """The mutation campaign's simulation (plait.sim.mutate.run_campaign): for each
+    mutant select K in ``PLAIT_LUT_MUTANTS`` (a JSON list; 0 = the unmutated design)
+    write ``dut.plait_mut`` and run :func:`_mutant_window`.  After each window the
+    verdict and the window's simulation times (steps) are appended to
+    ``$PLAIT_SIM_OUT/mutants.json`` (the campaign matches assertion failures in sim.log
+    with the windows).  ``PLAIT_LUT_MUT_TILES``: random tiles per mode (default 2)."""
+    cfg = _config()
+    ids = json.loads(os.environ["PLAIT_LUT_MUTANTS"])
+    tiles = int(os.environ.get("PLAIT_LUT_MUT_TILES", "2"))
+    seed = int(os.environ.get("PLAIT_LUT_SEED", "11"))
+    path = Path(os.environ.get("PLAIT_SIM_OUT", ".")) / "mutants.json"
+    start_clock(dut.clk, PERIOD_NS)
+    dut.rst_n.value = 0
+    await _edges(dut, 2)
+    done = []
+    for k in ids:
+        dut.plait_mut.value = int(k)
+        t0 = get_sim_time("step")
+        w0 = time.time()
+        verdict = await _mutant_window(dut, cfg, tiles_per_mode=tiles, seed=seed)
+        done.append({"mut": int(k), "t0": t0, "t1": get_sim_time("step"), "verdict": verdict,
+                     "seconds": round(time.time() - w0, 3)})
+        path.write_text(json.dumps(done))
+        if k == 0 and verdict:
+            raise AssertionError(f"the unmutated design fails the campaign stimulus: {verdict}")
+    dut.plait_mut.value = 0
+
+
+#: mutants of the campaign (plait.sim.mutate.lut_core_campaign) that no stimulus can
+#: tell from the design, each looked at: (file, statement or a unique part of it, change)
+#: -> why
+MUTANT_EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("lut_core.sv", "if (dq_busy)", "condition stuck at 1"):
+        "dq_step then also counts while the dequantizer is idle; every dq_start reloads it "
+        "with 0 and it is read only while dq_busy (dq_done, and the step copies, whose "
+        "pipeline reaches P only with pv, which follows dq_busy): the enable is redundant",
+    ("lut_core.sv", "assign grp = off_q ? GRP_W'(corr >>> 1) : GRP_W'(corr);", "`>>>` -> `>>`"):
+        "GRP_W = CORR_W - 1 in every build (|A| <= R, |A' - z'X| <= 2R): the bit the shift "
+        "fills (sign or 0) is cut by the GRP_W cast",
+    ("lut_lookup.sv", "assign neg = neg_d;", "`neg` stuck at 0"):
+        "the PIPE = 0 branch (g_comb) is not elaborated: lut_core instantiates PIPE = 1",
+    ("lut_lookup.sv", "assign neg = neg_d;", "`neg` stuck at 1"):
+        "the PIPE = 0 branch (g_comb) is not elaborated: lut_core instantiates PIPE = 1",
+    ("lut_lookup.sv", "assign val = (ee ^ {LK_W{neg}}) + LK_W'(neg);", "`^` -> `|`"):
+        "val (the reference form L = +-S) feeds only lut_core's lk, kept for waveforms; the "
+        "core adds mag and neg (synthesis removes val)",
+    ("lut_lookup.sv", "assign val = (ee ^ {LK_W{neg}}) + LK_W'(neg);", "`+` -> `-`"):
+        "val (the reference form L = +-S) feeds only lut_core's lk, kept for waveforms; the "
+        "core adds mag and neg (synthesis removes val)",
+    ("lut_sel.sv", "v = '0;", "`'0` -> `'1`"):
+        "fills only the leaves beyond N (N not a power of two), which s never selects "
+        "(dq_step < DQ_STEPS); the campaign's builds have N = DQ_STEPS = 4: no such leaf",
+}
