@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -47,6 +48,7 @@ ABI = 3
 Q4, Q8, F32 = 1, 2, 3
 HEAD_FORMATS = ("w8", "float")
 MAX_GROUPS = 512             # groups per row the C kernel's stack buffers hold
+MAX_K = 16384                # inputs of a quantized linear (the kernel's int16 activation buffer)
 MAX_HEAD_DIM = 512
 MAX_HIDDEN = 8192            # the C step's per-thread norm buffer
 STEP_PREFILL_MAX = 2         # prompts up to this many tokens run as decode steps
@@ -340,8 +342,8 @@ def prepare_quantized(qw, bias=None, what: str = "") -> _Weight:
     from plait.ir.numerics.common import dequantize
     n, k = qw.codes.shape
     g = qw.group_size
-    block = 32 if qw.bits <= 4 else 16
-    if g % block or k % g or k // g > MAX_GROUPS:
+    block = 32
+    if g % block or k % g or k // g > MAX_GROUPS or k > MAX_K:
         return _Weight(F32, n, k, wf=dequantize(qw), bias=bias, what=what)
     sc, zf = _zero_and_scale(qw)
     if qw.bits <= 4:
@@ -479,6 +481,8 @@ class FastDecoder:
         self._scores = None
         self._scratch = None
         self.seq = _Sequence()
+        self._step_s: dict[int, float] = {}       # threads -> recent seconds per decode step
+        self._steps = 0
 
     def _check_layer(self, i, lw) -> None:
         d, want = self.d, {"q": (self.H * self.hd, self.d), "k": (self.Hk * self.hd, self.d),
@@ -566,15 +570,33 @@ class FastDecoder:
             rows = []
             for t in ids[0]:
                 out = np.empty(self.vocab, np.float32)
+                n = self._step_threads(threads)
+                t0 = time.perf_counter()
                 if self.lib.plait_step(ctypes.byref(self._model), ctypes.byref(self._state), int(t), self.seq.pos,
-                                       out.ctypes.data, threads) != 0:
+                                       out.ctypes.data, n) != 0:
                     raise RuntimeError(f"fast decoder step failed at position {self.seq.pos}")
+                dt = time.perf_counter() - t0
+                self._step_s[n] = dt if n not in self._step_s else 0.75 * self._step_s[n] + 0.25 * dt
                 self.seq.pos += 1
                 rows.append(out)
             rows = rows[-1:] if last_only else rows
             return np.stack(rows)[None]
         with torch.no_grad():
             return self._prefill(torch.from_numpy(ids[0]), last_only, threads).numpy()[None]
+
+    def _step_threads(self, top: int) -> int:
+        """Threads of the next decode step: ``top`` (torch's thread count) or 1, whichever
+        has been faster lately.  On a machine shared with other jobs a second thread may
+        wait for a core at every barrier and make a step slower than one thread alone; the
+        slower choice is retried every 16 steps, so the pick follows the load."""
+        if top == 1:
+            return 1
+        self._steps += 1
+        for n in (top, 1):
+            if n not in self._step_s:
+                return n
+        best, other = (top, 1) if self._step_s[top] <= self._step_s[1] else (1, top)
+        return other if self._steps % 16 == 0 else best
 
     def _linear(self, w: _Weight, x, threads: int):
         """``x @ W^T (+ b)`` in torch: float32 rows of ``W`` dequantized chunk by chunk."""

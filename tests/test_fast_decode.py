@@ -47,8 +47,9 @@ def arts(tmp_path_factory):
 ])
 def test_kernels_equal_the_numerics_dequantization(bits, group, scheme):
     """Prefill's dequantized rows equal plait.ir.numerics' dequantize bit for bit; the decode
-    kernel's W x matches dequantize(W) @ x to float32 rounding (rel 1e-5), 1 and 2 threads,
-    with a bias and rows that are not a multiple of 4."""
+    kernel's W x (16-bit activations per weight group on AVX2 hosts) matches
+    dequantize(W) @ x within 1e-4 of the output range, 1 and 2 threads, with a bias and rows
+    that are not a multiple of 4."""
     rng = np.random.default_rng(bits * 100 + group)
     n, k = 203, 512
     qw = quantize_rtn(rng.standard_normal((n, k)).astype(np.float32), bits, group, scheme)
@@ -60,7 +61,7 @@ def test_kernels_equal_the_numerics_dequantization(bits, group, scheme):
     x = rng.standard_normal(k).astype(np.float32)
     want = ref.astype(np.float64) @ x + bias
     for threads in (1, 2):
-        assert _rel(fast.gemv(w, x, threads), want) < 1e-5
+        assert _rel(fast.gemv(w, x, threads), want) < 1e-4
 
 
 def test_group_size_the_kernel_cannot_block_stays_float():

@@ -93,7 +93,7 @@ static inline float hsum8(
 }
 
 /* sums of x over each group of g inputs */
-static void group_sums(const float *x, int k, int g, float *xs) {
+__attribute__((unused)) static void group_sums(const float *x, int k, int g, float *xs) {
     for (int j = 0; j < k / g; j++) {
         float s = 0.f;
         for (int i = 0; i < g; i++) s += x[j * g + i];
@@ -183,68 +183,112 @@ static float dot_row(const plait_lin *L, int n, const float *x, const float *xs)
     return out;
 }
 
-/* four rows n0..n0+3 of a Q4 / Q8 linear at once (the activations are loaded once for the
- * four): out[r] = dot(row n0 + r, x), bias not included */
+/* The input of a quantized linear, as the decode kernel reads it.  AVX2 builds carry the
+ * activations as int16 with a float scale per weight group (xq * xsc[g] ~ x: 15 bits
+ * below each group's largest magnitude), so a group's dot product is an exact integer
+ * (madd of 16-bit pairs into int32) scaled once; xs[g] is the group's sum of the values
+ * the kernel multiplies (for the zero-point term).  Float32 linears read x itself. */
+#define MAX_GROUPS 4096
+#define MAX_K 16384
+typedef struct {
+    const float *x;
+    int16_t *xq;
+    float xsc[MAX_GROUPS / 8], xs[MAX_GROUPS / 8];
+} plait_act;
+
+static void prep_act(const plait_lin *L, const float *x, plait_act *a) {
+    a->x = x;
+    if (L->kind == PLAIT_F32) return;
+    const int K = L->k, G = L->g;
 #if PLAIT_AVX2
-static void dot4_q(const plait_lin *L, int n0, const float *x, const float *xs, float *out) {
+    for (int gi = 0; gi < K / G; gi++) {
+        const float *xg = x + gi * G;
+        float mx = 0.f;
+        for (int i = 0; i < G; i++) { float v = fabsf(xg[i]); if (v > mx) mx = v; }
+        const float sc = mx / 32767.f, inv = mx > 0.f ? 32767.f / mx : 0.f;
+        int sum = 0;
+        for (int i = 0; i < G; i++) {
+            int q = (int)lrintf(xg[i] * inv);
+            q = q > 32767 ? 32767 : q < -32767 ? -32767 : q;
+            a->xq[gi * G + i] = (int16_t)q;
+            sum += q;
+        }
+        a->xsc[gi] = sc;
+        a->xs[gi] = sc * (float)sum;
+    }
+#else
+    group_sums(x, K, G, a->xs);
+#endif
+}
+
+#if PLAIT_AVX2
+/* rows n0 .. n0 + cnt - 1 (cnt <= 4; the missing rows of a last quad repeat the last row)
+ * of a Q4 / Q8 linear, the activations loaded once for the four rows */
+static void dot4_q(const plait_lin *L, int n0, int cnt, const plait_act *a, float *out) {
     const int K = L->k, G = L->g, ng = K / G;
-    const float *sc0 = L->sc + (size_t)n0 * ng, *zf0 = L->zf + (size_t)n0 * ng;
+    int rows[4];
+    for (int r = 0; r < 4; r++) rows[r] = n0 + (r < cnt ? r : cnt - 1);
+    const float *sc[4], *zf[4];
+    for (int r = 0; r < 4; r++) { sc[r] = L->sc + (size_t)rows[r] * ng; zf[r] = L->zf + (size_t)rows[r] * ng; }
     __m256 y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
+    const int16_t *xq = a->xq;
     if (L->kind == PLAIT_Q4) {
         const size_t rb = (size_t)K / 2;
-        const uint8_t *w0 = L->w + (size_t)n0 * rb;
+        const uint8_t *w0 = L->w + (size_t)rows[0] * rb, *w1 = L->w + (size_t)rows[1] * rb;
+        const uint8_t *w2 = L->w + (size_t)rows[2] * rb, *w3 = L->w + (size_t)rows[3] * rb;
         const __m128i m4 = _mm_set1_epi8(0x0F);
-#define Q4_ROW(r, acc)                                                                         \
+#define Q4_ROW(wr, acc)                                                                        \
         {                                                                                      \
-            __m128i v = _mm_loadu_si128((const __m128i *)(w0 + (r) * rb + off));               \
-            __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);   \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), x0, acc);      \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), x1, acc); \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), x2, acc);      \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), x3, acc); \
+            __m128i v = _mm_loadu_si128((const __m128i *)((wr) + off));                        \
+            __m256i lo = _mm256_cvtepu8_epi16(_mm_and_si128(v, m4));                           \
+            __m256i hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), m4));        \
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(lo, x0), _mm256_madd_epi16(hi, x1))); \
         }
         for (int gi = 0; gi < ng; gi++) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
             for (int b = gi * G; b < (gi + 1) * G; b += 32) {
-                const __m256 x0 = _mm256_loadu_ps(x + b), x1 = _mm256_loadu_ps(x + b + 8);
-                const __m256 x2 = _mm256_loadu_ps(x + b + 16), x3 = _mm256_loadu_ps(x + b + 24);
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + b + 16));
                 const size_t off = (size_t)b / 2;
-                Q4_ROW(0, a0) Q4_ROW(1, a1) Q4_ROW(2, a2) Q4_ROW(3, a3)
+                Q4_ROW(w0, a0) Q4_ROW(w1, a1) Q4_ROW(w2, a2) Q4_ROW(w3, a3)
             }
-            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[gi]), a0, y0);
-            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[ng + gi]), a1, y1);
-            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[2 * ng + gi]), a2, y2);
-            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[3 * ng + gi]), a3, y3);
+            const float xs = a->xsc[gi];
+            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc[0][gi] * xs), _mm256_cvtepi32_ps(a0), y0);
+            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc[1][gi] * xs), _mm256_cvtepi32_ps(a1), y1);
+            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc[2][gi] * xs), _mm256_cvtepi32_ps(a2), y2);
+            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc[3][gi] * xs), _mm256_cvtepi32_ps(a3), y3);
         }
 #undef Q4_ROW
     } else {
         const size_t rb = (size_t)K;
-        const uint8_t *w0 = L->w + (size_t)n0 * rb;
-#define Q8_ROW(r, acc)                                                                         \
+        const uint8_t *w0 = L->w + (size_t)rows[0] * rb, *w1 = L->w + (size_t)rows[1] * rb;
+        const uint8_t *w2 = L->w + (size_t)rows[2] * rb, *w3 = L->w + (size_t)rows[3] * rb;
+#define Q8_ROW(wr, acc)                                                                        \
         {                                                                                      \
-            __m128i v = _mm_loadu_si128((const __m128i *)(w0 + (r) * rb + b));                 \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), x0, acc);       \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))), x1, acc); \
+            __m256i v0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)((wr) + b)));   \
+            __m256i v1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)((wr) + b + 16))); \
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(v0, x0), _mm256_madd_epi16(v1, x1))); \
         }
         for (int gi = 0; gi < ng; gi++) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int b = gi * G; b < (gi + 1) * G; b += 16) {
-                const __m256 x0 = _mm256_loadu_ps(x + b), x1 = _mm256_loadu_ps(x + b + 8);
-                Q8_ROW(0, a0) Q8_ROW(1, a1) Q8_ROW(2, a2) Q8_ROW(3, a3)
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (int b = gi * G; b < (gi + 1) * G; b += 32) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + b + 16));
+                Q8_ROW(w0, a0) Q8_ROW(w1, a1) Q8_ROW(w2, a2) Q8_ROW(w3, a3)
             }
-            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[gi]), a0, y0);
-            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[ng + gi]), a1, y1);
-            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[2 * ng + gi]), a2, y2);
-            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc0[3 * ng + gi]), a3, y3);
+            const float xs = a->xsc[gi];
+            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc[0][gi] * xs), _mm256_cvtepi32_ps(a0), y0);
+            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc[1][gi] * xs), _mm256_cvtepi32_ps(a1), y1);
+            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc[2][gi] * xs), _mm256_cvtepi32_ps(a2), y2);
+            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc[3][gi] * xs), _mm256_cvtepi32_ps(a3), y3);
         }
 #undef Q8_ROW
     }
     const __m256 ys[4] = {y0, y1, y2, y3};
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < cnt; r++) {
         float corr = 0.f;
-        const float *sc = sc0 + (size_t)r * ng, *zf = zf0 + (size_t)r * ng;
-        for (int gi = 0; gi < ng; gi++) corr += sc[gi] * zf[gi] * xs[gi];
-        out[r] = hsum8(ys[r]) - corr;
+        for (int gi = 0; gi < ng; gi++) corr += sc[r][gi] * zf[r][gi] * a->xs[gi];
+        out[r] = hsum8(ys[r]) - corr + (L->bias ? L->bias[rows[r]] : 0.f);
     }
 }
 #endif
@@ -287,30 +331,33 @@ static void bar_wait(int n) {
 
 /* ------------------------------------------------------------------ row-parallel linears */
 
-#define MAX_GROUPS 4096
 #define MAX_D 8192
 #define CHUNK 8                 /* quads of rows a thread takes at a time */
 
 /* rows n0 .. n0 + cnt - 1 (cnt <= 4) of a linear, bias included */
-static void lin_rows(const plait_lin *L, int n0, int cnt, const float *x, const float *xs, float *out) {
+static void lin_rows(const plait_lin *L, int n0, int cnt, const plait_act *a, float *out) {
 #if PLAIT_AVX2
-    if (cnt == 4 && L->kind != PLAIT_F32) {
-        dot4_q(L, n0, x, xs, out);
-        if (L->bias)
-            for (int r = 0; r < 4; r++) out[r] += L->bias[n0 + r];
+    if (L->kind != PLAIT_F32) {
+        dot4_q(L, n0, cnt, a, out);
         return;
     }
 #endif
-    for (int r = 0; r < cnt; r++) out[r] = dot_row(L, n0 + r, x, xs);
+    for (int r = 0; r < cnt; r++) out[r] = dot_row(L, n0 + r, a->x, a->xs);
 }
 
 /* y[r] (= or +=) row r of W x for up to three linears with the same input: their quads
- * of rows are shared out to the threads of the enclosing parallel region */
+ * of rows are shared out to the threads of the enclosing parallel region.  Every thread
+ * prepares the activations itself (no barrier); linears with the same group size share them. */
 static void gemv_multi(const plait_lin *const *L, float *const *y, int nl, const float *x, int accumulate) {
-    float xs[3][MAX_GROUPS / 8];
+    static __thread int16_t xqbuf[3][MAX_K];
+    plait_act acts[3];
+    const plait_act *ap[3] = {0, 0, 0};
     int units[3] = {0, 0, 0}, nu = 0;
     for (int i = 0; i < nl; i++) {
-        if (L[i]->kind != PLAIT_F32) group_sums(x, L[i]->k, L[i]->g, xs[i]);
+        int j = 0;
+        while (j < i && !(L[j]->kind != PLAIT_F32 && L[i]->kind != PLAIT_F32 && L[j]->g == L[i]->g)) j++;
+        if (j < i) ap[i] = ap[j];
+        else { acts[i].xq = xqbuf[i]; prep_act(L[i], x, &acts[i]); ap[i] = &acts[i]; }
         units[i] = (L[i]->n + 3) / 4;
         nu += units[i];
     }
@@ -320,7 +367,7 @@ static void gemv_multi(const plait_lin *const *L, float *const *y, int nl, const
         while (uu >= units[i]) { uu -= units[i]; i++; }
         const int n0 = uu * 4, cnt = L[i]->n - n0 < 4 ? L[i]->n - n0 : 4;
         float v[4];
-        lin_rows(L[i], n0, cnt, x, xs[i], v);
+        lin_rows(L[i], n0, cnt, ap[i], v);
         float *yi = y[i] + n0;
         if (accumulate) for (int r = 0; r < cnt; r++) yi[r] += v[r];
         else for (int r = 0; r < cnt; r++) yi[r] = v[r];
@@ -330,16 +377,20 @@ static void gemv_multi(const plait_lin *const *L, float *const *y, int nl, const
 
 /* act = silu(gate x) * (up x), gate and up rows computed together */
 static void gemv_swiglu(const plait_lin *G, const plait_lin *U, const float *x, float *act) {
-    float xg[MAX_GROUPS / 8], xu[MAX_GROUPS / 8];
-    if (G->kind != PLAIT_F32) group_sums(x, G->k, G->g, xg);
-    if (U->kind != PLAIT_F32) group_sums(x, U->k, U->g, xu);
+    static __thread int16_t xqbuf[2][MAX_K];
+    plait_act ag, au;
+    ag.xq = xqbuf[0];
+    au.xq = xqbuf[1];
+    prep_act(G, x, &ag);
+    const plait_act *pu = &ag;
+    if (!(G->kind != PLAIT_F32 && U->kind != PLAIT_F32 && G->g == U->g)) { prep_act(U, x, &au); pu = &au; }
     const int nu = (G->n + 3) / 4;
     #pragma omp for schedule(dynamic, CHUNK) nowait
     for (int u = 0; u < nu; u++) {
         const int n0 = u * 4, cnt = G->n - n0 < 4 ? G->n - n0 : 4;
         float g[4], up[4];
-        lin_rows(G, n0, cnt, x, xg, g);
-        lin_rows(U, n0, cnt, x, xu, up);
+        lin_rows(G, n0, cnt, &ag, g);
+        lin_rows(U, n0, cnt, pu, up);
         for (int r = 0; r < cnt; r++) act[n0 + r] = g[r] / (1.f + expf(-g[r])) * up[r];
     }
     bar_wait(omp_get_num_threads());
@@ -457,7 +508,7 @@ int plait_step(const plait_model *m, plait_state *st, int token, int pos, float 
 
 /* y = W x (+ b) for one linear: the kernel alone (tests, benchmarks) */
 int plait_gemv(const plait_lin *L, const float *x, float *y, int nthreads) {
-    if (L->kind != PLAIT_F32 && (L->g <= 0 || L->k % L->g || L->k / L->g > MAX_GROUPS / 8)) return -1;
+    if (L->kind != PLAIT_F32 && (L->g <= 0 || L->k % L->g || L->k / L->g > MAX_GROUPS / 8 || L->k > MAX_K)) return -1;
     const plait_lin *ls[1] = {L};
     float *ys[1] = {y};
     #pragma omp parallel num_threads(nthreads)
