@@ -5,7 +5,7 @@ PROMPT ?= What is the capital of France?
 RECIPE ?= default
 OUT ?= out/smollm2-$(RECIPE)
 
-.PHONY: setup demo test test-fast coverage
+.PHONY: setup demo test test-fast coverage mutation
 setup:
 	@bash scripts/bootstrap.sh
 
@@ -16,10 +16,18 @@ demo: setup
 test: setup
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=30
 
-# Verilator line/branch/toggle coverage of the DSP chain's all-modes run, with the floor
-# CI enforces (tests/test_rtl_dsp_chain.py COVERAGE_FLOOR)
+# Verilator line/branch/toggle coverage of the DSP chain's all-modes run and of the LUT
+# core's small-build all-modes run, with the floors CI enforces
+# (tests/test_rtl_dsp_chain.py and tests/test_rtl_lut_core.py COVERAGE_FLOOR)
 coverage: setup
 	$(VENV)/bin/python -m pytest -q -s tests/test_rtl_dsp_chain.py -k test_rtl_all_modes
+	$(VENV)/bin/python -m pytest -q -s tests/test_rtl_lut_core.py -k "test_rtl_small_build_bit_exact and 4"
+
+# the LUT core's full mutation campaign (every enumerated site, about 2 minutes; CI runs a
+# sample: tests/test_rtl_lut_core.py::test_mutation_campaign_no_survivors); prints the
+# survival table, fails if a mutant not listed as equivalent survives
+mutation: setup
+	$(VENV)/bin/python -m plait.sim.mutate lut_core
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"

@@ -602,6 +602,11 @@ def switched_build(sources: Iterable[Path], dest: Path, mutants: list[Mutant], t
                 text, top, f"\n  int {selector};   // mutant select (plait.sim.mutate.switched_build)"
                 f"\n  initial if (!$value$plusargs(\"{selector}=%d\", {selector})) {selector} = 0;",
                 p.name)
+        if sites:
+            # an operator swap changes an expression's width (z' * X -> z' + X): a
+            # width warning, not an error, in a mutant copy (a pragma, not a build flag:
+            # the build shares its run-time objects with the unit's ordinary builds)
+            text = "/* verilator lint_off WIDTH */\n" + text
         dst = dest / p.name
         dst.write_text(text)
         out.append(dst)
@@ -753,7 +758,7 @@ def _simulate(spec: CampaignSpec, config, srcs: list[Path], todo: list[int], log
         err = None
         try:
             run = run_cocotb(spec.top, srcs, spec.test_module, config=config, env=env,
-                             testcase=spec.testcase, build_args=["-Wno-fatal"],
+                             testcase=spec.testcase,
                              plusargs=["+verilator+error+limit+1000000"])
             run_dir, built = run.run_dir, built or run.built
         except SimulationFailed as e:
@@ -793,10 +798,11 @@ def run_campaign(spec: CampaignSpec, mutants: list[Mutant] | None = None, *,
     spec's testcase over all of them in one simulation (0 first: the unmutated design
     must pass) and classify each: *killed* when its window has a wrong / missing output,
     a hang, a bench error or a failed assertion (or the simulation died in it:
-    ``crash``); mutants that live on the first build (``spec.config``) run again on the
-    builds of ``spec.more_configs`` (other parameters elaborate other generate
-    branches), and a kill on any build counts; what lives on all of them is
-    *equivalent* when the spec says so, else *survived*."""
+    ``crash``); mutants that live on the first build (``spec.config``) and that the
+    spec's equivalence table does not explain run again on the builds of
+    ``spec.more_configs`` (other parameters elaborate other generate branches), and a
+    kill on any build counts; what lives is *equivalent* when the table says so (each
+    entry is a judgement, made after looking at the mutant), else *survived*."""
     import time as _time
 
     from plait.rtl.config import cache_dir
@@ -825,7 +831,9 @@ def run_campaign(spec: CampaignSpec, mutants: list[Mutant] | None = None, *,
             elif windows[k]["verdict"]:
                 v = windows[k]["verdict"]
                 verdicts[k] = (v.split(":", 1)[0].split(" ", 1)[0] + tag, v)
-        todo = [k for k in todo if k not in verdicts]
+        # the next builds: what lives and the equivalence table does not explain
+        todo = [k for k in todo if k not in verdicts
+                and equivalence_reason(by_id[k], spec.equivalent) is None]
     results = []
     for k, m in sorted(by_id.items()):
         if k in verdicts:
