@@ -194,18 +194,36 @@ def _check_coverage(run) -> None:
         assert cov.share(kind) >= floor, (kind, cov.table(), cov.missed[:40])
 
 
+def _check_functional_coverage(run) -> None:
+    """Every functional-coverage bin of the bench (cocotb-coverage, exported by
+    sim/tb/test_lut_core.py: format x traffic / tile shape / operand extremes, group
+    length x groups per tile) was hit."""
+    import yaml
+    db = yaml.safe_load((run.run_dir / "functional_coverage.yml").read_text())
+    items = {k: v for k, v in db.items() if k.startswith("lut_core.") and "bins:_hits" in v}
+    print("\nlut_core functional coverage:")
+    for k, v in sorted(items.items()):
+        print(f"  {k:28s} {v['coverage']:4d} / {v['size']:4d} bins  {v['cover_percentage']:6.2f} %")
+    assert {"lut_core.mode_x_traffic", "lut_core.mode_x_shape", "lut_core.mode_x_extreme",
+            "lut_core.group_x_groups"} <= set(items), sorted(items)
+    missed = {k: [b for b, n in v["bins:_hits"].items() if not n] for k, v in items.items()}
+    assert not any(missed.values()), {k: m for k, m in missed.items() if m}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("max_bits", [4, 1])
 def test_rtl_small_build_bit_exact(max_bits):
     """A small build (1x8, dequantizer slower than short groups) in every mode it
     supports; the W1-only build drops the plane shifter and narrows the accumulators.
-    The max_bits 4 run is a coverage build and holds COVERAGE_FLOOR."""
+    The max_bits 4 run is a coverage build and holds COVERAGE_FLOOR, and hits every
+    functional-coverage bin of the bench."""
     cfg = LutCoreConfig(**SMALL, max_bits=max_bits)
     from plait.sim.tb.test_lut_core import MODES
     run = _run(cfg, PLAIT_LUT_TILES=40, PLAIT_LUT_SEED=3 + max_bits, PLAIT_LUT_PERF_K=64,
                coverage=max_bits == 4)
     if max_bits == 4:
         _check_coverage(run)
+        _check_functional_coverage(run)
     assert _ran(run) == {"test_cfg_errors": (True, False), "test_directed_edges": (True, False),
                          "test_random_modes": (True, False), "test_throughput": (True, False),
                          "test_assertion_checks": (True, True),

@@ -44,8 +44,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import Event, First, ReadOnly, RisingEdge, SimTimeoutError, Timer, with_timeout
 from cocotb.utils import get_sim_time
+from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db
 
-from plait.ir.numerics import QuantizedWeight, linear_int, lut_trace
+from plait.ir.numerics import QuantizedWeight, encode_scales, linear_int, lut_trace
 from plait.rtl.lut_core import LutCoreConfig, stream_tile
 from plait.sim.drivers import (BackpressureDriver, StreamDriver, StreamMonitor, reset,
                                start_clock, unpack_signed)
@@ -128,8 +129,9 @@ def rand_weight(rng: np.random.Generator, scheme: str, bits: int, n: int, k: int
 # ------------------------------------------------------------------ harness
 class LutHarness:
     def __init__(self, dut, cfg: LutCoreConfig, sb: Scoreboard, *, gap_prob=0.0,
-                 ready_prob: float | None = None, seed: int = 0):
+                 ready_prob: float | None = None, seed: int = 0, cover: bool = True):
         self.dut, self.cfg, self.sb = dut, cfg, sb
+        self.cover = cover          # sample the functional coverage of every batch
         rnd = random.Random(seed)
         # the activation and parameter streams wait most of the time (a chunk lasts
         # `bits` weight beats, a group several chunks): they sleep until ready rises,
@@ -226,6 +228,9 @@ class LutHarness:
             w_beats += w
             s_beats += s
             self.sb.expect("P", linear_int(np.asarray(x, np.int64).astype(np.int8), qw)[0])
+        if self.cover:
+            cover_batch(self.cfg, tiles, gaps=self.a.gap_prob > 0 or self.w.gap_prob > 0,
+                        stalled=self.ready_prob is not None and self.ready_prob < 1)
         self.set_mode(mode, tiles[0][1].n_groups)
         n_before = len(self.mon.transactions)
         na_before = len(self.amon.cycles)
@@ -240,6 +245,125 @@ class LutHarness:
         budget = 40 * (len(w_beats) + 50)
         await self.wait_outputs(n_before + len(tiles), timeout_cycles=budget)
         return self.amon.cycles[na_before], self.mon.cycles[-1]
+
+
+# ------------------------------------------------------------------ functional coverage
+# cocotb-coverage bins over what the tests drove (sampled once per batch and tile by
+# LutHarness.run_batch): weight format x tile shape, format x traffic, format x operand
+# extremes.  Exported to $PLAIT_SIM_OUT/functional_coverage.yml at the end of the edges,
+# random and throughput tests; tests/test_rtl_lut_core.py requires every bin of the
+# small build's full run.
+_COV_CFG = _config()
+_COV_MODES = [md[0] for md in MODES if md[2] <= _COV_CFG.max_bits]
+_COV_GROUPS = [g for g in GROUPS if g <= _COV_CFG.max_group]
+#: shapes: one / several groups; the shortest (G = 4) and the longest (max_group) group
+SHAPES = ("one_group", "multi_group", "min_group", "max_group")
+#: traffic: one tile alone; tiles back to back; random input gaps; o_ready stalls; groups
+#: shorter than the dequantizer (G/4 * bits < N/DQ_L: the array waits) and longer ones
+TRAFFIC = ("isolated", "back_to_back", "gaps", "out_stalled", "dq_stall", "dq_overlap")
+#: operand extremes within one quantization group: all activations -128 / 127 / 0, all
+#: codes the top level / 0, a zero mantissa, a mantissa with its top bit, an asym zero
+#: point at 0 or the top code
+EXTREMES = ("act_min_group", "act_max_group", "zero_act_group", "code_top_group",
+            "code_zero_group", "mant_zero", "mant_top_bit", "zp_edge")
+_MODE_BITS = {md[0]: md[2] for md in MODES}
+_MODE_SCHEME = {md[0]: md[1] for md in MODES}
+
+
+def _dq_steps(cfg: LutCoreConfig) -> int:
+    return cfg.n // cfg.dq_lanes
+
+
+def _traffic_of(mode: str) -> list[str]:
+    """Traffic a format can see in this build (a dequantizer stall needs a group shorter
+    than the dequantizer; an overlapped one a group at least as long)."""
+    bits, steps = _MODE_BITS[mode], _dq_steps(_COV_CFG)
+    out = ["isolated", "back_to_back", "gaps", "out_stalled"]
+    if any(g // 4 * bits < steps for g in _COV_GROUPS):
+        out.append("dq_stall")
+    if any(g // 4 * bits >= steps for g in _COV_GROUPS):
+        out.append("dq_overlap")
+    return out
+
+
+@CoverPoint("lut_core.mode", xf=lambda mode, what: mode, bins=_COV_MODES)
+@CoverPoint("lut_core.traffic", xf=lambda mode, what: what, bins=list(TRAFFIC))
+@CoverCross("lut_core.mode_x_traffic", items=["lut_core.mode", "lut_core.traffic"],
+            ign_bins=[(m, t) for m in _COV_MODES for t in TRAFFIC if t not in _traffic_of(m)])
+def _cover_traffic(mode: str, what: str) -> None:
+    pass
+
+
+@CoverPoint("lut_core.shape_mode", xf=lambda mode, what: mode, bins=_COV_MODES)
+@CoverPoint("lut_core.shape", xf=lambda mode, what: what, bins=list(SHAPES))
+@CoverCross("lut_core.mode_x_shape", items=["lut_core.shape_mode", "lut_core.shape"])
+def _cover_shape(mode: str, what: str) -> None:
+    pass
+
+
+@CoverPoint("lut_core.group", xf=lambda g, ng: g, bins=_COV_GROUPS)
+@CoverPoint("lut_core.groups", xf=lambda g, ng: min(ng, 4), bins=[1, 2, 3, 4])
+@CoverCross("lut_core.group_x_groups", items=["lut_core.group", "lut_core.groups"],
+            ign_bins=[(g, n) for g in _COV_GROUPS for n in (1, 2, 3, 4)
+                      if g * n > 1024 and n > 1])
+def _cover_group(g: int, ng: int) -> None:
+    pass
+
+
+@CoverPoint("lut_core.extreme_mode", xf=lambda mode, what: mode, bins=_COV_MODES)
+@CoverPoint("lut_core.extreme", xf=lambda mode, what: what, bins=list(EXTREMES))
+@CoverCross("lut_core.mode_x_extreme", items=["lut_core.extreme_mode", "lut_core.extreme"],
+            ign_bins=[(m, "zp_edge") for m in _COV_MODES if _MODE_SCHEME[m] != "asym"])
+def _cover_extreme(mode: str, what: str) -> None:
+    pass
+
+
+def _mode_name(qw: QuantizedWeight) -> str:
+    return next(md[0] for md in MODES if md[1] == qw.scheme and md[2] == qw.bits)
+
+
+def cover_batch(cfg: LutCoreConfig, tiles, *, gaps: bool, stalled: bool) -> None:
+    """Sample the functional coverage of one batch ``[(x, qw), ...]`` driven with input
+    gaps (``gaps``) and o_ready stalls (``stalled``)."""
+    qw0 = tiles[0][1]
+    mode = _mode_name(qw0)
+    g, ng = qw0.group_size, qw0.n_groups
+    _cover_traffic(mode, "back_to_back" if len(tiles) > 1 else "isolated")
+    if gaps:
+        _cover_traffic(mode, "gaps")
+    if stalled:
+        _cover_traffic(mode, "out_stalled")
+    _cover_traffic(mode, "dq_stall" if g // 4 * qw0.bits < _dq_steps(cfg) else "dq_overlap")
+    _cover_shape(mode, "one_group" if ng == 1 else "multi_group")
+    if g == 4:
+        _cover_shape(mode, "min_group")
+    if g == cfg.max_group:
+        _cover_shape(mode, "max_group")
+    _cover_group(g, ng)
+    top = 2 if qw0.scheme == "ternary" else (1 << qw0.bits) - 1
+    for x, qw in tiles:
+        xg = np.asarray(x).reshape(x.shape[0], -1, g)
+        cg = np.asarray(qw.codes).reshape(qw.codes.shape[0], -1, g)
+        for what, hit in (("act_min_group", (xg == -128).all(axis=2).any()),
+                          ("act_max_group", (xg == 127).all(axis=2).any()),
+                          ("zero_act_group", (xg == 0).all(axis=2).any()),
+                          ("code_top_group", (cg == top).all(axis=2).any()),
+                          ("code_zero_group", (cg == 0).all(axis=2).any())):
+            if hit:
+                _cover_extreme(mode, what)
+        mant, _e = encode_scales(qw.scales)
+        if (mant == 0).any():
+            _cover_extreme(mode, "mant_zero")
+        if (mant >= 1 << 15).any():
+            _cover_extreme(mode, "mant_top_bit")
+        if qw.scheme == "asym" and ((qw.zeros == 0) | (qw.zeros == top)).any():
+            _cover_extreme(mode, "zp_edge")
+
+
+def export_coverage() -> None:
+    out = Path(os.environ.get("PLAIT_SIM_OUT", "."))
+    out.mkdir(parents=True, exist_ok=True)
+    coverage_db.export_to_yaml(str(out / "functional_coverage.yml"))
 
 
 def _log_sb(dut, sb):
@@ -369,6 +493,7 @@ async def test_directed_edges(dut):
     for _name, tiles in edge_batches(cfg, _modes(cfg)):
         await h.run_batch(tiles)
         ntile += len(tiles)
+    export_coverage()
     _log_sb(dut, sb)
     sb.assert_clean()
     assert sb.compared == ntile
@@ -414,6 +539,7 @@ async def test_random_modes(dut):
                       f"checked in {cycles} cycles")
     if h.bp is not None:
         h.bp.stop(final=1)
+    export_coverage()
     _log_sb(dut, sb)
     sb.assert_clean()
     assert sb.compared == total
@@ -463,6 +589,7 @@ async def test_throughput(dut):
                       f"(model {model}), {perf.extra['macs_per_cycle']:.1f} MACs/cycle")
         perf.write_json()
         await RisingEdge(dut.clk)
+    export_coverage()
     _log_sb(dut, sb)
     sb.assert_clean()
 
@@ -625,7 +752,7 @@ async def _mutant_window(dut, cfg: LutCoreConfig, *, tiles_per_mode: int, seed: 
     Returns ``""`` (every output right) or what went wrong."""
     modes = _modes(cfg)
     sb = Scoreboard("lut_core mutant")
-    h = LutHarness(dut, cfg, sb, gap_prob=0.15, ready_prob=0.7, seed=seed)
+    h = LutHarness(dut, cfg, sb, gap_prob=0.15, ready_prob=0.7, seed=seed, cover=False)
     rng = np.random.default_rng(seed)
     try:
         dut.o_ready.value = 1
@@ -683,7 +810,7 @@ async def _timing_phase(dut, cfg: LutCoreConfig, rng, seed: int) -> str:
     cfg.tile_cycles and back-to-back tiles leave every cfg.tile_period clocks (the
     cycle models; test_throughput checks the same on long tiles)."""
     sb = Scoreboard("lut_core mutant timing")
-    h = LutHarness(dut, cfg, sb, seed=seed)
+    h = LutHarness(dut, cfg, sb, seed=seed, cover=False)
     try:
         await h.start(clock=False)
         for bits, k, g, tiles in _timing_tiles(cfg, rng):
@@ -730,7 +857,7 @@ async def _reset_phase(dut, cfg: LutCoreConfig, rng, seed: int) -> str:
 
     lat = cfg.tile_cycles(bits, k, g)
     for d in [*range(1, lat + 1), -1]:         # -1: the output waits for o_ready
-        junk = LutHarness(dut, cfg, Scoreboard("lut_core abandoned"), seed=seed)
+        junk = LutHarness(dut, cfg, Scoreboard("lut_core abandoned"), seed=seed, cover=False)
         await junk.start(clock=False, reset_cycles=2)
         if d < 0:
             dut.o_ready.value = 0
@@ -748,7 +875,7 @@ async def _reset_phase(dut, cfg: LutCoreConfig, rng, seed: int) -> str:
         junk.mon.stop()
         await _pulse_reset(dut)
         sb = Scoreboard("lut_core after reset")
-        h = LutHarness(dut, cfg, sb, seed=seed)
+        h = LutHarness(dut, cfg, sb, seed=seed, cover=False)
         await h.start(clock=False, reset_cycles=0)
         try:
             await with_timeout(h.run_batch([tile()]), MUTANT_BATCH_CYCLES * PERIOD_NS, "ns")
