@@ -604,6 +604,13 @@ class FastDecoder:
         import torch.nn.functional as F
         if w.kind == F32:
             return F.linear(x, w.wf, w.bias)
+        if x.shape[0] <= STEP_PREFILL_MAX:                 # a row or two (the last position's head)
+            xs = x.contiguous()
+            out = torch.empty((x.shape[0], w.n), dtype=torch.float32)
+            for i in range(x.shape[0]):
+                if self.lib.plait_gemv(ctypes.byref(w.struct), xs[i].data_ptr(), out[i].data_ptr(), threads) != 0:
+                    raise RuntimeError(f"the kernel refused {w.what}")
+            return out
         rows = max(1, min(w.n, _CHUNK_ELEMS // w.k))
         if self._scratch is None or self._scratch.numel() < rows * w.k:
             self._scratch = torch.empty(max(_CHUNK_ELEMS, rows * w.k), dtype=torch.float32)

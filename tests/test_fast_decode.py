@@ -131,7 +131,7 @@ def test_prefill_then_steps_equals_one_prefill(arts):
         assert _rel(parts, whole) < 1e-4 and _rel(steps, whole) < 1e-4
         assert c.length == c2.length == len(ids)
         last = s.forward(ids, s.new_cache(), last_only=True)
-        assert last.shape == (1, whole.shape[1]) and _rel(last, whole[-1:]) < 1e-5
+        assert last.shape == (1, whole.shape[1]) and _rel(last, whole[-1:]) < 1e-4
 
 
 def test_kv_cache_grows_past_its_first_capacity(arts):
@@ -230,15 +230,36 @@ def test_weights_are_kept_low_bit(arts):
 
 
 @pytest.mark.slow
-def test_smollm2_fast_greedy_tokens_equal_the_graph_runner(tmp_path):
-    """SmolLM2-135M w4g128 and w8: the fast decoder's greedy tokens equal the graph runner's
-    on three chat prompts (16 tokens each); prefill logits within 2 % of their range."""
+def test_smollm2_fast_decoder_against_the_graph_runner(tmp_path):
+    """SmolLM2-135M w4g128 and w8, three chat prompts, 16 tokens.  With a float head the
+    fast decoder's greedy tokens equal the graph runner's.  With the default W8 head (its
+    rounding moves logits by up to about 0.1 here) the graph's tokens are fed to both: the
+    top-2 margin differs by at most 0.25 and the picked token is the same wherever the
+    graph's margin is above 0.25 (a near-tie may flip); prefill logits within 2 %."""
+    prompts = ("What is the capital of France?", "Write a haiku about the sea.", "What is 2+2?")
     for recipe in ("w4g128", "w8"):
         out = tmp_path / recipe
         assert main(["compile", "smollm2", "--recipe", recipe, "-o", str(out)]) == 0
         with Session(out, device="cpu") as s, Session(out, device="cpu", fast=False) as g:
             assert s.runner == "fast"
-            for p in ("What is the capital of France?", "Write a haiku about the sea.", "What is 2+2?"):
+            ff = FastDecoder(s.artifact.graph, s.artifact.weights, head="float")
+            for p in prompts:
                 ids = s.encode_chat(p)
-                assert list(s.generate_ids(ids, 16, stop_ids=set())) == list(g.generate_ids(ids, 16, stop_ids=set()))
-                assert _rel(s.forward(ids, s.new_cache()), g.forward(ids, g.new_cache())) < 0.02
+                ref = list(g.generate_ids(ids, 16, stop_ids=set()))
+                ff.reset()
+                row, got = ff.logits(np.asarray([ids]), last_only=True)[0, -1], []
+                for _ in range(16):
+                    got.append(int(np.argmax(row)))
+                    row = ff.logits(np.asarray([[got[-1]]]))[0, -1]
+                assert got == ref, (recipe, p)
+                cs, cg = s.new_cache(), g.new_cache()
+                a, b = g.forward(ids, cg), s.forward(ids, cs)
+                assert _rel(b, a) < 0.02
+                a, b = a[-1], b[-1]
+                for t in ref:
+                    i2, i1 = np.argsort(a)[-2:]
+                    margin = a[i1] - a[i2]
+                    assert abs((b[i1] - b[i2]) - margin) <= 0.25, (recipe, p)
+                    if margin > 0.25:
+                        assert int(np.argmax(b)) == int(i1), (recipe, p)
+                    a, b = g.forward([t], cg, last_only=True)[-1], s.forward([t], cs, last_only=True)[-1]

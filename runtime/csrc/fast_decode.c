@@ -528,17 +528,17 @@ int plait_dequant(const plait_lin *L, int r0, int r1, float *out, int nthreads) 
         const float *sc = L->sc + (size_t)n * ng, *zf = L->zf + (size_t)n * ng;
         for (int gi = 0; gi < ng; gi++) {
             const float s = sc[gi], z = zf[gi];
-            for (int i = 0; i < G; i++) {
-                const int kk = gi * G + i;
-                int u;
-                if (L->kind == PLAIT_Q4) {
-                    const int j = kk & 31;
-                    const uint8_t byte = L->w[(size_t)n * (K / 2) + (kk >> 5) * 16 + (j & 15)];
-                    u = j < 16 ? (byte & 15) : (byte >> 4);
-                } else {
-                    u = L->w[(size_t)n * K + kk];
+            if (L->kind == PLAIT_Q4) {
+                for (int b = gi * G; b < (gi + 1) * G; b += 32) {
+                    const uint8_t *wb = L->w + (size_t)n * (K / 2) + b / 2;
+                    for (int j = 0; j < 16; j++) {
+                        o[b + j] = s * ((float)(wb[j] & 15) - z);
+                        o[b + 16 + j] = s * ((float)(wb[j] >> 4) - z);
+                    }
                 }
-                o[kk] = s * ((float)u - z);
+            } else {
+                const uint8_t *wg = L->w + (size_t)n * K;
+                for (int kk = gi * G; kk < (gi + 1) * G; kk++) o[kk] = s * ((float)wg[kk] - z);
             }
         }
     }
