@@ -10,6 +10,13 @@ testbench and assert that its scoreboard fails::
 :func:`switched_mutants` puts several mutants into one copy, each switched on at run
 time by a testbench-written select (one Verilator build for all of them; used to show
 that each of an RTL's assertions can fail).
+
+A *campaign* (below: :func:`enumerate_mutants`, :func:`switched_build`,
+:func:`run_campaign`) mutates every site of a mechanical enumeration over the RTL, builds
+all mutants into one copy, runs them one after the other in one simulation and prints a
+survival table; ``python -m plait.sim.mutate lut_core`` (``make mutation``) runs the LUT
+core's.  One mutant alone: the ordinary tests on the campaign's build with the plusarg
+``+plait_mut=K`` (``run_cocotb(..., plusargs=["+plait_mut=K"])``).
 """
 from __future__ import annotations
 
@@ -656,6 +663,8 @@ class CampaignResult:
     results: list[MutantResult]
     seconds: float = 0.0
     built: bool = False
+    sources: list[Path] = field(default_factory=list)     # the switched build's sources
+    ids: dict[str, int] = field(default_factory=dict)     # mutant key -> plait_mut K
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -847,7 +856,7 @@ def run_campaign(spec: CampaignSpec, mutants: list[Mutant] | None = None, *,
                  if not any(equivalence_reason(m, {key: ""}) is not None for m in mutants)]
         if stale:
             raise ValueError(f"campaign {spec.name}: equivalence entries match no mutant: {stale}")
-    return CampaignResult(spec, results, _time.time() - t_start, built)
+    return CampaignResult(spec, results, _time.time() - t_start, built, srcs, ids)
 
 
 # ------------------------------------------------------------------ campaigns + CLI

@@ -19,6 +19,12 @@ Settings from the environment:
 * ``PLAIT_LUT_PERF_K``  reduction length of the throughput tiles (default 256)
 * ``PLAIT_LUT_CHECKS``  JSON list of assertion-check windows for ``test_assertion_checks``
   (skipped without it): ``[{"name", "stim", "mut"}]``, see that test
+* ``PLAIT_LUT_MUTANTS`` JSON list of mutant selects for ``test_mutants`` (skipped without
+  it; plait.sim.mutate's campaign sets it), ``PLAIT_LUT_MUT_TILES`` its random tiles per
+  mode (default 2)
+
+Functional coverage (cocotb-coverage, :func:`cover_batch`) is sampled for every batch a
+harness drives and exported to ``$PLAIT_SIM_OUT/functional_coverage.yml``.
 
 ``test_random_modes`` writes one Perf record per mode (``extra["test"] == "random"``):
 ``macs`` = useful lookups, ``cycles`` = clocks its batches took (first activation beat
@@ -373,7 +379,8 @@ def _log_sb(dut, sb):
 # ------------------------------------------------------------------ tests
 async def check_cfg_errors(dut, cfg: LutCoreConfig) -> None:
     """Illegal run-time configurations raise cfg_err and block every input stream
-    (valid high on all three); legal ones leave a_ready high on an idle core.  Starts
+    (valid high on all three); legal ones (bits 1 with one chunk per group, and the
+    widest and longest) leave cfg_err low and a_ready high on an idle core.  Starts
     on an idle core out of reset with every valid low; ends in the ReadOnly phase of a
     cycle whose edge takes an activation beat (a caller that goes on resets the core
     with the valids dropped: _abandon).  Raises AssertionError."""
