@@ -152,6 +152,7 @@ def test_rtl_default_tile_bit_exact_and_perf():
     run = _run(cfg, PLAIT_TB_TESTS="cfg,edges,throughput")
     assert _ran(run) == {"test_cfg_errors": (True, False), "test_directed_edges": (True, False),
                          "test_random_modes": (True, True), "test_throughput": (True, False),
+                         "test_resets_and_cycles": (True, True),
                          "test_assertion_checks": (True, True),
                          "test_mutants": (True, True)}, run.tests
     perf = {p["mode"]: p for p in run.perf() if p.get("test") == "throughput"}
@@ -226,6 +227,7 @@ def test_rtl_small_build_bit_exact(max_bits):
         _check_functional_coverage(run)
     assert _ran(run) == {"test_cfg_errors": (True, False), "test_directed_edges": (True, False),
                          "test_random_modes": (True, False), "test_throughput": (True, False),
+                         "test_resets_and_cycles": (True, False),
                          "test_assertion_checks": (True, True),
                          "test_mutants": (True, True)}, run.tests
     perf = run.perf()

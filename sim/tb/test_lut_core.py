@@ -9,7 +9,7 @@ Settings from the environment:
 
 * ``PLAIT_TB_CONFIG``   the :class:`plait.rtl.lut_core.LutCoreConfig` JSON of the build
 * ``PLAIT_TB_TESTS``    comma list of the tests to run (``cfg``, ``edges``, ``random``,
-  ``throughput``; default all); the others are reported as *skipped* (cocotb.skipif,
+  ``throughput``, ``resets``; default all); the others are reported as *skipped* (cocotb.skipif,
   decided at import), as is a test left without a mode by ``PLAIT_LUT_MODES``
 * ``PLAIT_LUT_TILES``   random tiles per weight mode in ``test_random_modes`` (default 24,
   or 1 when ``PLAIT_LUT_MACS`` is set)
@@ -895,6 +895,22 @@ async def _reset_phase(dut, cfg: LutCoreConfig, rng, seed: int) -> str:
             return (f"reset {what}: the next tile "
                     + (f"mismatched: {sb.mismatches[0]}" if sb.mismatches else "never came out"))
     return ""
+
+
+@cocotb.test()
+@cocotb.skipif(not _enabled("resets"), reason="not selected by PLAIT_TB_TESTS")
+async def test_resets_and_cycles(dut):
+    """Cycle-exact latency and back-to-back period of short-group (dequantizer-stalled)
+    and long-group tiles against the cycle models, and a one-clock reset at every clock
+    of a tile and while P waits for o_ready, each followed by a tile that must come out
+    right and alone (the mutation campaign found both unchecked by the other tests)."""
+    cfg = _config()
+    seed = int(os.environ.get("PLAIT_LUT_SEED", "11"))
+    rng = np.random.default_rng(seed)
+    start_clock(dut.clk, PERIOD_NS)
+    for phase in (_timing_phase, _reset_phase):
+        verdict = await phase(dut, cfg, rng, seed)
+        assert not verdict, verdict
 
 
 @cocotb.test()
