@@ -32,17 +32,18 @@ Bundled targets
     ======================  ======  =====  =====  =====  ==============================
     engine                  count   LUT    FF     DSP    weight stream per cycle
     ======================  ======  =====  =====  =====  ==============================
-    DSP chain 512 x c2      4       348K   275K   2048   4 x 512 B (W8) = 2048 B
+    DSP chain 512 x c2      4       397K   219K   2048   4 x 512 B (W8) = 2048 B
     LUT core 2 x 128 x 4    24      401K   803K    768   24 x 64 B (one bit-plane)
-    total                           749K   1078K  2816
-    share of the device             57%    41%    31%
+    total                           798K   1022K  2816
+    share of the device             61%    39%    31%
     ======================  ======  =====  =====  =====  ==============================
 
     At 225 MHz the HBM delivers 460e9 / 225e6 = 2044 B per cycle, so the four
     chains read W8 weights at the HBM rate and the 24 LUT cores (one 4-bit plane
     index per column and cycle) at 75% of it.  LUTs, not DSP slices, bound the
-    chain count: the sparse MUX of the N:16 modes costs ~170 LUT per slice.  43% of
-    the LUTs and 59% of the FFs stay for the SFU, the controller, the HBM AXI ports
+    chain count: the sparse MUX of the N:16 modes costs ~170 LUT per slice, and each
+    chain's output FIFO (16 words of 2 x 256 rows x 32 bits, for back-pressure) 10K
+    LUTs of distributed RAM.  39% of the LUTs and 61% of the FFs stay for the SFU, the controller, the HBM AXI ports
     and the buffers.
 ``sim16`` -- the default RTL geometries (``DspChainConfig()``: 16 slices, cascade 2,
     all modes; ``LutCoreConfig()``: 2 x 64 tile, max_group 256, 8 dequantizer lanes,

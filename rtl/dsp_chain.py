@@ -159,6 +159,17 @@ class DspChainConfig(UnitConfig):
     def rows_max(self) -> int:
         return self.n_dsp // min(CHAIN_MODES[m][0] for m in self.mode_list())
 
+    @property
+    def out_depth(self) -> int:
+        """Words of the output FIFO: the smallest power of two >= the longest latency
+        of the built modes + 2, at least 4.  The credits that keep the FIFO from
+        overflowing hold ``out_depth`` groups in flight or queued, and a one-beat group
+        per clock has ``latency + 1`` of them outstanding while ``out_ready`` is high, so
+        this depth never slows a stream that is not back-pressured.  (Distributed RAM of
+        up to 32 words costs the same LUTs.)"""
+        need = max(self.latency(m) for m in self.mode_list()) + 2
+        return max(4, 1 << clog2(need))
+
     def derived(self) -> dict[str, int]:
         mask = 0
         for m in self.mode_list():
@@ -167,6 +178,7 @@ class DspChainConfig(UnitConfig):
             "n_groups": self.n_groups,
             "levels": clog2(self.n_groups),
             "rows_max": self.rows_max,
+            "out_depth": self.out_depth,
             "a_w": self.lane_shift + 9,
             "lane_w": self.lane_shift + 1,
             "win_hi": lane_window(self.cascade, self.lane_shift)[1],
@@ -225,8 +237,10 @@ class DspChainConfig(UnitConfig):
         widened weight per slice), the sparse MUX (16 bits of a 16:1 MUX = 5 LUT6 per
         bit with N:16 modes, one LUT per bit for a 4:1 MUX with 2:4 only, none when
         dense only), select decode + widening, the operand skew lines, reduction
-        nodes, the adder tree, the row accumulators (one LUT per bit: load/add) and
-        the control pipeline.
+        nodes, the adder tree, the row accumulators (one LUT per bit: load/add), the
+        output FIFO (distributed RAM: RAM32M16, 14 bits x 32 words per 8 LUTs, one
+        row's two lanes per RAM group, plus the mode of each word; its pointers
+        replicated per row) and the control pipeline.
         """
         lane_w = self.lane_shift + 1
         levels = clog2(self.n_groups)
@@ -244,22 +258,28 @@ class DspChainConfig(UnitConfig):
         skew_ff = ng * sum(j for j in range(c)) * 24
         tree_nodes = sum(ng >> lv for lv in range(1, levels + 1))
         depth = 4 + c + levels + 1
+        od_w = clog2(self.out_depth)
+        lutram = rows * -(-2 * self.acc_w // 14) + 1   # RAM32M16 cells (<= 32 words)
         ff = (2 * 16 * 8 + n * 12 + 5            # input registers (act, sel, weight)
               + (n * 9 if pair else 0)           # second weight + pair flag per slice
               + skew_ff
               + ng * 2 * lane_w                  # reduction nodes
               + tree_nodes * 2 * tree_w          # tree registers
-              + rows * 2 * 2 * self.acc_w        # accumulators + output registers
-              + 2 * depth + 3 + 2 + 4)           # control
+              + rows * 2 * self.acc_w            # accumulators
+              + rows * (2 * od_w + 1)            # FIFO pointers + out_valid per row
+              + 2 * depth + 3 + 2 + 4            # control
+              + 4 * (od_w + 1))                  # FIFO master pointers, count, credits
         lut = (n * (2 * 8 * mux_per_bit + 8 + 4)  # mux, widening, select decode
                + (n * (12 + 4) if pair else 0)   # operand swap, second widening
                + ng * (2 * lane_w)               # adjust (compare + borrow add)
                + tree_nodes * 2 * tree_w         # tree adders
                + rows * 2 * self.acc_w           # accumulate / load
+               + 8 * lutram                      # output FIFO (distributed RAM)
+               + rows * 2 * od_w                 # its pointer increments
                + 16)
         carry = (ng * 2 * -(-lane_w // 8) + tree_nodes * 2 * -(-tree_w // 8)
                  + rows * 2 * -(-self.acc_w // 8))
-        return {"LUT": lut, "FF": ff, "CARRY": carry, "DSP48E2": n, "BRAM": 0, "LUTRAM": 0}
+        return {"LUT": lut, "FF": ff, "CARRY": carry, "DSP48E2": n, "BRAM": 0, "LUTRAM": lutram}
 
 
 register_unit("dsp_chain", DspChainConfig, top="dsp_chain", sources=list(DSP_CHAIN_SOURCES))

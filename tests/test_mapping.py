@@ -89,17 +89,18 @@ def test_u280_numbers():
 
 def test_u280_engines_fit_the_device_with_room_for_the_rest():
     """The engine counts are sized with the RTL's resource models: DSP chains + LUT
-    cores take at most 60% of LUTs, 45% of FFs (41%: the LUT cores' 300 MHz pipeline
-    registers) and 35% of DSPs (the rest is for the SFU, controller, HBM ports and
+    cores take at most 62% of LUTs (61%: the DSP chains' output FIFOs for back-pressure
+    are distributed RAM), 45% of FFs (39%: the LUT cores' 300 MHz pipeline registers)
+    and 35% of DSPs (the rest is for the SFU, controller, HBM ports and
     buffers)."""
     dsp = DspChainConfig.from_target(U280).estimate_resources()
     lut = LutCoreConfig.from_target(U280).estimate_resources()
     used = {k: dsp[k] * U280.dsp_chain.count + lut[k] * U280.lut_core.count
             for k in ("LUT", "FF", "DSP48E2")}
     share = U280.utilisation(used)
-    assert share["LUT"] <= 0.60 and share["FF"] <= 0.45 and share["DSP48E2"] <= 0.35, share
+    assert share["LUT"] <= 0.62 and share["FF"] <= 0.45 and share["DSP48E2"] <= 0.35, share
     # the docstring's table
-    assert round(used["LUT"] / 1e3) == 749 and round(used["FF"] / 1e3) == 1078 and used["DSP48E2"] == 2816
+    assert round(used["LUT"] / 1e3) == 798 and round(used["FF"] / 1e3) == 1022 and used["DSP48E2"] == 2816
 
 
 def test_sim16_is_the_default_rtl_geometry():

@@ -54,19 +54,31 @@ def test_rtl_geometry_sweep_random_macs():
 
 # Each simulation assertion of dsp_chain.sv, and a change that must make it fire:
 # (assertion, mutation site, replacement, modes of the build, testbench tests to run).
+OUT_VALID_D = ("assign out_valid_d = push || (n_out > (OD_W+1)'(1)) || "
+               "(n_out == (OD_W+1)'(1) && !pop);")
 ASSERTION_MUTANTS = [
-    ("a_mode_drained", "assign in_ready = !(|v) || (in_mode == cur_mode);",
-     "assign in_ready = 1'b1;", "dense,2:4", "switch"),
-    ("a_no_spurious_out", "else        out_valid <= acc_v && acc_last;",
-     "else        out_valid <= acc_v;", "dense", "edges"),
-    ("a_groups_bound", "else        out_valid <= acc_v && acc_last;",
-     "else        out_valid <= 1'b0;", "dense", "edges"),
+    ("a_mode_drained", "assign in_ready = (!(|v) || (in_mode == cur_mode)) && (room || !in_last);",
+     "assign in_ready = room || !in_last;", "dense,2:4", "switch"),
+    # out_valid on every beat reaching the accumulators, not only a group's last
+    ("a_no_spurious_out", OUT_VALID_D, OUT_VALID_D.replace("= push ||", "= acc_v ||"),
+     "dense", "edges"),
+    # no credits: more groups than the output FIFO holds enter under back-pressure
+    ("a_groups_bound", "assign room     = pending != (OD_W+1)'(OUT_DEPTH);",
+     "assign room     = 1'b1;", "dense", "backpressure"),
     ("a_replica", "          acc_v_q <= v_tap;",
      "          acc_v_q <= v_tap && !(r == 0 && ln == 1);", "dense", "edges"),
+    # one row's FIFO read pointer misses the pops
+    ("a_fifo_replica", "assign pop_q  = ov_q && out_ready;",
+     "assign pop_q  = ov_q && out_ready && (r != 0);", "dense", "edges"),
     ("a_pair_replica", "        pair_r[i]          <= (in_mode == M_PAIR);",
      "        pair_r[i]          <= (in_mode == M_PAIR) && (i != 3);", "dense,pair", "edges"),
     ("a_pair_wbits", "MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8);",
      "MODE_EN[in_mode];", "dense,pair", "switch"),
+    # the last word is withdrawn while out_ready is low
+    ("a_out_hold", OUT_VALID_D, OUT_VALID_D.replace("&& !pop", "&& 1'b0"), "dense", "backpressure"),
+    # the FIFO's word count runs ahead of its words
+    ("a_fifo_count", "n_out     <= n_out + (OD_W+1)'(push) - (OD_W+1)'(pop);",
+     "n_out     <= n_out + (OD_W+1)'(push) + (OD_W+1)'(push) - (OD_W+1)'(pop);", "dense", "edges"),
 ]
 
 

@@ -31,11 +31,19 @@
 //   in_act   [2*M_MAX*8] lane l (token row), block position j at [(l*M_MAX+j)*8 +: 8].
 //   in_w     [N_DSP*CODE_W] weight code of slice i at [i*CODE_W +: CODE_W] (low wbits used).
 //   in_idx   [N_DSP*IDX_W]  sparse index of slice i at [i*IDX_W +: IDX_W] (ignored when dense).
-//   out_valid           one cycle per quantization group (no back-pressure).
+//   out_valid/out_ready output stream, one word per quantization group; a word moves
+//                       when both are 1, and stays unchanged until it does (AXI4-Stream
+//                       rule).  The group sums wait in an OUT_DEPTH-word FIFO
+//                       (distributed RAM); the chain never stalls inside: in_ready holds
+//                       back a group's last beat while OUT_DEPTH groups are in flight or
+//                       queued (credits), so a full FIFO is never written.  OUT_DEPTH >=
+//                       latency + 2 keeps one-beat groups at one beat per clock while
+//                       out_ready stays high.
 //   out_acc             lane l, row r at [(l*ROWS_MAX + r)*ACC_W +: ACC_W] (signed);
-//                       rows >= N_DSP / N of the mode read 0.
+//                       rows >= N_DSP / N of the mode read 0.  It is the FIFO head, read
+//                       from the distributed RAM at a registered pointer.
 //   out_mode            mode of the beats that produced out_acc.
-//   busy                a beat is in flight.
+//   busy                a beat is in flight (in the pipeline; words in the FIFO not).
 //   err                 sticky: a beat with an unsupported mode was received.
 // Parameters default to the generated dsp_chain_pkg (plait.rtl.dsp_chain.DspChainConfig);
 // the mode and weight-width codes are read from the package (fixed encodings).
@@ -64,7 +72,8 @@ module dsp_chain #(
   parameter int IDX_W      = dsp_chain_pkg::IDX_W,
   parameter int CODE_W     = dsp_chain_pkg::CODE_W,
   parameter int MODE_W     = dsp_chain_pkg::MODE_W,
-  parameter int WBITS_W    = dsp_chain_pkg::WBITS_W
+  parameter int WBITS_W    = dsp_chain_pkg::WBITS_W,
+  parameter int OUT_DEPTH  = dsp_chain_pkg::OUT_DEPTH    // output FIFO words (power of two)
 ) (
   input  logic                       clk,
   input  logic                       rst_n,
@@ -77,6 +86,7 @@ module dsp_chain #(
   input  logic [N_DSP*CODE_W-1:0]    in_w,
   input  logic [N_DSP*IDX_W-1:0]     in_idx,
   output logic                       out_valid,
+  input  logic                       out_ready,
   output logic [MODE_W-1:0]          out_mode,
   output logic [2*ROWS_MAX*ACC_W-1:0] out_acc,
   output logic                       busy,
@@ -120,7 +130,13 @@ module dsp_chain #(
 
   // pair mode holds two codes per slot: 8-bit weights cannot be paired
   assign mode_ok  = MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8);
-  assign in_ready = !(|v) || (in_mode == cur_mode);
+  // credits: a group's last beat needs a free output FIFO word (in flight + queued)
+  localparam int OD_W = $clog2(OUT_DEPTH);
+  logic [OD_W:0] pending;          // groups accepted, their word not yet taken
+  logic          room;             // a last beat may enter
+  logic          push, pop;        // a group sum enters / a word leaves the output FIFO
+  assign room     = pending != (OD_W+1)'(OUT_DEPTH);
+  assign in_ready = (!(|v) || (in_mode == cur_mode)) && (room || !in_last);
   assign accept   = in_valid && in_ready;
   assign busy     = |v;
 
@@ -265,7 +281,9 @@ module dsp_chain #(
     acc_last <= last_tap;
   end
 
+  logic out_valid_d;              // out_valid of the next cycle
   for (genvar r = 0; r < ROWS_MAX; r++) begin : g_row
+    logic [2*ACC_W-1:0] row_sum;   // this row's group sums (lane l at [l*ACC_W +: ACC_W])
     for (genvar ln = 0; ln < 2; ln++) begin : g_lane
       // this row and lane's copies: beat valid, group end, first beat of a group (the
       // accumulator loads its beat sum instead of adding: one LUT per bit in front of
@@ -285,7 +303,7 @@ module dsp_chain #(
       end
 
       logic signed [TREE_W-1:0] x;
-      logic signed [ACC_W-1:0]  acc, sum, o_r;
+      logic signed [ACC_W-1:0]  acc, sum;
       always_comb begin
         x = '0;
         for (int l = 0; l <= LEVELS; l++)
@@ -293,18 +311,65 @@ module dsp_chain #(
       end
       assign sum = (first_q ? '0 : acc) + ACC_W'(x);
       always_ff @(posedge clk) begin
-        if (acc_v_q)               acc <= sum;
-        if (acc_v_q && acc_last_q) o_r <= sum;
+        if (acc_v_q) acc <= sum;
       end
-      assign out_acc[(ln*ROWS_MAX + r)*ACC_W +: ACC_W] = o_r;
+
+      assign row_sum[ln*ACC_W +: ACC_W] = sum;
     end
+
+    // this row's slice of the output FIFO (both lanes): distributed RAM written with
+    // the group sums at the tail, read at the head, with its own copies of the two
+    // pointers and of out_valid ((* keep *): one copy would fan out to every RAM's
+    // address pins); the row's lane-0 controls write it (both lanes' are equal)
+    logic [2*ACC_W-1:0] q_mem [OUT_DEPTH];
+    logic [OD_W-1:0]    wp_q, rp_q;
+    logic               ov_q, push_q, pop_q;
+    assign push_q = g_lane[0].acc_v_q && g_lane[0].acc_last_q;
+    assign pop_q  = ov_q && out_ready;
+    (* keep *) always_ff @(posedge clk) begin
+      if (!rst_n) begin
+        wp_q <= '0;
+        rp_q <= '0;
+        ov_q <= 1'b0;
+      end else begin
+        if (push_q) wp_q <= wp_q + 1'b1;
+        if (pop_q)  rp_q <= rp_q + 1'b1;
+        ov_q <= out_valid_d;
+      end
+    end
+    always_ff @(posedge clk) begin
+      if (push_q) q_mem[wp_q] <= row_sum;
+    end
+    assign out_acc[r*ACC_W +: ACC_W]              = q_mem[rp_q][0 +: ACC_W];
+    assign out_acc[(ROWS_MAX + r)*ACC_W +: ACC_W] = q_mem[rp_q][ACC_W +: ACC_W];
   end
 
+  // ------------------------------------------------------------ output FIFO
+  // the master copy of the pointers, the occupancy and the mode of each word
+  logic [OD_W-1:0]  wp, rp;
+  logic [OD_W:0]    n_out;         // words in the FIFO
+  logic [MODE_W-1:0] mode_mem [OUT_DEPTH];
+  assign push = acc_v && acc_last;
+  assign pop  = out_valid && out_ready;
+  // a word next cycle: one arrives, or one stays (not the last one leaving)
+  assign out_valid_d = push || (n_out > (OD_W+1)'(1)) || (n_out == (OD_W+1)'(1) && !pop);
   always_ff @(posedge clk) begin
-    if (!rst_n) out_valid <= 1'b0;
-    else        out_valid <= acc_v && acc_last;
-    if (acc_v && acc_last) out_mode <= cur_mode;
+    if (!rst_n) begin
+      wp        <= '0;
+      rp        <= '0;
+      n_out     <= '0;
+      out_valid <= 1'b0;
+      pending   <= '0;
+    end else begin
+      if (push) wp <= wp + 1'b1;
+      if (pop)  rp <= rp + 1'b1;
+      n_out     <= n_out + (OD_W+1)'(push) - (OD_W+1)'(pop);
+      out_valid <= out_valid_d;
+      pending   <= pending + (OD_W+1)'(accept && mode_ok && in_last) - (OD_W+1)'(pop);
+    end
+    if (push) mode_mem[wp] <= cur_mode;
   end
+  assign out_mode = mode_mem[rp];
 
 `ifndef SYNTHESIS
   // ------------------------------------------------- assertions (simulation only)
@@ -313,22 +378,33 @@ module dsp_chain #(
   a_in_hold: assert property (@(posedge clk) disable iff (!rst_n)
       in_valid && !in_ready |=> in_valid && $stable({in_last, in_mode, in_wbits, in_act, in_w, in_idx}))
     else $error("dsp_chain: in_valid dropped or the offered beat changed while in_ready was low");
+  // ... and for the output: a word offered and not taken stays offered, unchanged
+  a_out_hold: assert property (@(posedge clk) disable iff (!rst_n)
+      out_valid && !out_ready |=> out_valid && $stable({out_mode, out_acc}))
+    else $error("dsp_chain: out_valid dropped or the output word changed while out_ready was low");
+  // the FIFO holds no more words than groups are outstanding (the credits bound
+  // those by OUT_DEPTH, a_groups_bound below: so a full FIFO is never written)
+  a_fifo_count: assert property (@(posedge clk) disable iff (!rst_n) n_out <= pending)
+    else $error("dsp_chain: %0d words in the output FIFO, only %0d groups outstanding",
+                n_out, pending);
   // The mode changes only on an empty pipeline (the tree level and the operand
   // decode of the beats in flight follow cur_mode).
   a_mode_drained: assert property (@(posedge clk) disable iff (!rst_n)
       accept && in_mode != cur_mode |-> !(|v))
     else $error("dsp_chain: mode %0d accepted with beats of mode %0d in flight", in_mode, cur_mode);
-  // Groups in flight: each accepted last beat of an enabled mode gives exactly one
-  // output; the pipeline never holds more than its depth, never emits more than it took.
+  // Groups in flight or queued: each accepted last beat of an enabled mode gives
+  // exactly one output word; never more than the credits allow, never a word that was
+  // not asked for.
   int groups;
   always_ff @(posedge clk) begin
     if (!rst_n) groups <= 0;
-    else        groups <= groups + int'(accept && mode_ok && in_last) - int'(out_valid);
+    else        groups <= groups + int'(accept && mode_ok && in_last) - int'(pop);
   end
   a_no_spurious_out: assert property (@(posedge clk) disable iff (!rst_n) out_valid |-> groups > 0)
     else $error("dsp_chain: out_valid without a group in flight");
-  a_groups_bound: assert property (@(posedge clk) disable iff (!rst_n) groups <= DEPTH + 1)
-    else $error("dsp_chain: %0d groups in flight, more than the pipeline holds", groups);
+  a_groups_bound: assert property (@(posedge clk) disable iff (!rst_n) groups <= OUT_DEPTH)
+    else $error("dsp_chain: %0d groups in flight or queued, more than the %0d credits",
+                groups, OUT_DEPTH);
   // The replicated accumulator controls equal the master copy (yosys must not merge
   // them, nothing may make them differ).
   for (genvar r = 0; r < ROWS_MAX; r++) begin : g_chk_row
@@ -337,6 +413,9 @@ module dsp_chain #(
           g_row[r].g_lane[ln].acc_v_q == acc_v && g_row[r].g_lane[ln].acc_last_q == acc_last)
         else $error("dsp_chain: row %0d lane %0d accumulator control differs from acc_v/acc_last", r, ln);
     end
+    a_fifo_replica: assert property (@(posedge clk) disable iff (!rst_n)
+        g_row[r].wp_q == wp && g_row[r].rp_q == rp && g_row[r].ov_q == out_valid)
+      else $error("dsp_chain: row %0d output FIFO pointers differ from the master copy", r);
   end
   if (EN_PAIR) begin : g_chk_pair
     // every slice sees the same beat type; a pair beat never carries 8-bit codes

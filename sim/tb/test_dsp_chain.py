@@ -63,6 +63,10 @@ class ChainTB:
         self.last_edges: list[int] = []    # clock edge that accepted each group's last beat
         self.last_modes: list[str] = []
         self.held: list[int] = []          # id() of schedules whose beats in_ready held back
+        self.ready_prob = 1.0              # P(out_ready = 1) per cycle (1.0: never stalls)
+        self.ready_rng = random.Random(3)
+        self.stalled_words = 0             # output words that waited for out_ready
+        self._ready = True                 # out_ready as driven
 
     async def start(self):
         dut = self.dut
@@ -75,6 +79,7 @@ class ChainTB:
         dut.in_act.value = 0
         dut.in_w.value = 0
         dut.in_idx.value = 0
+        dut.out_ready.value = 1
         for _ in range(4):
             await RisingEdge(dut.clk)
         dut.rst_n.value = 1
@@ -82,16 +87,26 @@ class ChainTB:
         cocotb.start_soon(self._monitor())
 
     async def _monitor(self):
+        """Drives out_ready for each cycle right after its rising edge (high with
+        probability ``ready_prob``) and records every output word taken (out_valid and
+        out_ready in the settled cycle)."""
         dut, cfg = self.dut, self.cfg
         rmax = cfg.rows_max
         while True:
             await RisingEdge(dut.clk)
             self.cycle += 1
+            ready = self.ready_prob >= 1.0 or self.ready_rng.random() < self.ready_prob
+            if ready != self._ready:
+                dut.out_ready.value = int(ready)
+                self._ready = ready
             await ReadOnly()
             if int(dut.out_valid.value):
-                vals = unpack_signed(dut.out_acc.value, cfg.acc_w, 2 * rmax)
-                self.observed.append(np.array(vals, np.int64).reshape(2, rmax))
-                self.out_cycles.append(self.cycle)
+                if ready:
+                    vals = unpack_signed(dut.out_acc.value, cfg.acc_w, 2 * rmax)
+                    self.observed.append(np.array(vals, np.int64).reshape(2, rmax))
+                    self.out_cycles.append(self.cycle)
+                else:
+                    self.stalled_words += 1
 
     def expect(self, s: ChainSchedule) -> np.ndarray:
         gold = run_schedule(s, cascade=self.cfg.cascade, lane_shift=self.cfg.lane_shift,
@@ -247,17 +262,18 @@ def perf_report(tb: ChainTB, name: str, scheds: list[ChainSchedule], first: int,
 # ------------------------------------------------------------------ functional coverage
 # cocotb-coverage bins over what the tests drove (sampled once per schedule, not per
 # beat): mode x weight width, mode x traffic (back to back, idle gaps, in_ready holding
-# a beat back, the K = 65536 group, batch-1 GEMV), extremes, every 2:4 pattern and
+# a beat back, the K = 65536 group, batch-1 GEMV, out_ready stalling the output, one-beat
+# groups at full rate), extremes, every 2:4 pattern and
 # every (slot, index) of the N:16 modes.  Exported to $PLAIT_SIM_OUT/
 # functional_coverage.yml after each test; tests/test_rtl_dsp_chain.py requires every
 # bin of a full run to be hit.
 _COV_MODES = _config().mode_list()
-TRAFFIC = ("back_to_back", "gaps", "held", "max_k", "gemv")
+TRAFFIC = ("back_to_back", "gaps", "held", "max_k", "gemv", "out_stalled", "one_beat_groups")
 EXTREMES = ("act_min_x_w_min", "act_min_x_w_max", "zero_weight_group", "zero_act_group")
 
 
 def _traffic_of(mode: str) -> list[str]:
-    out = ["back_to_back", "gaps", "held"]
+    out = ["back_to_back", "gaps", "held", "out_stalled", "one_beat_groups"]
     if mode in ("dense", "2:16", "pair"):
         out.append("max_k")
     if mode in ("dense", "pair"):
@@ -393,6 +409,68 @@ async def test_random_modes(dut):
         cover(s, "gaps", x, q)
     lat = tb.check_latency()
     dut._log.info("measured latency per mode: %s", {m: sorted(v) for m, v in lat.items()})
+    tb.finish()
+
+
+@cocotb.skipif(not _enabled("backpressure"), reason="not selected by PLAIT_TB_TESTS")
+@cocotb.test()
+async def test_output_backpressure(dut):
+    """The output stream's back-pressure, in every enabled mode.
+
+    1. One-beat groups (group size = M: an output word per beat, the hardest case for
+       the output FIFO's credits) with out_ready high: still one beat per clock, and
+       the waveform latency equals the model.
+    2. The same traffic, and longer groups, with out_ready low half of the cycles at
+       random and input gaps: every word bit-exact and in order, the chain's in_ready
+       held last beats back (credits exhausted), words waited for out_ready.  The RTL's
+       a_out_hold / a_fifo_room assertions check the output held still and the FIFO
+       never overflowed."""
+    cfg = _config()
+    tb = ChainTB(dut, cfg, "backpressure")
+    await tb.start()
+    rng = np.random.default_rng(99)
+    for mname in cfg.mode_list():
+        md = parse_mode(mname)
+        bits = max(md.weight_bits)
+        r = cfg.rows(md)
+        k1 = 8 * md.m                                  # 8 beats per tile, 1 per group
+        x = rng.integers(-128, 128, (md.lanes, k1))
+        q = random_weights(rng, 8 * r, k1, md, bits)    # 64 groups
+        s = schedule_chain(x, q, md, md.m, n_dsp=cfg.n_dsp, bits=bits)
+        tb.expect(s)
+        first = tb.cycle + 1
+        n_before = len(tb.out_cycles)
+        await tb.drive([s])
+        await tb.drain()
+        tb.check([s], [x], [q])
+        cover(s, "one_beat_groups", x, q)
+        assert tb.accept_cycles[-1] - first + 1 == s.beats, \
+            f"{mname}: one-beat groups did not stream at one beat per clock"
+        lat = {o - e for o, e in zip(tb.out_cycles[n_before:], tb.last_edges[n_before:])}
+        assert lat == {cfg.latency(md)}, (mname, sorted(lat))
+        # back-pressure: out_ready low half of the time, input gaps
+        tb.ready_prob = 0.5
+        stalled, cyc0 = tb.stalled_words, tb.cycle
+        scheds, xs, qs = [s], [x], [q]
+        k, g = RANDOM_GEOMETRY[mname]
+        x2 = rng.integers(-128, 128, (md.lanes, k))
+        q2 = random_weights(rng, 2 * r, k, md, bits)
+        scheds.append(schedule_chain(x2, q2, md, g, n_dsp=cfg.n_dsp, bits=bits))
+        xs.append(x2)
+        qs.append(q2)
+        tb.expect(scheds[0])
+        tb.expect(scheds[1])
+        tb.held.clear()
+        await tb.drive(scheds, gap_prob=0.2, rng=random.Random(11))
+        await tb.drain(timeout=2000)
+        tb.check(scheds, xs, qs)
+        for s_, x_, q_ in zip(scheds, xs, qs):
+            cover(s_, "out_stalled", x_, q_)
+        assert tb.stalled_words > stalled, f"{mname}: no output word waited for out_ready"
+        assert id(scheds[0]) in tb.held, f"{mname}: the credits never held a last beat back"
+        dut._log.info(f"{mname}: {tb.stalled_words - stalled} stalled word-cycles, "
+                      f"{tb.cycle - cyc0} cycles under back-pressure")
+        tb.ready_prob = 1.0
     tb.finish()
 
 

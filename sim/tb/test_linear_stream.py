@@ -99,9 +99,10 @@ async def test_dsp_stream(dut):
     start_clock(dut.clk, PERIOD_NS)
     for h in (dut.in_act, dut.in_w, dut.in_idx, dut.in_last, dut.in_mode, dut.in_wbits):
         h.value = 0
+    dut.out_ready.value = 1
     await reset(dut, 4, idle={dut.in_valid: 0})
     clk = _Clock()
-    mon = StreamMonitor(dut.clk, dut.out_valid, None, {"acc": dut.out_acc},
+    mon = StreamMonitor(dut.clk, dut.out_valid, dut.out_ready, {"acc": dut.out_acc},
                         period_ns=PERIOD_NS).start()
     drv = StreamDriver(dut.clk, dut.in_valid, dut.in_ready,
                        {"act": dut.in_act, "w": dut.in_w, "idx": dut.in_idx,
