@@ -231,13 +231,15 @@ def test_weights_are_kept_low_bit(arts):
 
 @pytest.mark.slow
 def test_smollm2_fast_decoder_against_the_graph_runner(tmp_path):
-    """SmolLM2-135M w4g128 and w8, three chat prompts, 16 tokens.  With a float head the
+    """SmolLM2-135M w4g128, two chat prompts, 12 tokens (the 8-bit code kernel and every
+    scheme are checked against the numerics on the tiny model).  With a float head the
     fast decoder's greedy tokens equal the graph runner's.  With the default W8 head (its
     rounding moves logits by up to about 0.1 here) the graph's tokens are fed to both: the
     top-2 margin differs by at most 0.25 and the picked token is the same wherever the
     graph's margin is above 0.25 (a near-tie may flip); prefill logits within 2 %."""
-    prompts = ("What is the capital of France?", "Write a haiku about the sea.", "What is 2+2?")
-    for recipe in ("w4g128", "w8"):
+    prompts = ("What is the capital of France?", "What is 2+2?")
+    steps = 12
+    for recipe in ("w4g128",):
         out = tmp_path / recipe
         assert main(["compile", "smollm2", "--recipe", recipe, "-o", str(out)]) == 0
         with Session(out, device="cpu") as s, Session(out, device="cpu", fast=False) as g:
@@ -245,10 +247,10 @@ def test_smollm2_fast_decoder_against_the_graph_runner(tmp_path):
             ff = FastDecoder(s.artifact.graph, s.artifact.weights, head="float")
             for p in prompts:
                 ids = s.encode_chat(p)
-                ref = list(g.generate_ids(ids, 16, stop_ids=set()))
+                ref = list(g.generate_ids(ids, steps, stop_ids=set()))
                 ff.reset()
                 row, got = ff.logits(np.asarray([ids]), last_only=True)[0, -1], []
-                for _ in range(16):
+                for _ in range(steps):
                     got.append(int(np.argmax(row)))
                     row = ff.logits(np.asarray([[got[-1]]]))[0, -1]
                 assert got == ref, (recipe, p)

@@ -32,13 +32,17 @@ QUICK_BUILD = ["-MAKEFLAGS", "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"]
 
 
 def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None = None,
-         primitive: bool = False, quick: bool = False, coverage: bool = False):
+         primitive: bool = False, quick: bool = False, coverage: bool = False,
+         mutant: int | None = None):
     """Run the cocotb testbench; ``primitive``: build the DSP48E2 primitive path
     (``-DPLAIT_DSP_PRIMITIVE`` + the simulation model as an extra source); ``quick``:
-    an unoptimised C++ build (mutants, short runs)."""
+    an unoptimised C++ build (mutants, short runs); ``mutant``: the mutant a
+    :func:`plait.sim.mutate.switched_mutants` build switches on (0: none)."""
     from plait.sim.runner import run_cocotb
     env = {"PLAIT_TB_CONFIG": cfg.to_json(),
            "PLAIT_TB_EXPECT_SLICE": "primitive" if primitive else "behavioural"}
+    if mutant is not None:
+        env["PLAIT_TB_MUTANT"] = str(mutant)
     if tests:
         env["PLAIT_TB_TESTS"] = tests
     if beats:

@@ -52,34 +52,59 @@ def test_rtl_geometry_sweep_random_macs():
     assert min(macs.values()) >= MIN_RANDOM_MACS, macs
 
 
-# Each simulation assertion of dsp_chain.sv, and a change that must make it fire:
-# (assertion, mutation site, replacement, modes of the build, testbench tests to run).
-OUT_VALID_D = ("assign out_valid_d = push || (n_out > (OD_W+1)'(1)) || "
-               "(n_out == (OD_W+1)'(1) && !pop);")
-ASSERTION_MUTANTS = [
-    ("a_mode_drained", "assign in_ready = (!(|v) || (in_mode == cur_mode)) && (room || !in_last);",
-     "assign in_ready = room || !in_last;", "dense,2:4", "switch"),
-    # out_valid on every beat reaching the accumulators, not only a group's last
-    ("a_no_spurious_out", OUT_VALID_D, OUT_VALID_D.replace("= push ||", "= acc_v ||"),
-     "dense", "edges"),
+# Each simulation assertion of dsp_chain.sv and a mutant that must make it fire:
+# assertion -> (site, expression in the site, its mutant, testbench tests to run).  All
+# are in one build (plait.sim.mutate.switched_mutants; the bench writes plait_mut from
+# PLAIT_TB_MUTANT), of the modes every mutant needs.
+MUTANT_MODES = "dense,2:4,pair"
+ASSERTION_MUTANTS = {
+    # a new mode enters with beats of the old one in flight
+    "a_mode_drained": ("assign in_ready = (!(|v) || (in_mode == cur_mode)) && (room || !in_last);",
+                       "(!(|v) || (in_mode == cur_mode))", "1'b1", "switch"),
+    # out_valid stays up one cycle after the last word left (the end of the
+    # backpressure test's first stream of one-beat groups: nothing is outstanding)
+    "a_no_spurious_out": ("assign out_valid_d = push || (n_out > (OD_W+1)'(1))",
+                          "(n_out > (OD_W+1)'(1))", "(n_out > (OD_W+1)'(0))", "backpressure"),
     # no credits: more groups than the output FIFO holds enter under back-pressure
-    ("a_groups_bound", "assign room     = pending != (OD_W+1)'(OUT_DEPTH);",
-     "assign room     = 1'b1;", "dense", "backpressure"),
-    ("a_replica", "          acc_v_q <= v_tap;",
-     "          acc_v_q <= v_tap && !(r == 0 && ln == 1);", "dense", "edges"),
+    "a_groups_bound": ("assign room     = pending != (OD_W+1)'(OUT_DEPTH);",
+                       "pending != (OD_W+1)'(OUT_DEPTH)", "1'b1", "backpressure"),
+    # one lane's accumulator control is not the master copy
+    "a_replica": ("          acc_v_q <= v_tap;", "v_tap", "v_tap && !(r == 0 && ln == 1)", "edges"),
     # one row's FIFO read pointer misses the pops
-    ("a_fifo_replica", "assign pop_q  = ov_q && out_ready;",
-     "assign pop_q  = ov_q && out_ready && (r != 0);", "dense", "edges"),
-    ("a_pair_replica", "        pair_r[i]          <= (in_mode == M_PAIR);",
-     "        pair_r[i]          <= (in_mode == M_PAIR) && (i != 3);", "dense,pair", "edges"),
-    ("a_pair_wbits", "MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8);",
-     "MODE_EN[in_mode];", "dense,pair", "switch"),
+    "a_fifo_replica": ("assign pop_q  = ov_q && out_ready;", "ov_q && out_ready",
+                       "ov_q && out_ready && (r != 0)", "edges"),
+    # one slice's pair flag is wrong
+    "a_pair_replica": ("        pair_r[i]          <= (in_mode == M_PAIR);", "(in_mode == M_PAIR)",
+                       "(in_mode == M_PAIR) && (i != 3)", "edges"),
+    # a pair beat with 8-bit codes is accepted
+    "a_pair_wbits": ("MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8);",
+                     "!(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8)", "1'b1", "switch"),
     # the last word is withdrawn while out_ready is low
-    ("a_out_hold", OUT_VALID_D, OUT_VALID_D.replace("&& !pop", "&& 1'b0"), "dense", "backpressure"),
+    "a_out_hold": ("(n_out == (OD_W+1)'(1) && !pop)", "!pop", "1'b0", "backpressure"),
     # the FIFO's word count runs ahead of its words
-    ("a_fifo_count", "n_out     <= n_out + (OD_W+1)'(push) - (OD_W+1)'(pop);",
-     "n_out     <= n_out + (OD_W+1)'(push) + (OD_W+1)'(push) - (OD_W+1)'(pop);", "dense", "edges"),
-]
+    "a_fifo_count": ("n_out     <= n_out + (OD_W+1)'(push) - (OD_W+1)'(pop);", "(OD_W+1)'(push)",
+                     "(OD_W+1)'(push) + (OD_W+1)'(push)", "edges"),
+}
+
+
+@pytest.fixture(scope="module")
+def switched(tmp_path_factory):
+    """The one build of every assertion mutant: (sources, {assertion: plait_mut})."""
+    from plait.sim.mutate import switched_mutants
+    return switched_mutants(unit_sources("dsp_chain"), tmp_path_factory.mktemp("dsp_mutants"),
+                            "dsp_chain.sv", "dsp_chain",
+                            {k: v[:3] for k, v in ASSERTION_MUTANTS.items()})
+
+
+@pytest.mark.slow
+def test_switched_mutant_build_unmutated_passes(switched):
+    """With no mutant switched on, the mutants' build is the design: it passes."""
+    srcs, _ids = switched
+    run = _run(DspChainConfig(modes=MUTANT_MODES), sources=srcs, tests="backpressure,edges,switch",
+               quick=True, mutant=0)
+    assert _ran(run) == ["test_output_backpressure", "test_edge_cases",
+                         "test_mode_switch_and_errors"], run.tests
+    assert all(t.passed for t in run.tests), run.tests
 
 
 @pytest.mark.slow
@@ -93,14 +118,13 @@ def test_input_protocol_assertion_fires():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, site, repl, modes, tests", ASSERTION_MUTANTS,
-                         ids=[m[0] for m in ASSERTION_MUTANTS])
-def test_assertion_fires_on_its_mutant(tmp_path, name, site, repl, modes, tests):
+@pytest.mark.parametrize("name", list(ASSERTION_MUTANTS))
+def test_assertion_fires_on_its_mutant(switched, name):
     """Every internal-invariant assertion can fail: the mutant that breaks its invariant
     stops the simulation with that assertion named (before any scoreboard compare)."""
-    from plait.sim.mutate import mutated_sources
     from plait.sim.runner import SimulationFailed
-    srcs = mutated_sources(unit_sources("dsp_chain"), tmp_path, "dsp_chain.sv", site, repl)
+    srcs, ids = switched
     with pytest.raises(SimulationFailed) as exc:
-        _run(DspChainConfig(modes=modes), sources=srcs, tests=tests, quick=True)
+        _run(DspChainConfig(modes=MUTANT_MODES), sources=srcs, tests=ASSERTION_MUTANTS[name][3],
+             quick=True, mutant=ids[name])
     assert f"{name}:" in str(exc.value) or f".{name}" in str(exc.value), str(exc.value)[-2000:]

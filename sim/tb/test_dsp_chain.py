@@ -5,7 +5,9 @@ Launched from pytest (``tests/test_rtl_dsp_chain.py``) through
 JSON in ``PLAIT_TB_CONFIG``.  Optional env: ``PLAIT_TB_BEATS`` (random beats per
 mode, default 2048), ``PLAIT_TB_TESTS`` (comma list of the tests to run; the others are
 reported as skipped -- the mutation tests run only the fast one),
-``PLAIT_TB_EXPECT_SLICE`` (``primitive`` / ``behavioural``: ``test_slice_structure``
+``PLAIT_TB_MUTANT`` (the mutant a switched-mutant build runs, written to its
+``plait_mut``; 0 or unset: none), ``PLAIT_TB_EXPECT_SLICE`` (``primitive`` /
+``behavioural``: ``test_slice_structure``
 checks which slice implementation the build contains -- the DSP48E2 primitive path,
 built with ``-DPLAIT_DSP_PRIMITIVE`` and the simulation model
 ``rtl/sv/dsp_model_dsp48e2.sv``, or the behavioural pipeline).
@@ -80,6 +82,8 @@ class ChainTB:
         dut.in_w.value = 0
         dut.in_idx.value = 0
         dut.out_ready.value = 1
+        if hasattr(dut, "plait_mut"):         # a switched-mutant build: pick the mutant
+            dut.plait_mut.value = int(os.environ.get("PLAIT_TB_MUTANT", "0"))
         for _ in range(4):
             await RisingEdge(dut.clk)
         dut.rst_n.value = 1
