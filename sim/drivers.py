@@ -199,11 +199,16 @@ class StreamDriver:
     low), sleep until ``ready`` rises instead of resuming at every clock edge -- the
     same transfers, far fewer Python resumes for a stream that is stalled most of the
     time (e.g. a parameter stream consumed once per quantization group).
+
+    ``on_transfer(txn, waited)`` is called in the ``ReadOnly`` phase of the cycle whose
+    coming rising edge transfers ``txn`` (so the caller can note that edge, e.g. to
+    measure a latency); ``waited`` says whether ``ready`` held it back at least once.
     """
 
     def __init__(self, clk, valid, ready, data_signals: dict[str, Any], *,
                  gap_prob: float = 0.0, rng: random.Random | None = None,
-                 idle_value: int | None = None, wait_ready_edge: bool = False):
+                 idle_value: int | None = None, wait_ready_edge: bool = False,
+                 on_transfer: Callable[[dict, bool], None] | None = None):
         if not 0.0 <= gap_prob < 1.0:
             raise ValueError(f"StreamDriver: gap_prob must be in [0, 1), got {gap_prob}")
         if wait_ready_edge and ready is None:
@@ -214,6 +219,7 @@ class StreamDriver:
         self.gap_prob = gap_prob
         self.rng = rng or random.Random(0)
         self.idle_value = idle_value
+        self.on_transfer = on_transfer
         self.sent = 0
         self.valid.value = 0
 
@@ -240,12 +246,16 @@ class StreamDriver:
                 await RisingEdge(self.clk)
             self._drive(txn)
             self.valid.value = 1
+            waited = False
             while True:
                 await ReadOnly()
                 if self.ready is None or int(self.ready.value) == 1:
+                    if self.on_transfer is not None:
+                        self.on_transfer(txn, waited)
                     await RisingEdge(self.clk)
                     break
                 # ready low: no transfer at the coming edge
+                waited = True
                 await (RisingEdge(self.ready) if self.wait_ready_edge else RisingEdge(self.clk))
             n += 1
             self.sent += 1

@@ -37,7 +37,8 @@ from plait.ir.numerics.dsp import (DSP_WEIGHT_BITS, M_MAX, WBITS_CODE,
                                    ChainSchedule, parse_mode, prune_nm, run_schedule,
                                    schedule_chain)
 from plait.rtl.dsp_chain import DspChainConfig
-from plait.sim.drivers import pack_signed, pack_unsigned, start_clock, to_int, unpack_signed
+from plait.sim.drivers import (StreamDriver, pack_signed, pack_unsigned, reset, start_clock,
+                               unpack_signed)
 from plait.sim.scoreboard import Perf, Scoreboard
 
 
@@ -69,26 +70,32 @@ class ChainTB:
         self.ready_rng = random.Random(3)
         self.stalled_words = 0             # output words that waited for out_ready
         self._ready = True                 # out_ready as driven
+        self.driver: StreamDriver | None = None   # the input stream (start())
+        self._mode_name, self._held = "", False  # the schedule being driven
 
     async def start(self):
         dut = self.dut
         start_clock(dut.clk, 10)
-        dut.rst_n.value = 0
-        dut.in_valid.value = 0
-        dut.in_last.value = 0
-        dut.in_mode.value = 0
-        dut.in_wbits.value = 0
-        dut.in_act.value = 0
-        dut.in_w.value = 0
-        dut.in_idx.value = 0
+        for h in (dut.in_last, dut.in_mode, dut.in_wbits, dut.in_act, dut.in_w, dut.in_idx):
+            h.value = 0
         dut.out_ready.value = 1
         if hasattr(dut, "plait_mut"):         # a switched-mutant build: pick the mutant
             dut.plait_mut.value = int(os.environ.get("PLAIT_TB_MUTANT", "0"))
-        for _ in range(4):
-            await RisingEdge(dut.clk)
-        dut.rst_n.value = 1
-        await RisingEdge(dut.clk)
+        self.driver = StreamDriver(dut.clk, dut.in_valid, dut.in_ready,
+                                   {"last": dut.in_last, "mode": dut.in_mode, "wbits": dut.in_wbits,
+                                    "act": dut.in_act, "w": dut.in_w, "idx": dut.in_idx},
+                                   on_transfer=self._on_beat)
+        await reset(dut, 4)
         cocotb.start_soon(self._monitor())
+
+    def _on_beat(self, txn: dict, waited: bool) -> None:
+        """The driver's transfer hook (ReadOnly phase): the coming edge takes ``txn``."""
+        edge = self.cycle + 1                   # the edge about to sample the handshake
+        self.accept_cycles.append(edge)
+        self._held = self._held or waited
+        if txn["last"]:
+            self.last_edges.append(edge)
+            self.last_modes.append(self._mode_name)
 
     async def _monitor(self):
         """Drives out_ready for each cycle right after its rising edge (high with
@@ -138,41 +145,19 @@ class ChainTB:
 
     async def drive(self, scheds: list[ChainSchedule], gap_prob: float = 0.0,
                     rng: random.Random | None = None) -> None:
-        """Stream the schedules' beats (back to back unless gap_prob > 0)."""
-        dut, cfg = self.dut, self.cfg
-        rng = rng or random.Random(1)
+        """Stream the schedules' beats through the input StreamDriver (back to back
+        unless gap_prob > 0; an offered beat stays offered until taken)."""
+        drv = self.driver
+        drv.gap_prob, drv.rng = gap_prob, rng or random.Random(1)
         for s in scheds:
             md, wb = s.mode.code, WBITS_CODE[s.bits]
-            act = [pack_signed(a.reshape(-1), 8) for a in s.act]
-            w = [pack_unsigned(c, 8) for c in s.codes]
-            idx = [pack_unsigned(i, 4) for i in s.idx]
-            t = 0
-            pending = False             # a beat offered and not yet taken stays offered
-            held = False
-            while t < s.beats:
-                valid = pending or not (gap_prob and rng.random() < gap_prob)
-                dut.in_valid.value = int(valid)
-                dut.in_mode.value = md
-                dut.in_wbits.value = wb
-                dut.in_last.value = int(s.last[t])
-                dut.in_act.value = act[t]
-                dut.in_w.value = w[t]
-                dut.in_idx.value = idx[t]
-                await ReadOnly()
-                took = valid and int(dut.in_ready.value)
-                pending = valid and not took
-                held = held or pending
-                edge = self.cycle + 1           # the edge about to sample the handshake
-                await RisingEdge(dut.clk)
-                if took:
-                    self.accept_cycles.append(self.cycle)
-                    if s.last[t]:
-                        self.last_edges.append(edge)
-                        self.last_modes.append(s.mode.name)
-                    t += 1
-            if held:
+            self._mode_name, self._held = s.mode.name, False
+            await drv.send({"mode": md, "wbits": wb, "last": int(s.last[t]),
+                            "act": pack_signed(s.act[t].reshape(-1), 8),
+                            "w": pack_unsigned(s.codes[t], 8), "idx": pack_unsigned(s.idx[t], 4)}
+                           for t in range(s.beats))
+            if self._held:
                 self.held.append(id(s))
-        dut.in_valid.value = 0
 
     def finish(self) -> None:
         """End of a test: export the functional coverage, fail on any scoreboard
@@ -389,10 +374,11 @@ async def test_random_modes(dut):
             scheds.append(s)
             xs.append(x)
             qs.append(q)
-        first = tb.cycle + 1
+        mark = len(tb.accept_cycles)
         n_before = len(tb.out_cycles)
         await tb.drive(scheds)
         await tb.drain()
+        first = tb.accept_cycles[mark]              # the edge that took the first beat
         tb.check(scheds, xs, qs)
         for s_, x_, q_ in zip(scheds, xs, qs):
             cover(s_, "back_to_back", x_, q_)
@@ -442,10 +428,11 @@ async def test_output_backpressure(dut):
         q = random_weights(rng, 8 * r, k1, md, bits)    # 64 groups
         s = schedule_chain(x, q, md, md.m, n_dsp=cfg.n_dsp, bits=bits)
         tb.expect(s)
-        first = tb.cycle + 1
+        mark = len(tb.accept_cycles)
         n_before = len(tb.out_cycles)
         await tb.drive([s])
         await tb.drain()
+        first = tb.accept_cycles[mark]
         tb.check([s], [x], [q])
         cover(s, "one_beat_groups", x, q)
         assert tb.accept_cycles[-1] - first + 1 == s.beats, \
@@ -620,19 +607,14 @@ async def test_mode_switch_and_errors(dut):
     if "pair" in cfg.mode_list():
         bad.append((parse_mode("pair").code, WBITS_CODE[8]))
     for code, wbits in bad:
-        dut.in_valid.value = 1
-        dut.in_mode.value = code
-        dut.in_wbits.value = wbits
-        dut.in_last.value = 1
-        await RisingEdge(dut.clk)
-        dut.in_valid.value = 0
+        tb._mode_name = f"code {code}"
+        await tb.driver.send([{"mode": code, "wbits": wbits, "last": 1}])
         await tb.drain()
         assert int(dut.err.value) == 1, f"mode code {code} was not flagged"
         assert not tb.observed, f"mode code {code} produced output"
-        dut.rst_n.value = 0
-        await RisingEdge(dut.clk)
-        dut.rst_n.value = 1
-        await RisingEdge(dut.clk)
+        tb.last_edges.pop()                  # no output follows a dropped beat
+        tb.last_modes.pop()
+        await reset(dut, 1)
         await ReadOnly()
         assert int(dut.err.value) == 0, "reset must clear err"
         await RisingEdge(dut.clk)
@@ -692,9 +674,10 @@ async def test_gemv_lane_use(dut):
         xin = x if mname == "pair" else np.concatenate([x, np.zeros_like(x)])
         s = schedule_chain(xin, q, mname, g, n_dsp=cfg.n_dsp, bits=bits)
         tb.expect(s)
-        first = tb.cycle + 1
+        mark = len(tb.accept_cycles)
         await tb.drive([s])
         await tb.drain()
+        first = tb.accept_cycles[mark]
         # the contract on the one real token row (dense mode: lane 0 of two)
         obs = [o[:, :s.lane_rows] for o in tb.observed]
         tb.check([s], [xin], [q])
