@@ -7,7 +7,8 @@ that are a supported decoder (:func:`decoder_plan`):
 
 * **weights stay low-bit**: every quantized linear keeps the artifact's integer codes
   (1-4-bit codes two per byte, 8-bit codes one per byte) with a float scale and zero per
-  group (``w = sc * (u - zf)``, exactly the float path's dequantized value); a float
+  group (``w = sc * (u - zf)``, exactly the float path's dequantized value; a zero that
+  every group shares, as in sym / odd schemes, is passed once, not per group); a float
   linear stays float32.  The tied LM head / embedding, float in the artifact, is
   quantized once at load to W8 symmetric per group (the rule exact mode uses for a float
   linear, :func:`plait.ir.exact.exact_weight`); ``head="float"`` keeps it float32.
@@ -44,13 +45,14 @@ from typing import Optional
 import numpy as np
 
 SOURCE = Path(__file__).with_name("csrc") / "fast_decode.c"
-ABI = 3
+ABI = 4
 Q4, Q8, F32 = 1, 2, 3
 HEAD_FORMATS = ("w8", "float")
 MAX_GROUPS = 512             # groups per row the C kernel's stack buffers hold
 MAX_K = 16384                # inputs of a quantized linear (the kernel's int16 activation buffer)
 MAX_HEAD_DIM = 512
 MAX_HIDDEN = 8192            # the C step's per-thread norm buffer
+_RETRY_MIN, _RETRY_MAX = 16, 256   # decode steps between tries of the other thread count
 STEP_PREFILL_MAX = 2         # prompts up to this many tokens run as decode steps
 _CHUNK_ELEMS = 1 << 21       # float32 elements of the prefill's dequantization scratch
 
@@ -64,7 +66,7 @@ class FastUnsupported(RuntimeError):
 class _Lin(ctypes.Structure):
     _fields_ = [("kind", ctypes.c_int32), ("n", ctypes.c_int32), ("k", ctypes.c_int32), ("g", ctypes.c_int32),
                 ("w", ctypes.c_void_p), ("sc", ctypes.c_void_p), ("zf", ctypes.c_void_p),
-                ("wf", ctypes.c_void_p), ("bias", ctypes.c_void_p)]
+                ("wf", ctypes.c_void_p), ("bias", ctypes.c_void_p), ("z0", ctypes.c_float)]
 
 
 class _Layer(ctypes.Structure):
@@ -307,11 +309,14 @@ class _Weight:
                  what: str = ""):
         import torch
         self.kind, self.n, self.k, self.g, self.what = kind, n, k, g, what
-        self.w, self.sc, self.zf = w, sc, zf
+        z0 = 0.0
+        if zf is not None and zf.size and np.all(zf == zf.flat[0]):
+            zf, z0 = None, float(zf.flat[0])     # one zero for every group (sym, odd): not stored
+        self.w, self.sc, self.zf, self.z0 = w, sc, zf, z0
         self.wf = None if wf is None else torch.from_numpy(np.ascontiguousarray(wf, np.float32))
         self.bias = None if bias is None else torch.from_numpy(np.ascontiguousarray(bias, np.float32))
         ptr = lambda a: None if a is None else a.ctypes.data if isinstance(a, np.ndarray) else a.data_ptr()  # noqa: E731
-        self.struct = _Lin(kind, n, k, g, ptr(w), ptr(sc), ptr(zf), ptr(self.wf), ptr(self.bias))
+        self.struct = _Lin(kind, n, k, g, ptr(w), ptr(sc), ptr(zf), ptr(self.wf), ptr(self.bias), z0)
 
     @property
     def nbytes(self) -> int:
@@ -483,6 +488,8 @@ class FastDecoder:
         self.seq = _Sequence()
         self._step_s: dict[int, float] = {}       # threads -> recent seconds per decode step
         self._steps = 0
+        self._best = 0                            # the thread count picked last
+        self._retry = _RETRY_MIN                  # steps between tries of the other count
 
     def _check_layer(self, i, lw) -> None:
         d, want = self.d, {"q": (self.H * self.hd, self.d), "k": (self.Hk * self.hd, self.d),
@@ -588,15 +595,21 @@ class FastDecoder:
         """Threads of the next decode step: ``top`` (torch's thread count) or 1, whichever
         has been faster lately.  On a machine shared with other jobs a second thread may
         wait for a core at every barrier and make a step slower than one thread alone; the
-        slower choice is retried every 16 steps, so the pick follows the load."""
+        slower choice is retried after 16 steps, then after twice as many each time it is
+        still slower (up to 256: a retry costs a slow step), so the pick follows the load."""
         if top == 1:
             return 1
-        self._steps += 1
         for n in (top, 1):
             if n not in self._step_s:
                 return n
         best, other = (top, 1) if self._step_s[top] <= self._step_s[1] else (1, top)
-        return other if self._steps % 16 == 0 else best
+        if best != self._best:
+            self._best, self._retry, self._steps = best, _RETRY_MIN, 0
+        self._steps += 1
+        if self._steps >= self._retry:
+            self._steps, self._retry = 0, min(2 * self._retry, _RETRY_MAX)
+            return other
+        return best
 
     def _linear(self, w: _Weight, x, threads: int):
         """``x @ W^T (+ b)`` in torch: float32 rows of ``W`` dequantized chunk by chunk."""

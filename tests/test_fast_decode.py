@@ -194,6 +194,21 @@ def test_float_graph_runs_fast_and_matches():
     assert _rel(fd.logits(np.array([[7]])), ref.logits(np.array([[7]]))) < 1e-4
 
 
+def test_thread_pick_retries_the_slower_count_less_and_less():
+    """Decode steps run on the faster of torch's thread count and one thread; the slower
+    count is retried after 16 steps, then 32, 64, ... (at most 256), and a change of the
+    faster count starts over at 16."""
+    g, w = llama(n_layers=1)
+    fd = FastDecoder(g, w)
+    fd._step_s = {2: 0.010, 1: 0.015}
+    picks = [fd._step_threads(2) for _ in range(16 + 32 + 64 + 128 + 256 + 256)]
+    tries = [i + 1 for i, n in enumerate(picks) if n == 1]
+    assert np.diff([0] + tries).tolist() == [16, 32, 64, 128, 256, 256]
+    fd._step_s = {2: 0.020, 1: 0.015}                # the load changed: one thread is faster
+    picks = [fd._step_threads(2) for _ in range(16)]
+    assert picks[:15] == [1] * 15 and picks[15] == 2
+
+
 def test_no_compiler_falls_back(monkeypatch, tmp_path):
     """Without a working C compiler the library cannot be built: the reason is named."""
     monkeypatch.setattr(fast, "_LIB", None)
