@@ -23,11 +23,13 @@ coverage: setup
 	$(VENV)/bin/python -m pytest -q -s tests/test_rtl_dsp_chain.py -k test_rtl_all_modes
 	$(VENV)/bin/python -m pytest -q -s tests/test_rtl_lut_core.py -k "test_rtl_small_build_bit_exact and 4"
 
-# the LUT core's full mutation campaign (every enumerated site, about 2 minutes; CI runs a
-# sample: tests/test_rtl_lut_core.py::test_mutation_campaign_no_survivors); prints the
-# survival table, fails if a mutant not listed as equivalent survives
+# both engines' full mutation campaigns (every enumerated site; the LUT core's takes about 2
+# minutes and CI runs a sample of it, tests/test_rtl_lut_core.py; the DSP chain's about a
+# minute, all of it in CI, tests/test_rtl_dsp_chain_checks.py); prints the survival tables,
+# fails if a mutant not listed as equivalent survives
 mutation: setup
 	$(VENV)/bin/python -m plait.sim.mutate lut_core
+	$(VENV)/bin/python -m plait.sim.mutate dsp_chain
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"

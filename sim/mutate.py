@@ -115,7 +115,8 @@ def switched_mutants(sources: Iterable[Path], dest: Path, file_name: str, module
 #   connections of instances, generate ``if`` / ``for`` headers and procedural ``for``
 #   headers (elaboration-time constants), and every expression inside ``[...]``
 #   (part-select bases and widths: which wire goes where, not arithmetic), the
-#   width of a size cast (``W'(...)``) and the count of a replication (``{N{...}}``).
+#   width of a size cast (``W'(...)``, ``(W+1)'(...)``) and the count of a replication (``{N{...}}``).
+#   Assignments to ``unused*`` signals (lint sinks, read by nothing) are not sites.
 # * what (the site classes of the survival table):
 #     ``arith``    binary ``+`` <-> ``-``, ``*`` -> ``+``
 #     ``logic``    ``&`` <-> ``|``, ``^`` -> ``|``, ``&&`` <-> ``||``
@@ -346,6 +347,16 @@ class _Parser:
                     self.gen_body()
         elif s == "begin":
             self.gen_body()
+        elif s in ("function", "task"):
+            # header up to its `;`, then the body's statements are sites
+            end_kw = "end" + s
+            self.i = self.until(self.i, (";",)) + 1
+            while self.tx() != end_kw:
+                if not self.tx():
+                    raise ValueError(f"{self.file}: no `{end_kw}`")
+                self.stmt(False)
+            self.i += 1
+            self.label()
         else:                                    # declaration, instance, ...
             end = self.until(self.i, (";",))
             if s in ("logic", "wire", "reg", "bit"):
@@ -389,7 +400,25 @@ class _Parser:
         elif s == "for":
             self.i = self.match_close(self.i + 1) + 1
             self.stmt(in_reset)
-        elif s in ("case", "casez", "casex", "unique", "priority", "while", "repeat", "forever"):
+        elif s in ("unique", "unique0", "priority") and self.tx(self.i + 1) in ("case", "casez", "casex", "if"):
+            self.i += 1                              # the qualifier changes no site
+            self.stmt(in_reset)
+        elif s in ("case", "casez", "casex"):
+            # case (expr) labels: stmt ... [default[:] stmt] endcase -- the items'
+            # statements are sites; the selector and the labels are not mutated
+            self.i = self.match_close(self.i + 1) + 1
+            while self.tx() != "endcase":
+                if not self.tx():
+                    raise ValueError(f"{self.file}: no `endcase` (offset {self.t[self.i - 1].start})")
+                if self.tx() == "default":
+                    self.i += 1
+                    if self.tx() == ":":
+                        self.i += 1
+                else:
+                    self.i = self.until(self.i, (":",)) + 1
+                self.stmt(in_reset)
+            self.i += 1
+        elif s in ("while", "repeat", "forever"):
             raise ValueError(f"{self.file}: mutation enumeration does not handle `{s}` "
                              f"(offset {self.t[self.i].start})")
         elif s == ";":
@@ -447,6 +476,16 @@ def _expr_edits(text: str, toks: list[_Tok], a: int, b: int) -> list[tuple[str, 
                 skip.update(range(j, k + 1))
         elif toks[j].kind in ("id", "num") and j + 1 < b and toks[j + 1].text == "{":
             skip.add(j)
+    for k in range(a, b - 1):                    # parenthesized cast widths: (W+1)'(...)
+        if toks[k].text != ")" or toks[k + 1].text != "'":
+            continue
+        depth = 0
+        for j in range(k, a - 1, -1):
+            depth += toks[j].text == ")"
+            depth -= toks[j].text == "("
+            if depth == 0:
+                break
+        skip.update(range(j, k + 1))
     sq = 0
     for i in range(a, b):
         tk = toks[i]
@@ -506,6 +545,8 @@ def enumerate_mutants(path: Path, module: str | None = None) -> list[Mutant]:
     for a, b, kind, in_reset, lhs, stmt_a in p.sites:
         if a >= b:
             continue
+        if lhs is not None and lhs.startswith("unused"):
+            continue                             # a lint sink (`assign unused_x = ^x;`): no reader
         start, end = toks[a].start, toks[b - 1].end
         orig = text[start:end]
         is_cond = toks[stmt_a].text == "if"
@@ -877,7 +918,27 @@ def lut_core_campaign() -> CampaignSpec:
         ids_env="PLAIT_LUT_MUTANTS", equivalent=MUTANT_EQUIVALENT)
 
 
-CAMPAIGNS = {"lut_core": lut_core_campaign}
+def dsp_chain_campaign() -> CampaignSpec:
+    """The sparse DSP chain: dsp_chain.sv and the submodules the behavioural build
+    simulates (operand decode, sparse MUX, lane adjust, cascade group, delay lines; not
+    dsp_slice.sv, whose preprocessor branches the enumerator does not parse), on the
+    16-slice all-modes build, the bench's ``test_mutants`` (random tiles of every mode and
+    width with extreme operands and one-beat groups, the waveform latency, the same
+    under back-pressure with input gaps, an unsupported mode code)."""
+    from plait.ir.numerics.dsp import CHAIN_MODES
+    from plait.rtl.dsp_chain import DspChainConfig
+    from plait.sim.tb.test_dsp_chain import MUTANT_EQUIVALENT
+    return CampaignSpec(
+        name="dsp_chain", top="dsp_chain",
+        files=("dsp_chain.sv", "dsp_operand_decode.sv", "dsp_sparse_mux.sv", "dsp_lane_adjust.sv",
+               "dsp_cascade_group.sv", "dsp_delay.sv"),
+        config=DspChainConfig(modes=",".join(CHAIN_MODES)),
+        test_module="plait.sim.tb.test_dsp_chain", testcase="test_mutants",
+        ids_env="PLAIT_DSP_MUTANTS", env={"PLAIT_TB_EXPECT_SLICE": "behavioural"},
+        equivalent=MUTANT_EQUIVALENT)
+
+
+CAMPAIGNS = {"lut_core": lut_core_campaign, "dsp_chain": dsp_chain_campaign}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,3 +128,21 @@ def test_assertion_fires_on_its_mutant(switched, name):
         _run(DspChainConfig(modes=MUTANT_MODES), sources=srcs, tests=ASSERTION_MUTANTS[name][3],
              quick=True, mutant=ids[name])
     assert f"{name}:" in str(exc.value) or f".{name}" in str(exc.value), str(exc.value)[-2000:]
+
+
+@pytest.mark.slow
+def test_mutation_campaign_no_survivors():
+    """The DSP chain's whole mutation campaign (plait.sim.mutate.dsp_chain_campaign: every
+    enumerated site of dsp_chain.sv and the submodules the behavioural build simulates,
+    all in one switched build and one simulation, about 45 s): every mutant is killed --
+    a wrong / missing output word or mode, a nonzero unused row, a latency off the model,
+    a hang, err, a failed assertion -- or listed equivalent with its reason; none
+    survives (`make mutation` prints the table)."""
+    from plait.sim.mutate import SITE_CLASSES, dsp_chain_campaign, run_campaign
+    res = run_campaign(dsp_chain_campaign())
+    print("\n" + res.table())
+    assert not res.survivors, "\n".join(r.row() for r in res.survivors)
+    counts = res.counts()
+    assert set(counts) == set(SITE_CLASSES) and len(res.results) >= 200, counts
+    killed = sum(c["killed"] for c in counts.values())
+    assert killed >= 0.9 * len(res.results), counts

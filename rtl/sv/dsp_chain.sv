@@ -30,7 +30,8 @@
 //   in_last             last beat of a quantization group (emit and clear the rows).
 //   in_act   [2*M_MAX*8] lane l (token row), block position j at [(l*M_MAX+j)*8 +: 8].
 //   in_w     [N_DSP*CODE_W] weight code of slice i at [i*CODE_W +: CODE_W] (low wbits used).
-//   in_idx   [N_DSP*IDX_W]  sparse index of slice i at [i*IDX_W +: IDX_W] (ignored when dense).
+//   in_idx   [N_DSP*IDX_W]  sparse index of slice i at [i*IDX_W +: IDX_W] (ignored when dense
+//                       and pair; 2:4 reads its two low bits only).
 //   out_valid/out_ready output stream, one word per quantization group; a word moves
 //                       when both are 1, and stays unchanged until it does (AXI4-Stream
 //                       rule).  The group sums wait in an OUT_DEPTH-word FIFO

@@ -50,14 +50,17 @@ module dsp_operand_decode #(
   // as x, which silently dropped pair mode from the netlist
   localparam bit EN_PAIR  = MODE_EN[dsp_chain_pkg::MODE_PAIR];
 
+  // 2:4 reads the two low index bits only (the upper ones are don't-care on the bus)
+  logic [IDX_W-1:0] sel_24;
+  assign sel_24 = {{(IDX_W-2){1'b0}}, idx[1:0]};
   always_comb begin
     // N:16 modes use the full index; without them, 2:4 (or dense) is the fallback
     if (EN_N16)     sel = idx;
-    else if (EN_24) sel = {{(IDX_W-2){1'b0}}, idx[1:0]};
+    else if (EN_24) sel = sel_24;
     else            sel = DENSE_SEL;
     if (EN_DENSE && mode == M_DENSE) sel = DENSE_SEL;
     if (EN_PAIR && mode == M_PAIR)   sel = DENSE_SEL;
-    if (EN_24 && mode == M_2_4)      sel = {{(IDX_W-2){1'b0}}, idx[1:0]};
+    if (EN_24 && mode == M_2_4)      sel = sel_24;
   end
 
   // the b-bit code u sits in code[b-1:0]; q = u - 2^(b-1): invert bit b-1, sign-extend

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.utils import get_sim_time
 from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db
 
 from plait.ir.numerics.common import group_accumulate, signed_range
@@ -60,6 +61,7 @@ class ChainTB:
         self.dut, self.cfg = dut, cfg
         self.sb = Scoreboard(f"dsp_chain.{name}")
         self.observed: list[np.ndarray] = []
+        self.observed_modes: list[int] = []    # out_mode of each observed word
         self.out_cycles: list[int] = []
         self.cycle = 0
         self.accept_cycles: list[int] = []
@@ -71,22 +73,31 @@ class ChainTB:
         self.stalled_words = 0             # output words that waited for out_ready
         self._ready = True                 # out_ready as driven
         self.driver: StreamDriver | None = None   # the input stream (start())
+        self._mon_task = None
+        self.garbage = np.random.default_rng(29)  # bus bits the chain must ignore
         self._mode_name, self._held = "", False  # the schedule being driven
 
-    async def start(self):
+    async def start(self, clock: bool = True):
+        """Reset the chain for 4 clocks (the clock is started unless ``clock=False``),
+        then start the output monitor."""
         dut = self.dut
-        start_clock(dut.clk, 10)
+        if clock:
+            start_clock(dut.clk, 10)
         for h in (dut.in_last, dut.in_mode, dut.in_wbits, dut.in_act, dut.in_w, dut.in_idx):
             h.value = 0
         dut.out_ready.value = 1
-        if hasattr(dut, "plait_mut"):         # a switched-mutant build: pick the mutant
-            dut.plait_mut.value = int(os.environ.get("PLAIT_TB_MUTANT", "0"))
+        if "PLAIT_TB_MUTANT" in os.environ:   # a switched-mutant build: pick the mutant
+            dut.plait_mut.value = int(os.environ["PLAIT_TB_MUTANT"])
         self.driver = StreamDriver(dut.clk, dut.in_valid, dut.in_ready,
                                    {"last": dut.in_last, "mode": dut.in_mode, "wbits": dut.in_wbits,
                                     "act": dut.in_act, "w": dut.in_w, "idx": dut.in_idx},
                                    on_transfer=self._on_beat)
         await reset(dut, 4)
-        cocotb.start_soon(self._monitor())
+        self._mon_task = cocotb.start_soon(self._monitor())
+
+    def stop(self) -> None:
+        """Stop the output monitor (a later ChainTB on the same dut starts its own)."""
+        self._mon_task.cancel()
 
     def _on_beat(self, txn: dict, waited: bool) -> None:
         """The driver's transfer hook (ReadOnly phase): the coming edge takes ``txn``."""
@@ -115,6 +126,7 @@ class ChainTB:
                 if ready:
                     vals = unpack_signed(dut.out_acc.value, cfg.acc_w, 2 * rmax)
                     self.observed.append(np.array(vals, np.int64).reshape(2, rmax))
+                    self.observed_modes.append(int(dut.out_mode.value))
                     self.out_cycles.append(self.cycle)
                 else:
                     self.stalled_words += 1
@@ -127,15 +139,22 @@ class ChainTB:
         return gold
 
     def check(self, scheds: list[ChainSchedule], xs: list, qs: list) -> None:
-        """Compare everything observed since the last check."""
+        """Compare everything observed since the last check: each word's rows of the
+        mode (``acc``), its mode (out_mode, ``mode``), the rows the mode does not have
+        (0, ``unused_rows``), and per schedule the contract."""
         obs, self.observed = self.observed, []
+        modes, self.observed_modes = self.observed_modes, []
         pos = 0
         for s, x, q in zip(scheds, xs, qs):
             r = s.lane_rows
             n = s.n_tiles * (s.k // s.group_size)
             mine = [o[:, :r] for o in obs[pos:pos + n]]
-            for o in mine:
-                self.sb.observe("acc", o)
+            for o, m in zip(obs[pos:pos + n], modes[pos:pos + n]):
+                self.sb.observe("acc", o[:, :r])
+                self.sb.expect("mode", s.mode.code)
+                self.sb.observe("mode", m)
+                self.sb.expect("unused_rows", np.zeros_like(o[:, r:]))
+                self.sb.observe("unused_rows", o[:, r:])
             if len(mine) == n:
                 self.sb.expect("contract", group_accumulate(q, x, s.group_size))
                 self.sb.observe("contract", s.unschedule(np.array(mine)))
@@ -152,9 +171,12 @@ class ChainTB:
         for s in scheds:
             md, wb = s.mode.code, WBITS_CODE[s.bits]
             self._mode_name, self._held = s.mode.name, False
+            idx = s.idx
+            if s.mode.name == "2:4":            # 2:4 reads idx[1:0]: garbage above
+                idx = idx | (self.garbage.integers(0, 4, idx.shape) << 2)
             await drv.send({"mode": md, "wbits": wb, "last": int(s.last[t]),
                             "act": pack_signed(s.act[t].reshape(-1), 8),
-                            "w": pack_unsigned(s.codes[t], 8), "idx": pack_unsigned(s.idx[t], 4)}
+                            "w": pack_unsigned(s.codes[t], 8), "idx": pack_unsigned(idx[t], 4)}
                            for t in range(s.beats))
             if self._held:
                 self.held.append(id(s))
@@ -697,6 +719,166 @@ async def test_gemv_lane_use(dut):
     tb.finish()
 
 
+# ------------------------------------------------------------------ mutation campaign
+MUTANT_WINDOW_NS = 40_000          # one phase of a mutant's stimulus may take this long
+
+
+async def _mutant_window(dut, cfg: DspChainConfig, seed: int) -> str:
+    """The stimulus one mutant meets (plait.sim.mutate.dsp_chain_campaign): reset; per
+    enabled mode, random tiles of every weight width with extreme operands, then
+    one-beat groups; the waveform latency of every group against the model; the same
+    traffic under output back-pressure with input gaps; an unsupported mode code must
+    set err and produce nothing.  Returns ``""`` (all right) or what went wrong."""
+    tb = ChainTB(dut, cfg, "mutant")
+    rng = np.random.default_rng(seed)
+    try:
+        await tb.start(clock=False)
+        scheds, xs, qs = [], [], []
+        for mname in cfg.mode_list():
+            md = parse_mode(mname)
+            r = cfg.rows(md)
+            for bits in md.weight_bits:
+                k = 4 * md.m
+                x = rng.integers(-128, 128, (md.lanes, k))
+                x[:, :md.m] = -128                       # one all -128 block
+                q = random_weights(rng, 2 * r, k, md, bits)
+                lo, hi = signed_range(bits)
+                if not md.implicit_idx:                  # keep the N:M pattern
+                    q[:, :md.m] = np.where(q[:, :md.m] != 0, lo, 0)
+                else:
+                    q[:, :md.m] = lo
+                    q[0, md.m:2 * md.m] = hi
+                scheds.append(schedule_chain(x, q, md, md.m if bits == 2 else 2 * md.m,
+                                             n_dsp=cfg.n_dsp, bits=bits))
+                xs.append(x)
+                qs.append(q)
+        for s_ in scheds:
+            garbage_fill(s_, rng)
+            tb.expect(s_)
+        await with_timeout(tb.drive(scheds), MUTANT_WINDOW_NS, "ns")
+        await tb.drain(timeout=400)
+        tb.check(scheds, xs, qs)
+        if tb.sb.mismatches or tb.sb.pending():
+            m = tb.sb.mismatches[0] if tb.sb.mismatches else f"{tb.sb.pending()} output(s) missing"
+            return f"mismatch: {m}"
+        try:
+            tb.check_latency()
+        except AssertionError as e:
+            return f"timing: {e}"[:300]
+        # back-pressure and input gaps on the same traffic
+        tb.ready_prob = 0.5
+        for s_ in scheds:
+            tb.expect(s_)
+        await with_timeout(tb.drive(scheds, gap_prob=0.2, rng=random.Random(seed)),
+                           MUTANT_WINDOW_NS, "ns")
+        await tb.drain(timeout=2000)
+        tb.check(scheds, xs, qs)
+        if tb.sb.mismatches or tb.sb.pending():
+            m = tb.sb.mismatches[0] if tb.sb.mismatches else f"{tb.sb.pending()} output(s) missing"
+            return f"mismatch under back-pressure: {m}"
+        tb.ready_prob = 1.0
+        # a full output FIFO: out_ready low while one-beat groups of two modes stream
+        # (the credits must hold the input back; every queued word, its mode included,
+        # must come out intact)
+        modes = cfg.mode_list()
+        full, fx, fq = [], [], []
+        # (one word short of full in the first mode, so that the second mode's first
+        # word fills the FIFO while its head is still of the first mode)
+        for mname, groups in ((modes[0], cfg.out_depth - 1), (modes[-1], 8)):
+            md = parse_mode(mname)
+            r = cfg.rows(md)
+            x = rng.integers(-128, 128, (md.lanes, groups * md.m))
+            q = random_weights(rng, r, groups * md.m, md, max(md.weight_bits))
+            full.append(schedule_chain(x, q, md, md.m, n_dsp=cfg.n_dsp, bits=max(md.weight_bits)))
+            fx.append(x)
+            fq.append(q)
+            tb.expect(full[-1])
+        tb.ready_prob = 0.0
+        task = cocotb.start_soon(tb.drive(full))
+        for _ in range(4 * cfg.out_depth):
+            await RisingEdge(dut.clk)
+        tb.ready_prob = 1.0
+        await with_timeout(task, MUTANT_WINDOW_NS, "ns")
+        await tb.drain(timeout=2000)
+        tb.check(full, fx, fq)
+        if tb.sb.mismatches or tb.sb.pending():
+            m = tb.sb.mismatches[0] if tb.sb.mismatches else f"{tb.sb.pending()} output(s) missing"
+            return f"mismatch with a full output FIFO: {m}"
+        # a reset in flight: nothing may come out after it, and the chain runs again
+        await RisingEdge(dut.clk)
+        task = cocotb.start_soon(tb.drive([full[0]]))
+        for _ in range(cfg.out_depth):
+            await RisingEdge(dut.clk)
+        task.cancel()
+        tb.ready_prob = 0.0                     # words queued at the reset
+        await reset(dut, 1, idle={dut.in_valid: 0})
+        tb.ready_prob = 1.0
+        tb.observed, tb.observed_modes = [], []
+        for _ in range(3 * cfg.out_depth):
+            await RisingEdge(dut.clk)
+        await ReadOnly()
+        if tb.observed or int(dut.busy.value) or int(dut.out_valid.value):
+            return (f"reset in flight: {len(tb.observed)} word(s) after it, busy "
+                    f"{int(dut.busy.value)}, out_valid {int(dut.out_valid.value)}")
+        await RisingEdge(dut.clk)
+        tb.expect(scheds[0])
+        await with_timeout(tb.drive(scheds[:1]), MUTANT_WINDOW_NS, "ns")
+        await tb.drain(timeout=400)
+        tb.check(scheds[:1], xs[:1], qs[:1])
+        if tb.sb.mismatches or tb.sb.pending():
+            m = tb.sb.mismatches[0] if tb.sb.mismatches else f"{tb.sb.pending()} output(s) missing"
+            return f"mismatch after a reset in flight: {m}"
+        await ReadOnly()
+        if int(dut.err.value):
+            return "err raised by legal traffic"
+        await RisingEdge(dut.clk)
+        bad = next(c for c in range(8) if not (cfg.sv_params()["MODE_MASK"] >> c) & 1)
+        tb._mode_name = "bad"
+        await tb.driver.send([{"mode": bad, "wbits": WBITS_CODE[8], "last": 1}])
+        await tb.drain()
+        await ReadOnly()
+        if not int(dut.err.value) or tb.observed:
+            return f"unsupported mode code {bad}: err {int(dut.err.value)}, {len(tb.observed)} output(s)"
+        return ""
+    except (SimTimeoutError, TimeoutError) as e:
+        return f"hung: {type(e).__name__} {e}"[:300]
+    except AssertionError as e:                 # drain() timed out, a bench check
+        return f"hung: {e}"[:300] if "still busy" in str(e) else f"bench error: {e}"[:300]
+    except Exception as e:                      # noqa: BLE001 -- a mutant may break the bench
+        return f"bench error: {type(e).__name__}: {e}"[:300]
+    finally:
+        await RisingEdge(dut.clk)               # out of a ReadOnly phase
+        tb.stop()
+        dut.in_valid.value = 0
+        dut.out_ready.value = 1
+
+
+@cocotb.skipif("PLAIT_DSP_MUTANTS" not in os.environ,
+               reason="the mutation campaign's test: runs when PLAIT_DSP_MUTANTS lists mutants")
+@cocotb.test()
+async def test_mutants(dut):
+    """The mutation campaign's simulation (plait.sim.mutate.run_campaign): for each
+    mutant select K in ``PLAIT_DSP_MUTANTS`` (a JSON list; 0 = the unmutated design)
+    write ``dut.plait_mut`` and run :func:`_mutant_window`; after each window its
+    verdict and simulation times (steps) are appended to ``$PLAIT_SIM_OUT/mutants.json``
+    (the campaign matches the assertion failures in sim.log with the windows)."""
+    cfg = _config()
+    ids = json.loads(os.environ["PLAIT_DSP_MUTANTS"])
+    seed = int(os.environ.get("PLAIT_DSP_SEED", "17"))
+    path = Path(os.environ.get("PLAIT_SIM_OUT", ".")) / "mutants.json"
+    start_clock(dut.clk, 10)
+    done = []
+    for k in ids:
+        dut.plait_mut.value = int(k)
+        t0 = get_sim_time("step")
+        verdict = await _mutant_window(dut, cfg, seed)
+        done.append({"mut": int(k), "t0": t0, "t1": get_sim_time("step"), "verdict": verdict})
+        path.write_text(json.dumps(done))
+        if k == 0 and verdict:
+            raise AssertionError(f"the unmutated design fails the campaign stimulus: {verdict}")
+    dut.plait_mut.value = 0
+
+
 @cocotb.skipif(not os.environ.get("PLAIT_TB_EXPECT_SLICE", "").strip() or not _enabled("structure"),
                reason="PLAIT_TB_EXPECT_SLICE unset or not selected by PLAIT_TB_TESTS")
 @cocotb.test()
@@ -725,3 +907,36 @@ async def test_slice_structure(dut):
                     f"group {g} slice {j}: OPMODE {opmode:09b} (Z-MUX {z:03b})"
                 assert (opmode & 0b1111) == 0b0101 and int(sl.u_dsp.ALUMODE.value) == 0
                 assert int(sl.u_dsp.INMODE.value) == 0b00100
+
+
+#: mutants of the campaign (plait.sim.mutate.dsp_chain_campaign) that no stimulus can
+#: tell from the design, each looked at: (file, statement or a unique part of it, change)
+#: -> why
+MUTANT_EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("dsp_chain.sv", "last <= '0;", "`'0` -> `'1`"):
+        "last is read only together with v (v_tap / last_tap, acc_v_q && acc_last_q), which the "
+        "reset clears: the reset value of last is never used",
+    ("dsp_chain.sv", "assign pair_r[i] = 1'b0;", "`1'b0` -> `1'b1`"): "the g_nopair branch is not elaborated in a build with pair mode (the campaign's all-modes build)",
+    ("dsp_chain.sv", "assign wq_hi_r[i*8 +: 8] = '0;", "`'0` -> `'1`"): "the g_nopair branch is not elaborated in a build with pair mode (the campaign's all-modes build)",
+    ("dsp_chain.sv", "assign tree_q[((l*NG + n)*2)*TREE_W +: 2*TREE_W] = '0;", "`'0` -> `'1`"): "tree nodes n >= NG >> l of level l do not exist; the accumulators select level l only for rows r < NG >> l, so the filler is never read",
+    ("dsp_chain.sv", "if (MODE_EN[M_DENSE] && cur_mode == M_DENSE)", "`&&` -> `||`"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
+    ("dsp_chain.sv", "if (MODE_EN[M_DENSE] && cur_mode == M_DENSE)", "`==` -> `!=`"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
+    ("dsp_chain.sv", "if (MODE_EN[M_DENSE] && cur_mode == M_DENSE)", "condition stuck at 1"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
+    ("dsp_chain.sv", "if (MODE_EN[M_DENSE] && cur_mode == M_DENSE)", "condition stuck at 0"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
+    ("dsp_chain.sv", "if (EN_PAIR && cur_mode == M_PAIR)", "`&&` -> `||`"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
+    ("dsp_chain.sv", "if (EN_PAIR && cur_mode == M_PAIR)", "`==` -> `!=`"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
+    ("dsp_chain.sv", "if (EN_PAIR && cur_mode == M_PAIR)", "condition stuck at 1"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
+    ("dsp_chain.sv", "if (EN_PAIR && cur_mode == M_PAIR)", "condition stuck at 0"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
+    ("dsp_chain.sv", "r < (NG >> l)", "`<` -> `<=`"): "the row guard: rows beyond it select the nonexistent nodes of g_none, which are 0 like the default x = '0, so a looser guard reads the same zeros",
+    ("dsp_chain.sv", "r < (NG >> l)", "`>>` -> `<<`"): "the row guard: rows beyond it select the nonexistent nodes of g_none, which are 0 like the default x = '0, so a looser guard reads the same zeros",
+    ("dsp_operand_decode.sv", "if (EN_N16)", "condition stuck at 1"):
+        "EN_N16 = 1 in the campaign's build: stuck at 1 is the design",
+    ("dsp_operand_decode.sv", "if (EN_24)", "condition stuck at 1"): "the fallback selects after `if (EN_N16)` are not reached when an N:16 mode is built (EN_N16 = 1 in the campaign's build; the 2:4 select is the `mode == M_2_4` line)",
+    ("dsp_operand_decode.sv", "if (EN_24)", "condition stuck at 0"): "the fallback selects after `if (EN_N16)` are not reached when an N:16 mode is built (EN_N16 = 1 in the campaign's build; the 2:4 select is the `mode == M_2_4` line)",
+    ("dsp_lane_adjust.sv", "assign borrow = {1'b0, lo_u} > (SH+1)'(WIN_HI);", "`>` -> `>=`"):
+        "they differ only at lo_u = WIN_HI, i.e. a lower-lane sum of WIN_HI = C * PROD_MIN + 2^SH - 1 "
+        "or of C * PROD_MIN - 1: both outside the reachable sums [C * PROD_MIN, C * PROD_MAX]",
+    ("dsp_cascade_group.sv", "assign pcin = '0;", "`'0` -> `'1`"):
+        "the first slice of a cascade group does not read pcin (behavioural: p <= m_r; the "
+        "DSP48E2 primitive: Z-MUX = 0)",
+}
