@@ -419,8 +419,12 @@ def test_corrupt_synth_cache_entry_is_synthesized_again(tmp_path, monkeypatch):
 # swap): it announces that with a marker file and sleeps, so the signal always lands
 # inside the write window -- a plain race would let a fast writer finish first.
 _WRITER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
+    # the signals' default dispositions, whatever this process inherited (a CI job started
+    # in the background may inherit SIGTERM ignored: the write then ran to its end)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import plait.runtime.artifact as art
     from plait.tests.graphs import big_linear_graph
     fsync_tree = art._fsync_tree
