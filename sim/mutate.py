@@ -785,6 +785,18 @@ def sample_mutants(mutants: list[Mutant], per_class: int) -> list[Mutant]:
     return [m for m in mutants if m in out]
 
 
+def run_sample(spec: CampaignSpec, per_class: int, *, log=print) -> "CampaignResult":
+    """A CI-sized campaign: :func:`sample_mutants` of the spec's mutants (every site class
+    must be in the sample), run, and its survival table logged."""
+    muts = sample_mutants(campaign_mutants(spec), per_class)
+    missing = set(SITE_CLASSES) - {m.cls for m in muts}
+    if missing:
+        raise ValueError(f"campaign {spec.name}: no mutant of the site classes {sorted(missing)}")
+    res = run_campaign(spec, muts, log=log)
+    log("\n" + res.table())
+    return res
+
+
 def _crash_reason(err) -> str:
     if err is None:
         return "the simulation ended early"

@@ -621,13 +621,10 @@ def test_mutation_campaign_no_survivors():
     one simulation): every mutant is killed (wrong / missing output, hang, cycle count,
     failed assertion) or listed equivalent with its reason; none survives.  The full
     campaign (every site, 311 mutants, about 2 minutes) is `make mutation`."""
-    from plait.sim.mutate import (SITE_CLASSES, campaign_mutants, lut_core_campaign,
-                                  run_campaign, sample_mutants)
+    from plait.sim.mutate import lut_core_campaign, run_sample
     spec = lut_core_campaign()
-    muts = sample_mutants(campaign_mutants(spec), CI_MUTANTS_PER_CLASS)
-    assert {m.cls for m in muts} == set(SITE_CLASSES) and len(muts) >= 50
-    res = run_campaign(spec, muts)
-    print("\n" + res.table())
+    res = run_sample(spec, CI_MUTANTS_PER_CLASS)
+    assert len(res.results) >= 50
     assert not res.survivors, "\n".join(r.row() for r in res.survivors)
     counts = res.counts()
     assert all(c["killed"] for c in counts.values()), counts

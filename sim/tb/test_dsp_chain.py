@@ -723,6 +723,13 @@ async def test_gemv_lane_use(dut):
 MUTANT_WINDOW_NS = 40_000          # one phase of a mutant's stimulus may take this long
 
 
+def _sb_fault(sb: Scoreboard) -> str:
+    """The scoreboard's first mismatch, or how many outputs are missing ("" if neither)."""
+    if sb.mismatches:
+        return str(sb.mismatches[0])
+    return f"{sb.pending()} output(s) missing" if sb.pending() else ""
+
+
 async def _mutant_window(dut, cfg: DspChainConfig, seed: int) -> str:
     """The stimulus one mutant meets (plait.sim.mutate.dsp_chain_campaign): reset; per
     enabled mode, random tiles of every weight width with extreme operands, then
@@ -758,9 +765,8 @@ async def _mutant_window(dut, cfg: DspChainConfig, seed: int) -> str:
         await with_timeout(tb.drive(scheds), MUTANT_WINDOW_NS, "ns")
         await tb.drain(timeout=400)
         tb.check(scheds, xs, qs)
-        if tb.sb.mismatches or tb.sb.pending():
-            m = tb.sb.mismatches[0] if tb.sb.mismatches else f"{tb.sb.pending()} output(s) missing"
-            return f"mismatch: {m}"
+        if (bad := _sb_fault(tb.sb)):
+            return f"mismatch: {bad}"
         try:
             tb.check_latency()
         except AssertionError as e:
@@ -773,9 +779,8 @@ async def _mutant_window(dut, cfg: DspChainConfig, seed: int) -> str:
                            MUTANT_WINDOW_NS, "ns")
         await tb.drain(timeout=2000)
         tb.check(scheds, xs, qs)
-        if tb.sb.mismatches or tb.sb.pending():
-            m = tb.sb.mismatches[0] if tb.sb.mismatches else f"{tb.sb.pending()} output(s) missing"
-            return f"mismatch under back-pressure: {m}"
+        if (bad := _sb_fault(tb.sb)):
+            return f"mismatch under back-pressure: {bad}"
         tb.ready_prob = 1.0
         # a full output FIFO: out_ready low while one-beat groups of two modes stream
         # (the credits must hold the input back; every queued word, its mode included,
@@ -801,9 +806,8 @@ async def _mutant_window(dut, cfg: DspChainConfig, seed: int) -> str:
         await with_timeout(task, MUTANT_WINDOW_NS, "ns")
         await tb.drain(timeout=2000)
         tb.check(full, fx, fq)
-        if tb.sb.mismatches or tb.sb.pending():
-            m = tb.sb.mismatches[0] if tb.sb.mismatches else f"{tb.sb.pending()} output(s) missing"
-            return f"mismatch with a full output FIFO: {m}"
+        if (bad := _sb_fault(tb.sb)):
+            return f"mismatch with a full output FIFO: {bad}"
         # a reset in flight: nothing may come out after it, and the chain runs again
         await RisingEdge(dut.clk)
         task = cocotb.start_soon(tb.drive([full[0]]))
@@ -825,9 +829,8 @@ async def _mutant_window(dut, cfg: DspChainConfig, seed: int) -> str:
         await with_timeout(tb.drive(scheds[:1]), MUTANT_WINDOW_NS, "ns")
         await tb.drain(timeout=400)
         tb.check(scheds[:1], xs[:1], qs[:1])
-        if tb.sb.mismatches or tb.sb.pending():
-            m = tb.sb.mismatches[0] if tb.sb.mismatches else f"{tb.sb.pending()} output(s) missing"
-            return f"mismatch after a reset in flight: {m}"
+        if (bad := _sb_fault(tb.sb)):
+            return f"mismatch after a reset in flight: {bad}"
         await ReadOnly()
         if int(dut.err.value):
             return "err raised by legal traffic"
