@@ -14,7 +14,7 @@ demo: setup
 	$(PLAIT) run $(OUT) --prompt "$(PROMPT)"
 
 test: setup
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=30
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=60
 
 # Verilator line/branch/toggle coverage of the DSP chain's all-modes run and of the LUT
 # core's small-build all-modes run, with the floors CI enforces

@@ -95,6 +95,9 @@ class UnitConfig:
     """
 
     pkg_name: ClassVar[str] = ""
+    #: the C++ optimisation Verilator builds of this unit use (None: the simulation
+    #: runner's default, ``plait.sim.runner.DEFAULT_OPT``)
+    sim_opt: ClassVar[str | None] = None
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:

@@ -125,6 +125,7 @@ class SkidBufferConfig(UnitConfig):
     """
 
     pkg_name: ClassVar[str] = "plait_skid_buffer_pkg"
+    sim_opt: ClassVar[str | None] = "-O0"     # a few registers: the compile is the run
     width: int = 16
 
     def validate(self) -> None:

@@ -26,17 +26,12 @@ TB = "plait.sim.tb.test_dsp_chain"
 BUILD_ARGS = ["--output-split", "0"]
 
 
-#: C++ of a mutant build compiled without optimisation: it runs one short test, and
-#: the compile is most of its time
-QUICK_BUILD = ["-MAKEFLAGS", "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"]
-
 
 def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None = None,
-         primitive: bool = False, quick: bool = False, coverage: bool = False,
+         primitive: bool = False, coverage: bool = False,
          mutant: int | None = None):
     """Run the cocotb testbench; ``primitive``: build the DSP48E2 primitive path
-    (``-DPLAIT_DSP_PRIMITIVE`` + the simulation model as an extra source); ``quick``:
-    an unoptimised C++ build (mutants, short runs); ``mutant``: the mutant a
+    (``-DPLAIT_DSP_PRIMITIVE`` + the simulation model as an extra source); ``mutant``: the mutant a
     :func:`plait.sim.mutate.switched_mutants` build switches on (0: none)."""
     from plait.sim.runner import run_cocotb
     env = {"PLAIT_TB_CONFIG": cfg.to_json(),
@@ -48,7 +43,7 @@ def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None =
     if beats:
         env["PLAIT_TB_BEATS"] = str(beats)
     srcs = sources or (primitive_sim_sources() if primitive else unit_sources("dsp_chain"))
-    args = BUILD_ARGS + (list(PRIMITIVE_BUILD_ARGS) if primitive else []) + (QUICK_BUILD if quick else [])
+    args = BUILD_ARGS + (list(PRIMITIVE_BUILD_ARGS) if primitive else [])
     if coverage:
         from plait.sim.coverage import COVERAGE_BUILD_ARGS
         args += list(COVERAGE_BUILD_ARGS)

@@ -302,8 +302,19 @@ def test_build_key_covers_inputs(tmp_path):
     assert k != _build_key("a", [src], pkg8, {"W": 3}, False, ["-j", "2"])[0]  # parameters
     assert k != _build_key("a", [src], pkg8, {}, True, ["-j", "2"])[0]         # waves
     assert k != _build_key("b", [src], pkg8, {}, False, ["-j", "2"])[0]        # top
+    assert k != _build_key("a", [src], pkg8, {}, False, ["-j", "2"], "-O0")[0]  # C++ opt
     src.write_text("module a; logic x; endmodule\n")
     assert k != _build_key("a", [src], pkg8, {}, False, ["-j", "2"])[0]        # source text
+
+
+def test_unknown_cxx_optimisation_is_refused(monkeypatch):
+    from plait.sim.runner import run_cocotb
+    src = unit_sources("skid_buffer")
+    with pytest.raises(ValueError, match=r"opt .*must be one of -O0.*got '-O9'"):
+        run_cocotb("plait_skid_buffer", src, "plait.sim.tb.test_skid_buffer", opt="-O9")
+    monkeypatch.setenv("PLAIT_SIM_OPT", "fast")
+    with pytest.raises(ValueError, match=r"\$PLAIT_SIM_OPT.*got 'fast'"):
+        run_cocotb("plait_skid_buffer", src, "plait.sim.tb.test_skid_buffer")
 
 
 @pytest.mark.slow
