@@ -34,6 +34,12 @@ mantissas in int64.  No Python loop touches elements.
 evaluation: the int8 rows the engine multiplies, the
 :class:`~plait.ir.numerics.QuantizedWeight` it multiplies them by, and the 48-bit
 ``P`` it must produce -- the hook the RTL layer tests use.
+
+``linear_p(node, x_int8[T, K], qw, packed)`` (optional) *computes* every linear's ``P``
+in place of the float32 products above: ``packed`` is the artifact's engine format
+(:func:`~plait.ir.numerics.pack.read_packed`; ``None`` when the graph is not packed,
+then ``qw`` defines the weight).  It must return exactly the ``P`` of the contract --
+the runtime's devices put their integer kernels here (:mod:`plait.runtime.kernels`).
 """
 from __future__ import annotations
 
@@ -152,10 +158,13 @@ class ExactInterpreter:
     """Runs a graph in exact mode with a KV cache (same calling convention as
     :class:`plait.ir.Interpreter`: ``run(tokens)``/``logits(tokens)``, ``reset()``)."""
 
-    def __init__(self, graph: Graph, weights, on_linear: Optional[Callable] = None):
+    def __init__(self, graph: Graph, weights, on_linear: Optional[Callable] = None,
+                 linear_p: Optional[Callable] = None):
         self.graph = graph
         self.weights = weights
         self.on_linear = on_linear
+        self.linear_p = linear_p
+        self._packed: dict[str, object] = {}
         self.pos = 0
         self._order = graph.order()
         self._free_after = free_plan(graph, self._order)
@@ -201,6 +210,7 @@ class ExactInterpreter:
         lin = self._lin.get(name)
         if lin is None:
             packed = read_packed(param.attrs["pack"], self.weights) if "pack" in param.attrs else None
+            self._packed[name] = packed
             lin = self._lin[name] = _Linear.build(exact_weight(self.weights, param), packed)
         return lin
 
@@ -317,7 +327,13 @@ class ExactInterpreter:
         param = self.graph.node(node.inputs[1])
         lin = self.linear(param)
         rows = qa.rows()
-        p = self._fused_p(node, rows)
+        if self.linear_p is not None:
+            p = np.asarray(self.linear_p(node, rows.q, lin.qw, self._packed[param.attrs["weight"]]))
+            if p.shape != (rows.q.shape[0], lin.qw.codes.shape[0]):
+                raise _fail(node, f"linear_p returned P of shape {p.shape}, expected "
+                                  f"{(rows.q.shape[0], lin.qw.codes.shape[0])}")
+        else:
+            p = self._fused_p(node, rows)
         if self.on_linear is not None:
             self.on_linear(node, rows.q, lin.qw, p)
         bias = self.bias_fx(node) if len(node.inputs) == 3 else None

@@ -12,8 +12,9 @@ cpu      the host: float mode -- the fast decoder (:mod:`plait.runtime.fast`, lo
          weights, one C call per token) where the graph is a supported decoder, else
          the graph runner (the accuracy reference) -- and exact mode (the integers of
          ``plait.ir.numerics``); buffers are numpy arrays, kernels Python callables
-cuda     a CUDA GPU (exact and float modes from the TVM kernels); unavailable without
-         a GPU, and the reason says so
+cuda     a CUDA GPU: exact mode with every linear on the TVM cuda kernels (float mode
+         is the host's runner for now); unavailable without a GPU, and the reason
+         says so
 sim      the accelerator's Verilator model behind the same verbs; needs Verilator, and
          the accelerator top (controller + engines) to be built
 fpga     a board through XRT's Python bindings (``pyxrt``): an xclbin, buffer objects,
@@ -92,6 +93,12 @@ class Device:
         pass
 
 
+def _no_fast_in_exact(fast: Optional[bool]) -> None:
+    if fast:
+        raise ValueError("fast=True is the float-mode decoder; exact mode runs the integers of "
+                         "plait.ir.numerics (pass fast=None or False with exact=True)")
+
+
 class CpuDevice(Device):
     """The host.  Buffers are numpy byte arrays; a kernel is a Python callable run at once."""
     name = "cpu"
@@ -146,9 +153,7 @@ class CpuDevice(Device):
         from plait.ir import Interpreter
         from plait.ir.exact import ExactInterpreter
         if exact:
-            if fast:
-                raise ValueError("fast=True is the float-mode decoder; exact mode runs the integers of "
-                                 "plait.ir.numerics (pass fast=None or False with exact=True)")
+            _no_fast_in_exact(fast)
             self.runner_note = "exact interpreter (the integers of plait.ir.numerics)"
             return ExactInterpreter(graph, weights)
         if fast is False:
@@ -167,19 +172,36 @@ class CpuDevice(Device):
 
 
 class CudaDevice(Device):
+    """A CUDA GPU.  Exact mode runs every linear on the TVM kernels built for ``cuda``
+    (:class:`plait.runtime.kernels.linears.KernelLinears`; the norms, attention and
+    activations stay the host's integer functions); float mode is the host's runner
+    (the CUDA float path is not built: ``runner_note`` says so)."""
     name = "cuda"
 
     @classmethod
     def probe(cls) -> tuple[bool, str]:
         try:
-            import torch
-        except ImportError:
-            return False, "torch is not installed"
-        if not torch.cuda.is_available():
-            why = "torch is a CPU-only build" if torch.version.cuda is None else "no CUDA device is visible"
-            return False, f"no CUDA GPU ({why})"
-        return False, ("a CUDA GPU is present, but the CUDA model runner is not built yet "
-                       "(the TVM kernels of plait.runtime.kernels run per layer only)")
+            from plait.runtime.kernels.build import cuda_enabled, gpu_present
+            if not cuda_enabled():
+                return False, "this TVM was built without CUDA (USE_CUDA is off)"
+            if not gpu_present():
+                return False, "no CUDA GPU is visible to TVM's CUDA runtime"
+        except ImportError as e:
+            return False, f"TVM is not installed ({e}); pip install 'plait[kernels]'"
+        return True, ""
+
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
+        if not exact:
+            host = CpuDevice()
+            r = host.runner(graph, weights, exact=False, fast=fast)
+            self.runner_note = f"float mode on the host (no CUDA float path yet): {host.runner_note}"
+            return r
+        _no_fast_in_exact(fast)
+        from plait.ir.exact import ExactInterpreter
+        from plait.runtime.kernels.linears import KernelLinears
+        self.linears = KernelLinears("cuda")
+        self.runner_note = "exact mode, linears on the TVM cuda kernels"
+        return ExactInterpreter(graph, weights, linear_p=self.linears)
 
 
 class SimDevice(Device):
