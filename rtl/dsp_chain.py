@@ -101,9 +101,6 @@ class DspChainConfig(UnitConfig):
     """
 
     pkg_name: ClassVar[str] = "dsp_chain_pkg"
-    #: its cocotb bench, not the model, bounds a simulation: compile fast
-    #: (plait.sim.runner.DEFAULT_OPT has the figures)
-    sim_opt: ClassVar[str | None] = "-O0"
     # geometry defaults: the one definition in plait.ir.target (what the mapping sizes)
     n_dsp: int = DspChainGeometry.n_dsp
     cascade: int = DspChainGeometry.cascade

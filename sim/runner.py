@@ -26,7 +26,8 @@ What it does
    Builds are serialized with a file lock, so parallel pytest processes are safe.
 4. Builds through ``cocotb_tools.runner.get_runner("verilator")`` with
    ``--x-assign unique --x-initial unique --assert``, timescale 1ns/1ps and
-   ``-j 2``; the Verilator/C++ log goes to ``<build>/build.log`` and a failed
+   ``-j 2``, and the model's C++ at :data:`DEFAULT_OPT` or the config's ``sim_opt``
+   (``OPT_FAST`` on the make line); the Verilator/C++ log goes to ``<build>/build.log`` and a failed
    build raises :class:`BuildFailed` with the log's tail.  Verilator's run-time
    library objects (``verilated*.o``, design independent) are kept per flag set in
    ``$PLAIT_CACHE/sim/_runtime/`` and reused by later builds (saves most of a small
@@ -79,11 +80,12 @@ BUILD_ARGS: tuple[str, ...] = ("-j", "2", "--x-assign", "unique", "--x-initial",
                                "--assert")
 TIMESCALE = ("1ns", "1ps")
 #: the C++ optimisation of a model's own code (Verilator's OPT_FAST, whose default is
-#: -Os).  A unit's config may name its own (``sim_opt``): the trade is compile time
-#: against model speed.  A 64-slice DSP chain compiles in 15 s at -O0 against 74 s at
-#: -Os and its bench is bound by Python (sweep: 295 -> 166 s), while the LUT core's
-#: layer run is bound by the model (at -O0 586 s of simulation against 112 s at -Os).
-#: ``opt=`` or ``$PLAIT_SIM_OPT`` overrides both.
+#: -Os).  A unit's config may name its own (``sim_opt``), a run its own (``opt=``): the
+#: trade is compile time against model speed.  A 64-slice DSP chain compiles in 15 s at
+#: -O0 against 74 s at -Os, so builds that run one short simulation gain (the DSP
+#: geometry sweep: 295 -> 166 s); long runs lose: at -O0 the LUT core's SmolLM2 layer
+#: took 586 s of simulation against 112 s, the DSP chain's 270 s against 89 s.
+#: ``opt=`` or ``$PLAIT_SIM_OPT`` overrides the config's.
 DEFAULT_OPT = "-Os"
 OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 

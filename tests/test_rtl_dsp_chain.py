@@ -29,10 +29,11 @@ BUILD_ARGS = ["--output-split", "0"]
 
 def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None = None,
          primitive: bool = False, coverage: bool = False,
-         mutant: int | None = None):
+         mutant: int | None = None, opt: str | None = None):
     """Run the cocotb testbench; ``primitive``: build the DSP48E2 primitive path
     (``-DPLAIT_DSP_PRIMITIVE`` + the simulation model as an extra source); ``mutant``: the mutant a
-    :func:`plait.sim.mutate.switched_mutants` build switches on (0: none)."""
+    :func:`plait.sim.mutate.switched_mutants` build switches on (0: none); ``opt``: the
+    model's C++ optimisation (plait.sim.runner.DEFAULT_OPT)."""
     from plait.sim.runner import run_cocotb
     env = {"PLAIT_TB_CONFIG": cfg.to_json(),
            "PLAIT_TB_EXPECT_SLICE": "primitive" if primitive else "behavioural"}
@@ -47,7 +48,7 @@ def _run(cfg: DspChainConfig, sources=None, tests: str = "", beats: int | None =
     if coverage:
         from plait.sim.coverage import COVERAGE_BUILD_ARGS
         args += list(COVERAGE_BUILD_ARGS)
-    return run_cocotb("dsp_chain", srcs, TB, config=cfg, env=env, build_args=args)
+    return run_cocotb("dsp_chain", srcs, TB, config=cfg, env=env, build_args=args, opt=opt)
 
 
 def test_unit_registered():
@@ -175,7 +176,7 @@ def test_primitive_opmode_mutation_is_caught(tmp_path):
     site = "CASCADE_IN ? 9'b00_001_01_01 : 9'b00_000_01_01"
     srcs = mutated_sources(primitive_sim_sources(), tmp_path, "dsp_slice.sv", site, "9'b00_000_01_01")
     with pytest.raises(SimulationFailed) as exc:
-        _run(DspChainConfig(), sources=srcs, tests="edges", primitive=True)
+        _run(DspChainConfig(), sources=srcs, tests="edges", primitive=True, opt="-O0")  # one short run
     msg = str(exc.value)
     assert "scoreboard dsp_chain.edges" in msg and "mismatched" in msg, msg[:2000]
 
@@ -198,7 +199,7 @@ def test_mutation_is_caught(tmp_path):
     srcs = mutated_sources(unit_sources("dsp_chain"), tmp_path, "dsp_lane_adjust.sv", site,
                            site.replace("borrow ?", "!borrow ?"))
     with pytest.raises(SimulationFailed) as exc:
-        _run(DspChainConfig(), sources=srcs, tests="edges")
+        _run(DspChainConfig(), sources=srcs, tests="edges", opt="-O0")   # one short run
     msg = str(exc.value)
     assert "scoreboard dsp_chain.edges" in msg and "mismatched" in msg, msg[:2000]
 

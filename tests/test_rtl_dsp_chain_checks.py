@@ -34,7 +34,8 @@ def test_rtl_geometry_sweep_random_macs():
     rows = []
     for n_dsp, cascade, modes, beats in GEOMETRIES:
         cfg = DspChainConfig(n_dsp=n_dsp, cascade=cascade, modes=modes)
-        run = _run(cfg, tests="random,switch", beats=beats)
+        # -O0: each build runs one simulation, and compiling is most of its time
+        run = _run(cfg, tests="random,switch", beats=beats, opt="-O0")
         assert _ran(run) == ["test_random_modes", "test_mode_switch_and_errors"], run.tests
         assert all(t.passed for t in run.tests), run.tests
         perf = {p["mode"]: p for p in run.perf()}

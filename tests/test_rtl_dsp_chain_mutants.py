@@ -60,7 +60,7 @@ def test_switched_mutant_build_unmutated_passes(switched):
     """With no mutant switched on, the mutants' build is the design: it passes."""
     srcs, _ids = switched
     run = _run(DspChainConfig(modes=MUTANT_MODES), sources=srcs, tests="backpressure,edges,switch",
-               mutant=0)
+               mutant=0, opt="-O0")
     assert _ran(run) == ["test_output_backpressure", "test_edge_cases",
                          "test_mode_switch_and_errors"], run.tests
     assert all(t.passed for t in run.tests), run.tests
@@ -75,7 +75,7 @@ def test_assertion_fires_on_its_mutant(switched, name):
     srcs, ids = switched
     with pytest.raises(SimulationFailed) as exc:
         _run(DspChainConfig(modes=MUTANT_MODES), sources=srcs, tests=ASSERTION_MUTANTS[name][3],
-             mutant=ids[name])
+             mutant=ids[name], opt="-O0")
     assert f"{name}:" in str(exc.value) or f".{name}" in str(exc.value), str(exc.value)[-2000:]
 
 

@@ -31,9 +31,10 @@ SMALL = dict(m=1, n=8, dq_lanes=2, max_group=32)
 
 
 def _run(cfg: LutCoreConfig, testcase=None, sources=None, plusargs=None, coverage=False,
-         **env):
+         opt=None, **env):
     """Run the bench; ``coverage``: a Verilator coverage build (line/branch + toggle:
-    the run writes coverage.dat)."""
+    the run writes coverage.dat); ``opt``: the model's C++ optimisation
+    (plait.sim.runner.DEFAULT_OPT)."""
     from plait.sim.runner import run_cocotb
     e = {"PLAIT_TB_CONFIG": cfg.to_json(), **{k: str(v) for k, v in env.items()}}
     args = None
@@ -44,7 +45,7 @@ def _run(cfg: LutCoreConfig, testcase=None, sources=None, plusargs=None, coverag
         args = ["--output-split", "0", *COVERAGE_BUILD_ARGS]
     return run_cocotb("lut_core", sources or unit_sources("lut_core"),
                       "plait.sim.tb.test_lut_core", config=cfg, env=e, testcase=testcase,
-                      plusargs=plusargs, build_args=args)
+                      plusargs=plusargs, build_args=args, opt=opt)
 
 
 def _ran(run) -> dict[str, tuple[bool, bool]]:
@@ -322,7 +323,8 @@ def test_mutated_rtl_fails_scoreboard(tmp_path, mutant):
     cfg = LutCoreConfig(**SMALL)
     modes = "W2,W3asym" if mutant != "zero_sum" else "W2asym,ternary"
     with pytest.raises(SimulationFailed) as ei:
-        _run(cfg, "test_random_modes", sources=srcs, PLAIT_LUT_TILES=4, PLAIT_LUT_MODES=modes)
+        _run(cfg, "test_random_modes", sources=srcs, PLAIT_LUT_TILES=4, PLAIT_LUT_MODES=modes,
+             opt="-O0")                       # one short run: the compile is its time
     msg = str(ei.value)
     assert "mismatched" in msg and "expected" in msg, msg[-2000:]
     assert ei.value.failures and ei.value.failures[0][0].endswith("test_random_modes")
