@@ -188,6 +188,8 @@ class CudaDevice(Device):
                 return False, "no CUDA GPU is visible to TVM's CUDA runtime"
         except ImportError as e:
             return False, f"TVM is not installed ({e}); pip install 'plait[kernels]'"
+        except (OSError, RuntimeError) as e:          # a TVM whose runtime library fails to load
+            return False, f"TVM does not load ({e})"
         return True, ""
 
     def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
