@@ -1,4 +1,4 @@
-"""Whole linear layers on the RTL engines (Verilator through cocotb), tile by tile.
+"""Whole linear layers on the RTL engines (Verilator), tile by tile.
 
     from plait.sim.engines import run_linear_dsp, run_linear_lut, DspJob, LutJob, run_jobs
 
@@ -35,13 +35,14 @@ into integers (``int.from_bytes``) before the clock starts and only assigns them
 
 One simulation for many jobs
 ----------------------------
-:func:`run_jobs` writes all jobs of one engine into one ``.npz`` (env
-``PLAIT_STREAM_STIM``) and runs the cocotb test ``test_dsp_stream`` or
-``test_lut_stream`` of :mod:`plait.sim.tb.test_linear_stream` once: the jobs stream
-back to back (the LUT core drains between jobs, since its run-time configuration
-must be stable while a tile is in flight).  The testbench writes every output word
-and the cycle of every output and of every job start to
-``$PLAIT_SIM_OUT/linear_stream_out.npz``; this module unpacks them.
+:func:`run_jobs` turns all jobs of one engine into one stream *program*
+(:func:`dsp_program` / :func:`lut_program`, a :class:`plait.sim.player.Program`: the
+jobs stream back to back; the LUT core drains between jobs, since its run-time
+configuration must be stable while a tile is in flight) and plays it once, on the C++
+stream player (:mod:`plait.sim.player`, the default) or through cocotb
+(:mod:`plait.sim.tb.test_linear_stream`, ``bench="cocotb"``: the same program, op by
+op).  Either bench returns every output word, the cycle of each and the cycle of every
+job start; this module unpacks them.
 
 Measured cycles of a job: clock edges from the cycle its first input beat is
 presented to the cycle its last output word is valid (the difference of the two cycle
@@ -52,7 +53,7 @@ counts against the job that waits.)
 """
 from __future__ import annotations
 
-import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -71,12 +72,13 @@ from plait.rtl.lut_core import LutCoreConfig, mode_of
 
 __all__ = ["DspJob", "LutJob", "JobResult", "StreamRun", "run_jobs", "run_linear_dsp",
            "run_linear_lut", "dsp_stimulus", "lut_stimulus", "dsp_packed", "lut_packed",
-           "pack_fields", "unpack_fields", "TB_MODULE", "STIM_ENV", "OUT_NAME",
-           "DSP_BUILD_ARGS", "SIM_ENV"]
+           "pack_fields", "unpack_fields", "dsp_program", "lut_program", "BENCHES",
+           "TB_MODULE", "PROGRAM_ENV", "OUT_NAME", "DSP_BUILD_ARGS", "SIM_ENV"]
 
 TB_MODULE = "plait.sim.tb.test_linear_stream"
-STIM_ENV = "PLAIT_STREAM_STIM"
-OUT_NAME = "linear_stream_out.npz"
+#: the environment variable that hands the cocotb bench its program file
+PROGRAM_ENV = "PLAIT_STREAM_PROGRAM"
+OUT_NAME = "linear_stream_out.bin"
 #: Verilator arguments of the DSP chain build (one C++ file: see tests/test_rtl_dsp_chain.py)
 DSP_BUILD_ARGS = ["--output-split", "0"]
 #: extra simulator environment of the streaming runs: trust the simulator's inertial
@@ -311,25 +313,104 @@ def _lut_result(meta: dict, words: np.ndarray, cfg: LutCoreConfig) -> np.ndarray
     return p[:meta["t"], :meta["n"]]
 
 
+# ------------------------------------------------------------------ the schedule
+def _fit(img, nbytes: int, what: str) -> np.ndarray:
+    """Byte images ``uint8[rows, b]`` widened with zero bytes to a port's ``nbytes``."""
+    img = np.ascontiguousarray(img, np.uint8).reshape(len(img), -1)
+    if img.shape[1] > nbytes:
+        raise ValueError(f"{what}: {img.shape[1]}-byte words for a {nbytes}-byte port")
+    return np.pad(img, ((0, 0), (0, nbytes - img.shape[1])))
+
+
+def _const(value: int, rows: int, nbytes: int) -> np.ndarray:
+    return np.tile(np.frombuffer(int(value).to_bytes(nbytes, "little"), np.uint8), (rows, 1))
+
+
+def dsp_program(stims: list[dict], ports) -> "Program":
+    """The DSP chain's schedule of ``stims`` (:func:`dsp_stimulus`): reset, then every
+    job's passes x tiles x K/M beats back to back on one stream (``in_mode`` /
+    ``in_wbits`` held per job), a mark at each job's first beat, all output words, 64
+    quiet cycles and ``err`` low."""
+    from plait.sim.player import Program
+    nbytes = {k: ports[k].nbytes for k in ports}
+    prog = Program(ports)
+    for p in ("in_act", "in_w", "in_idx", "in_last", "in_mode", "in_wbits", "in_valid"):
+        prog.set(p, 0)
+    prog.set("out_ready", 1).monitor("out_valid", "out_ready", "out_acc").reset("rst_n", 4)
+    fields = ["in_act", "in_w", "in_idx", "in_last", "in_mode", "in_wbits"]
+    for st in stims:
+        m = st["meta"]
+        passes, tiles, nb = m["passes"], m["tiles"], m["nb"]
+        n = passes * tiles * nb
+        p_of = np.repeat(np.arange(passes), tiles * nb)
+        b_of = np.tile(np.arange(nb), passes * tiles)
+        wrow = np.tile(np.arange(tiles * nb), passes)
+        act = _fit(st["act"][p_of, b_of], nbytes["in_act"], "in_act")
+        beats = np.hstack([act, _fit(st["w"][wrow], nbytes["in_w"], "in_w"),
+                           _fit(st["idx"][wrow], nbytes["in_idx"], "in_idx"),
+                           _fit(st["last"][b_of].reshape(n, 1), nbytes["in_last"], "in_last"),
+                           _const(m["mode"], n, nbytes["in_mode"]),
+                           _const(m["wbits"], n, nbytes["in_wbits"])])
+        prog.mark().stream(("in_valid", "in_ready", fields, beats))
+    prog.wait(sum(s["meta"]["n_out"] for s in stims), 1000).tick(64).check_zero("err")
+    return prog
+
+
+def lut_program(stims: list[dict], ports) -> "Program":
+    """The LUT core's schedule of ``stims`` (:func:`lut_stimulus`): reset, then per job
+    the run-time mode (``cfg_err`` must stay low), one edge, a mark, the a / w / s
+    streams at once (column tiles outer, row tiles inner) and a drain of the job's
+    output tiles (the mode must be stable while a tile is in flight); 64 quiet cycles."""
+    from plait.sim.player import Program
+    nbytes = {k: ports[k].nbytes for k in ports}
+    prog = Program(ports)
+    for p in ("s_mant", "s_zp", "a_data", "w_data", "a_valid", "w_valid", "s_valid"):
+        prog.set(p, 0)
+    prog.set("o_ready", 1).monitor("o_valid", "o_ready", "o_p").reset("rst_n", 3)
+    seen = 0
+    for st in stims:
+        m = st["meta"]
+        ct, rt = m["col_tiles"], m["row_tiles"]
+        cols = np.repeat(np.arange(ct), rt)            # column tiles outer
+        rows = np.tile(np.arange(rt), ct)
+        a = st["a"][rows].reshape(-1, st["a"].shape[-1])
+        w = st["w"][cols].reshape(-1, st["w"].shape[-1])
+        s = np.hstack([_fit(st["mant"][cols].reshape(-1, st["mant"].shape[-1]),
+                            nbytes["s_mant"], "s_mant"),
+                       _fit(st["zp"][cols].reshape(-1, st["zp"].shape[-1]),
+                            nbytes["s_zp"], "s_zp")])
+        for port, key in (("cfg_bits", "bits"), ("cfg_offset", "offset"),
+                          ("cfg_group_chunks", "group_chunks"), ("cfg_groups", "groups")):
+            prog.set(port, m[key])
+        seen += m["n_out"]
+        prog.check_zero("cfg_err").tick(1).mark().stream(
+            ("a_valid", "a_ready", ["a_data"], _fit(a, nbytes["a_data"], "a_data")),
+            ("w_valid", "w_ready", ["w_data"], _fit(w, nbytes["w_data"], "w_data")),
+            ("s_valid", "s_ready", ["s_mant", "s_zp"], s)).wait(seen, 1000)
+    prog.tick(64)
+    return prog
+
+
 # ------------------------------------------------------------------ running
-def _write_stim(path: Path, engine: str, cfg, stims: list[dict]) -> None:
-    arrays = {}
-    for i, s in enumerate(stims):
-        for key, val in s.items():
-            if key not in ("meta", "packed"):
-                arrays[f"j{i}_{key}"] = val
-    header = {"engine": engine, "config": cfg.to_dict(), "jobs": [s["meta"] for s in stims]}
-    np.savez(path, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+#: the benches :func:`run_jobs` can play a schedule on (``$PLAIT_STREAM_BENCH``)
+BENCHES = ("player", "cocotb")
 
 
 def run_jobs(jobs: Sequence, *, dsp_cfg: DspChainConfig | None = None,
              lut_cfg: LutCoreConfig | None = None, workdir: str | Path | None = None,
-             waves=None) -> StreamRun:
+             waves=None, bench: str | None = None, opt: str | None = None) -> StreamRun:
     """Run every job (all :class:`DspJob` or all :class:`LutJob`) in ONE simulation of
     that engine's build (``dsp_cfg`` / ``lut_cfg``, default geometry if None); returns
-    a :class:`StreamRun` (results in job order)."""
+    a :class:`StreamRun` (results in job order).
+
+    ``bench``: ``"player"`` (default, ``$PLAIT_STREAM_BENCH``) plays the schedule from
+    C++ (:mod:`plait.sim.player`); ``"cocotb"`` plays the same schedule through cocotb
+    (:mod:`plait.sim.tb.test_linear_stream`; ``waves`` needs it).  ``opt``: the build's
+    C++ optimisation (:func:`~plait.sim.runner.build_model`; a player run is cheap
+    enough that a one-off build gains from ``"-O0"``)."""
     from plait.rtl.units import unit_sources
-    from plait.sim.runner import SimulationFailed, run_cocotb
+    from plait.sim.player import PlayerFailed, model_ports, play, read_out
+    from plait.sim.runner import SimulationFailed, build_model, run_cocotb
 
     jobs = list(jobs)
     if not jobs:
@@ -338,32 +419,44 @@ def run_jobs(jobs: Sequence, *, dsp_cfg: DspChainConfig | None = None,
     if len(engines) != 1 or not engines <= {"dsp_chain", "lut_core"}:
         raise ValueError(f"run_jobs: all jobs must be DspJob or all LutJob, got "
                          f"{sorted(map(str, engines))}")
+    bench = bench or os.environ.get("PLAIT_STREAM_BENCH") or "player"
+    if bench not in BENCHES:
+        raise ValueError(f"run_jobs: bench (or $PLAIT_STREAM_BENCH) must be one of "
+                         f"{', '.join(BENCHES)}, got {bench!r}")
+    if waves and bench != "cocotb":
+        raise ValueError("run_jobs: waves need bench='cocotb' (the player writes none)")
     engine = engines.pop()
     t0 = time.perf_counter()
     if engine == "dsp_chain":
         cfg = dsp_cfg or DspChainConfig()
         stims = [dsp_stimulus(j, cfg) for j in jobs]
-        srcs, args, test = unit_sources("dsp_chain"), DSP_BUILD_ARGS, "test_dsp_stream"
+        srcs, args, program = unit_sources("dsp_chain"), DSP_BUILD_ARGS, dsp_program
     else:
         cfg = lut_cfg or LutCoreConfig()
         stims = [lut_stimulus(j, cfg) for j in jobs]
-        srcs, args, test = unit_sources("lut_core"), [], "test_lut_stream"
+        srcs, args, program = unit_sources("lut_core"), [], lut_program
     top = engine
+    bdir, built = build_model(top, srcs, config=cfg, build_args=args, waves=waves, opt=opt)
+    prog = program(stims, model_ports(bdir))
     t1 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="plait-stream-", dir=workdir) as tmp:
-        stim = Path(tmp) / "stim.npz"
-        _write_stim(stim, engine, cfg, stims)
-        run = run_cocotb(top, srcs, TB_MODULE, config=cfg, build_args=args, testcase=test,
-                         env={STIM_ENV: str(stim), "PLAIT_TB_CONFIG": cfg.to_json(), **SIM_ENV},
-                         waves=waves)
+    sim = None
+    if bench == "player":
+        try:
+            res = play(bdir, prog, workdir=workdir)
+        except PlayerFailed as e:
+            raise SimulationFailed(f"{top}: {e}") from None
+    else:
+        with tempfile.TemporaryDirectory(prefix="plait-stream-", dir=workdir) as tmp:
+            path = prog.write(Path(tmp) / "program.bin")
+            sim = run_cocotb(top, srcs, TB_MODULE, config=cfg, build_args=args, opt=opt,
+                             env={PROGRAM_ENV: str(path), **SIM_ENV}, waves=waves)
+        out_path = Path(sim.run_dir) / OUT_NAME
+        if not out_path.is_file():
+            raise SimulationFailed(f"{TB_MODULE} on {top} wrote no {OUT_NAME} in "
+                                   f"{sim.run_dir}: {sim.tests}")
+        res = read_out(out_path)
     t2 = time.perf_counter()
-    out_path = Path(run.run_dir) / OUT_NAME
-    if not out_path.is_file():
-        raise SimulationFailed(f"{TB_MODULE}.{test} on {top} wrote no {OUT_NAME} in "
-                               f"{run.run_dir} (was the test skipped?): {run.tests}")
-    with np.load(out_path) as z:
-        words, out_cycle, starts = z["words"], z["out_cycle"], z["job_start"]
-        sim_seconds = float(z["sim_seconds"])
+    words, out_cycle, starts = res.words, res.out_cycle, res.marks
     n_out = [s["meta"]["n_out"] for s in stims]
     if words.shape[0] != sum(n_out) or starts.shape[0] != len(jobs):
         raise SimulationFailed(f"{top}: {words.shape[0]} output words for {sum(n_out)} "
@@ -380,9 +473,9 @@ def run_jobs(jobs: Sequence, *, dsp_cfg: DspChainConfig | None = None,
                                  s["packed"], meta))
     cycles = int(out_cycle[-1]) - int(starts[0])
     t3 = time.perf_counter()
-    secs = {"stimulus": t1 - t0, "run_cocotb": t2 - t1, "sim": sim_seconds,
-            "unpack": t3 - t2, "built": bool(run.built)}
-    return StreamRun(results, run, secs, sum(r.beats for r in results), cycles)
+    secs = {"stimulus": t1 - t0, "run": t2 - t1, "sim": res.seconds, "unpack": t3 - t2,
+            "built": bool(built), "bench": bench}
+    return StreamRun(results, sim, secs, sum(r.beats for r in results), cycles)
 
 
 def run_linear_dsp(x_int8, weight, *, mode="dense", cfg: DspChainConfig | None = None

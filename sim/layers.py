@@ -187,13 +187,16 @@ def _sparsity(graph, call: LinearCall) -> str:
 
 
 def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
-                 packed: Callable[[str, str], object] | None = None) -> LayerCheck:
+                 packed: Callable[[str, str], object] | None = None,
+                 opt: dict[str, str] | None = None) -> LayerCheck:
     """Run every call on the engine its node is mapped to (see module docstring).
 
     ``target``: the :class:`~plait.ir.target.Target` (or name) the graph was mapped
     for; the RTL builds are ``DspChainConfig.from_target`` / ``LutCoreConfig.from_target``
     of it (one engine of each: ``count`` must be 1).  ``packed(node, engine)`` may
-    return the artifact's pack of the node's weight (``None``: pack it here)."""
+    return the artifact's pack of the node's weight (``None``: pack it here).  ``opt``
+    maps an engine to the C++ optimisation of its build (:func:`~plait.sim.engines.
+    run_jobs`)."""
     tgt = get_target(target)
     mapped_for = graph.meta.get("engine_map", {}).get("target")
     if mapped_for is not None and mapped_for != tgt.name:
@@ -245,7 +248,7 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
     for eng in ("dsp_chain", "lut_core"):
         if not jobs[eng]:
             continue
-        run = run_jobs(jobs[eng], dsp_cfg=dsp_cfg, lut_cfg=lut_cfg)
+        run = run_jobs(jobs[eng], dsp_cfg=dsp_cfg, lut_cfg=lut_cfg, opt=(opt or {}).get(eng))
         runs[eng] = run
         for (c, a, name), res in zip(owners[eng], run.results):
             t, k = c.x.shape
@@ -271,7 +274,7 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
                          "predicted": pred, "ratio": res.cycles / pred,
                          "beats": res.beats})
     secs = {"prepare": t1 - t0, **{f"{e}_{k}": v for e, r in runs.items()
-                                   for k, v in r.seconds.items() if k != "built"}}
+                                   for k, v in r.seconds.items() if k not in ("built", "bench")}}
     return LayerCheck(rows, sb, runs, secs)
 
 

@@ -319,39 +319,30 @@ def read_perf(run_dir: Path) -> list[dict]:
     return recs
 
 
-def run_cocotb(top: str, sources: list[Path], test_module: str, *,
-               parameters: dict | None = None, config=None, env: dict | None = None,
-               build_dir: Path | None = None, testcase: str | None = None,
-               waves: bool | str | None = None, build_args: list[str] | None = None,
-               seed: int | None = None, plusargs: list[str] | None = None,
-               opt: str | None = None) -> SimRun:
-    """Build (cached) and run a cocotb test module on Verilator; see module docstring.
-
-    Extra keyword arguments beyond the documented API: ``build_args`` (appended to
-    :data:`BUILD_ARGS`), ``seed`` (cocotb's random seed, default
-    ``$PLAIT_SIM_SEED`` or 1; also seeds Verilator's random initial state) and
-    ``plusargs`` (extra simulator plusargs, after plait's own; not part of the build
-    key, e.g. ``+verilator+error+limit+100`` to log more than the first failing
-    assertion before the simulation stops) and ``opt`` (the model's C++ optimisation,
-    one of :data:`OPT_LEVELS`; default ``$PLAIT_SIM_OPT``, else the config's
-    ``sim_opt``, else :data:`DEFAULT_OPT`; part of the build key).
-    """
+def build_model(top: str, sources: list[Path], *, parameters: dict | None = None,
+                config=None, build_dir: Path | None = None, waves: bool | str | None = None,
+                build_args: list[str] | None = None, opt: str | None = None
+                ) -> tuple[Path, bool]:
+    """Build (cached, steps 1-4 and 6 of the module docstring) the Verilator model of
+    ``top`` for cocotb; ``(build_dir, built)`` (``built`` False on a cache hit).
+    :func:`run_cocotb` runs a test module on it; :mod:`plait.sim.player` links its own
+    C++ bench against the same objects."""
     _check_build_tools()
     from cocotb_tools.runner import get_runner
 
     if not isinstance(top, str) or not top.isidentifier():
-        raise ValueError(f"run_cocotb: top must be a module name, got {top!r}")
+        raise ValueError(f"build_model: top must be a module name, got {top!r}")
     srcs = [Path(s).resolve() for s in sources]
     missing = [str(s) for s in srcs if not s.is_file()]
     if missing:
-        raise FileNotFoundError(f"run_cocotb: missing source file(s): {missing}")
+        raise FileNotFoundError(f"build_model: missing source file(s): {missing}")
     if not srcs:
-        raise ValueError("run_cocotb: empty source list")
+        raise ValueError("build_model: empty source list")
     parameters = dict(parameters or {})
     opt = (opt or os.environ.get("PLAIT_SIM_OPT") or getattr(config, "sim_opt", None)
            or DEFAULT_OPT)
     if opt not in OPT_LEVELS:
-        raise ValueError(f"run_cocotb: opt (or $PLAIT_SIM_OPT) must be one of "
+        raise ValueError(f"build_model: opt (or $PLAIT_SIM_OPT) must be one of "
                          f"{', '.join(OPT_LEVELS)}, got {opt!r}")
     fmt = _waves_format(waves)
     waves = fmt is not None
@@ -363,8 +354,6 @@ def run_cocotb(top: str, sources: list[Path], test_module: str, *,
                 "writer compiles against them): `apt-get install liblz4-dev`; or ask for "
                 "VCD instead: waves='vcd' or PLAIT_WAVES_FORMAT=vcd")
         args.append("--trace-fst")
-    if seed is None:
-        seed = int(os.environ.get("PLAIT_SIM_SEED", "1"))
 
     pkg_text = config.sv_package() if config is not None else None
     key, meta = _build_key(top, srcs, pkg_text, parameters, waves, args, opt)
@@ -404,6 +393,33 @@ def run_cocotb(top: str, sources: list[Path], test_module: str, *,
                                          "build_seconds": round(time.time() - t0, 2)},
                                         indent=1))
             built = True
+    return bdir, built
+
+
+def run_cocotb(top: str, sources: list[Path], test_module: str, *,
+               parameters: dict | None = None, config=None, env: dict | None = None,
+               build_dir: Path | None = None, testcase: str | None = None,
+               waves: bool | str | None = None, build_args: list[str] | None = None,
+               seed: int | None = None, plusargs: list[str] | None = None,
+               opt: str | None = None) -> SimRun:
+    """Build (cached) and run a cocotb test module on Verilator; see module docstring.
+
+    Extra keyword arguments beyond the documented API: ``build_args`` (appended to
+    :data:`BUILD_ARGS`), ``seed`` (cocotb's random seed, default
+    ``$PLAIT_SIM_SEED`` or 1; also seeds Verilator's random initial state) and
+    ``plusargs`` (extra simulator plusargs, after plait's own; not part of the build
+    key, e.g. ``+verilator+error+limit+100`` to log more than the first failing
+    assertion before the simulation stops) and ``opt`` (the model's C++ optimisation,
+    one of :data:`OPT_LEVELS`; default ``$PLAIT_SIM_OPT``, else the config's
+    ``sim_opt``, else :data:`DEFAULT_OPT`; part of the build key).
+    """
+    from cocotb_tools.runner import get_runner
+
+    bdir, built = build_model(top, sources, parameters=parameters, config=config,
+                              build_dir=build_dir, waves=waves, build_args=build_args, opt=opt)
+    waves = _waves_format(waves) is not None
+    if seed is None:
+        seed = int(os.environ.get("PLAIT_SIM_SEED", "1"))
 
     label = _slug(test_module + (f"-{testcase}" if testcase else ""))
     run_dir = bdir / "runs" / label

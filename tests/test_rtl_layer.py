@@ -1,4 +1,6 @@
-"""Whole linear layers through both RTL engines (Verilator via cocotb), bit-exact.
+"""Whole linear layers through both RTL engines (Verilator, played by the C++ stream
+player: :mod:`plait.sim.player`; tests/test_player.py checks it against the cocotb
+bench), bit-exact.
 
 * Fast tests (no simulator): the bus words :mod:`plait.sim.engines` streams are the
   golden schedulers' (:func:`~plait.ir.numerics.dsp.schedule_chain`,
@@ -56,6 +58,11 @@ PROMPT = "What is the capital of France?"
 #: recipe to fit its time budget (each layer is ~100 s of simulation on 2 cores)
 LAYERS = tuple(int(v) for v in os.environ.get("PLAIT_RTL_LAYERS", "15").split(","))
 DECODE_STEPS = 2
+#: the C++ optimisation of the 64-slice DSP chain build (only these tests use it): the
+#: stream player makes the run cheap (layer 15: 7 s at -Os, ~20 s at -O0) and the build
+#: dear (74 s of C++ at -Os, 15 s at -O0).  The LUT core keeps -Os: its default-tile
+#: build is shared with tests/test_rtl_lut_core.py.
+OPT = {"dsp_chain": "-O0"}
 
 
 def _ints(img) -> list[int]:
@@ -200,6 +207,10 @@ def test_bad_jobs_are_refused():
         run_jobs([DspJob("q", x, qw, "2:4"), LutJob("k", x, lq)])
     with pytest.raises(ValueError, match="no jobs"):
         run_jobs([])
+    with pytest.raises(ValueError, match="bench .* must be one of player, cocotb, got 'vcs'"):
+        run_jobs([DspJob("q", x, qw, "2:4")], bench="vcs")
+    with pytest.raises(ValueError, match="waves need bench='cocotb'"):
+        run_jobs([DspJob("q", x, qw, "2:4")], waves=True)
 
 
 def test_layer_names_and_sim_target():
@@ -269,7 +280,7 @@ def test_smollm2_shaped_random_linears_bit_exact():
     sb = Scoreboard("random SmolLM2-shaped linears")
     lines = []
     t0 = time.perf_counter()
-    drun = run_jobs(djobs, dsp_cfg=dcfg)
+    drun = run_jobs(djobs, dsp_cfg=dcfg, opt=OPT["dsp_chain"])
     for j, r in zip(djobs, drun.results):
         sb.expect(f"{j.name}.acc", group_accumulate(signed_weight(j.qw), j.x, j.qw.group_size))
         sb.observe(f"{j.name}.acc", r.out)
@@ -339,7 +350,7 @@ def test_smollm2_layers_on_rtl_match_exact_mode(smollm2, recipe, engine):
     t2 = time.perf_counter()
     assert {c.call for c in calls} == {"prefill", "decode1", "decode2"}
     assert len(calls) == 7 * len(LAYERS) * (1 + DECODE_STEPS), [c.node for c in calls]
-    check = check_on_rtl(g, calls, tgt, packed=artifact_packs(g, w))
+    check = check_on_rtl(g, calls, tgt, packed=artifact_packs(g, w), opt=OPT)
     t3 = time.perf_counter()
     print(f"\n{recipe}: prompt {len(ids)} tokens, decoded {tok.decode(new)!r}; "
           f"layers {LAYERS} on {tgt.summary()}")

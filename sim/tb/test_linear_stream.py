@@ -1,25 +1,25 @@
-"""cocotb testbench: whole linear layers streamed through one engine, back to back.
+"""cocotb testbench: a stream *program* (:mod:`plait.sim.player`) played through cocotb.
 
-Launched by :func:`plait.sim.engines.run_jobs` (one run per engine and batch of
-jobs; ``testcase`` selects the engine's test, and a test whose engine is not the
-build's top is *skipped*).  Settings from the environment:
+Launched by :func:`plait.sim.engines.run_jobs` with ``bench="cocotb"`` (whole linear
+layers streamed through one engine, back to back).  The schedule is the program the C++
+stream player plays (:func:`plait.sim.engines.dsp_program` /
+:func:`~plait.sim.engines.lut_program`); this bench interprets it op by op with plait's
+cocotb drivers, so the two benches drive the same values in the same cycles
+(``tests/test_player.py`` compares them).  Settings from the environment:
 
-* ``PLAIT_STREAM_STIM`` -- the stimulus ``.npz`` written by :mod:`plait.sim.engines`:
-  a JSON ``header`` (engine, unit config, per-job geometry and run-time mode) and per
-  job ``j<i>_<bus>`` arrays holding the little-endian byte image of every bus word.
-* ``PLAIT_SIM_OUT``     -- where ``linear_stream_out.npz`` goes: ``words`` (every
-  output word's byte image, in order), ``out_cycle`` (cycle of each), ``job_start``
-  (cycle each job's first beat was presented) and ``sim_seconds`` (wall time of the
-  streaming part).
+* ``PLAIT_STREAM_PROGRAM`` -- the program file.
+* ``PLAIT_SIM_OUT``        -- where ``linear_stream_out.bin`` goes (the player's output
+  format, :func:`plait.sim.player.write_out`: every output word, the cycle of each, the
+  marks, the cycles and the wall seconds of the program).
 
-The bench only converts byte rows to integers before streaming starts and assigns
-them (through :class:`~plait.sim.drivers.StreamDriver`); outputs are captured by a
-:class:`~plait.sim.drivers.StreamMonitor`.  Comparison with the numeric contract
-happens in Python afterwards (:mod:`plait.sim.engines` callers).
+Ops in cocotb terms: ``set`` assigns a handle; ``check_zero`` waits for ``ReadOnly``
+(so only ``tick``, or the end, may follow it); ``tick`` awaits rising edges; ``stream``
+runs one :class:`~plait.sim.drivers.StreamDriver` per stream at once; ``wait`` is the
+output monitor's ``wait_for``; ``reset`` is :func:`~plait.sim.drivers.reset` (the monitor
+starts right after it: cycle 0).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -30,186 +30,108 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from plait.sim.drivers import StreamDriver, StreamMonitor, reset, start_clock
+from plait.sim.player import PlayResult, read_program, write_out
 
 PERIOD_NS = 10
-OUT_NAME = "linear_stream_out.npz"
-
-
-def _top_name() -> str:
-    top = getattr(cocotb, "top", None)
-    return getattr(top, "_name", "") if top is not None else ""
-
-
-def _load(engine: str):
-    """The stimulus header and arrays, refused unless they were written for ``engine``."""
-    path = os.environ.get("PLAIT_STREAM_STIM")
-    if not path:
-        raise RuntimeError("PLAIT_STREAM_STIM is not set: this testbench streams the jobs "
-                           "written by plait.sim.engines.run_jobs")
-    z = np.load(path)
-    header = json.loads(bytes(z["header"]).decode())
-    if header["engine"] != engine:
-        raise ValueError(f"stimulus is for {header['engine']}, the build is {engine}")
-    return header, z
+OUT_NAME = "linear_stream_out.bin"
 
 
 def _ints(img: np.ndarray) -> list[int]:
     """Byte-image rows ``uint8[rows, bytes]`` -> list of bus integers."""
     img = np.ascontiguousarray(img, np.uint8)
     rows, nb = img.shape
+    if nb <= 8:
+        wide = np.zeros((rows, 8), np.uint8)
+        wide[:, :nb] = img
+        return wide.view("<u8").reshape(-1).tolist()
     buf = img.tobytes()
     fb = int.from_bytes
     return [fb(buf[i * nb:(i + 1) * nb], "little") for i in range(rows)]
 
 
-class _Clock:
-    """Cycle index from simulation time (rising edges since ``t0``)."""
+def _txns(dut, fields: list[str], beats: np.ndarray) -> list[dict]:
+    """One dict per beat with the fields whose value changed (a driver holds the rest)."""
+    cols, pos = [], 0
+    for f in fields:
+        nb = -(-len(getattr(dut, f)) // 8)
+        cols.append(_ints(beats[:, pos:pos + nb]))
+        pos += nb
+    out, prev = [], [None] * len(fields)
+    for row in zip(*cols):
+        out.append({f: v for f, v, p in zip(fields, row, prev) if v != p})
+        prev = list(row)
+    return out
 
-    def __init__(self):
-        self.t0 = get_sim_time("ns")
 
-    def now(self) -> int:
-        return int(round((get_sim_time("ns") - self.t0) / PERIOD_NS))
+@cocotb.test()
+async def test_program(dut):
+    """Interpret the program; write what the output monitor saw."""
+    path = os.environ.get("PLAIT_STREAM_PROGRAM")
+    if not path:
+        raise RuntimeError("PLAIT_STREAM_PROGRAM is not set: this testbench plays the "
+                           "programs written by plait.sim.engines.run_jobs")
+    ops = read_program(Path(path))
+    # every stream's beats as integers before the clock starts
+    prepared = {i: [(v, r, _txns(dut, f, b)) for v, r, f, b in args]
+                for i, (op, args) in enumerate(ops) if op == "stream"}
+    start_clock(dut.clk, PERIOD_NS)
+    mon, monitor, drivers, marks = None, None, {}, []
+    t0, wall, in_readonly = 0.0, time.perf_counter(), False
 
+    def now() -> int:
+        return int(round((get_sim_time("ns") - t0) / PERIOD_NS))
 
-def _write_out(words: list[int], nbytes: int, out_cycles: list[int], starts: list[int],
-               seconds: float) -> None:
+    for i, (op, args) in enumerate(ops):
+        if in_readonly and op not in ("tick",):
+            raise RuntimeError(f"op {i} ({op}) follows check_zero: only tick may (cocotb "
+                               f"cannot write in ReadOnly)")
+        if op == "set":
+            getattr(dut, args[0]).value = int.from_bytes(args[1], "little")
+        elif op == "monitor":
+            monitor = args
+        elif op == "reset":
+            if monitor is None:
+                raise RuntimeError("the program must name its output stream (monitor) "
+                                   "before reset")
+            await reset(dut, args[1], rst=getattr(dut, args[0]), active_low=True)
+            t0, wall = get_sim_time("ns"), time.perf_counter()
+            v, r, d = monitor
+            mon = StreamMonitor(dut.clk, getattr(dut, v), getattr(dut, r),
+                                {"d": getattr(dut, d)}, period_ns=PERIOD_NS).start()
+        elif op == "check_zero":
+            await ReadOnly()
+            in_readonly = True
+            assert int(getattr(dut, args[0]).value) == 0, \
+                f"op {i}: {args[0]} is not 0 at cycle {now()}"
+        elif op == "tick":
+            for _ in range(args[0]):
+                await RisingEdge(dut.clk)
+            in_readonly = in_readonly and args[0] == 0
+        elif op == "mark":
+            marks.append(now())
+        elif op == "stream":
+            tasks = []
+            for v, r, txns in prepared[i]:
+                if v not in drivers:
+                    fields = {k: getattr(dut, k) for t in txns[:1] for k in t}
+                    drivers[v] = StreamDriver(dut.clk, getattr(dut, v), getattr(dut, r),
+                                              fields, wait_ready_edge=True)
+                drv = drivers[v]
+                for k in (k for t in txns for k in t):
+                    drv.data.setdefault(k, getattr(dut, k))
+                tasks.append(cocotb.start_soon(drv.send(txns)))
+            for t in tasks:
+                await t
+        elif op == "wait":
+            await mon.wait_for(args[0], timeout_cycles=args[1])
+    cycles, seconds = now(), time.perf_counter() - wall
+    mon.stop()
+    d = getattr(dut, monitor[2])
+    nb = -(-len(d) // 8)
+    words = np.frombuffer(b"".join(t["d"].to_bytes(nb, "little") for t in mon.transactions),
+                          np.uint8).reshape(len(mon.transactions), nb)
     out = Path(os.environ.get("PLAIT_SIM_OUT", "."))
-    img = np.frombuffer(b"".join(w.to_bytes(nbytes, "little") for w in words),
-                        np.uint8).reshape(len(words), nbytes)
-    np.savez(out / OUT_NAME, words=img, out_cycle=np.asarray(out_cycles, np.int64),
-             job_start=np.asarray(starts, np.int64), sim_seconds=np.float64(seconds))
-
-
-@cocotb.skipif(_top_name() != "dsp_chain", reason="the build is not the DSP chain")
-@cocotb.test()
-async def test_dsp_stream(dut):
-    """Every job's passes x tiles x K/M beats back to back; one output per group."""
-    header, z = _load("dsp_chain")
-    jobs = header["jobs"]
-    n_dsp = header["config"]["n_dsp"]
-    if len(dut.in_w) != 8 * n_dsp:
-        raise ValueError(f"stimulus for n_dsp={n_dsp}, build has in_w of {len(dut.in_w)} bits")
-    # all beat integers before the clock starts
-    prepared = []
-    for i, jm in enumerate(jobs):
-        act = z[f"j{i}_act"]                              # [passes, nb, 32]
-        prepared.append((jm, [_ints(a) for a in act], _ints(z[f"j{i}_w"]),
-                          _ints(z[f"j{i}_idx"]), [int(v) for v in z[f"j{i}_last"]]))
-    start_clock(dut.clk, PERIOD_NS)
-    for h in (dut.in_act, dut.in_w, dut.in_idx, dut.in_last, dut.in_mode, dut.in_wbits):
-        h.value = 0
-    dut.out_ready.value = 1
-    await reset(dut, 4, idle={dut.in_valid: 0})
-    clk = _Clock()
-    mon = StreamMonitor(dut.clk, dut.out_valid, dut.out_ready, {"acc": dut.out_acc},
-                        period_ns=PERIOD_NS).start()
-    drv = StreamDriver(dut.clk, dut.in_valid, dut.in_ready,
-                       {"act": dut.in_act, "w": dut.in_w, "idx": dut.in_idx,
-                        "last": dut.in_last, "mode": dut.in_mode, "wbits": dut.in_wbits},
-                       wait_ready_edge=True)
-
-    def beats(jm, acts, w, idx, last):
-        nb, tiles = jm["nb"], jm["tiles"]
-        first = {"mode": jm["mode"], "wbits": jm["wbits"]}
-        for a in acts:
-            for t in range(tiles):
-                base = t * nb
-                for b in range(nb):
-                    txn = {"act": a[b], "w": w[base + b], "idx": idx[base + b], "last": last[b]}
-                    if first:
-                        txn.update(first)
-                        first = None
-                    yield txn
-
-    starts = []
-    total = sum(jm["n_out"] for jm in jobs)
-    wall = time.perf_counter()
-    for jm, acts, w, idx, last in prepared:
-        starts.append(clk.now())
-        await drv.send(beats(jm, acts, w, idx, last))
-    await mon.wait_for(total, timeout_cycles=1000)
-    for _ in range(64):                                   # nothing may follow
-        await RisingEdge(dut.clk)
-    seconds = time.perf_counter() - wall
-    mon.stop()
-    await ReadOnly()
-    assert int(dut.err.value) == 0, "dsp_chain raised err (unsupported mode code)"
-    assert len(mon.transactions) == total, \
-        f"dsp_chain emitted {len(mon.transactions)} output words, expected {total}"
-    nbytes = -(-len(dut.out_acc) // 8)
-    _write_out([t["acc"] for t in mon.transactions], nbytes, mon.cycles, starts, seconds)
-    beats_total = sum(jm["passes"] * jm["tiles"] * jm["nb"] for jm in jobs)
-    dut._log.info(f"dsp_chain stream: {len(jobs)} jobs, {beats_total} beats, "
-                  f"{mon.cycles[-1] + 1} cycles in {seconds:.1f}s "
-                  f"({beats_total / seconds:.0f} beats/s)")
-
-
-@cocotb.skipif(_top_name() != "lut_core", reason="the build is not the LUT core")
-@cocotb.test()
-async def test_lut_stream(dut):
-    """Per job: set the run-time mode, stream all tiles (a, w, s streams at once), drain."""
-    header, z = _load("lut_core")
-    jobs = header["jobs"]
-    cfg = header["config"]
-    m, n = cfg["m"], cfg["n"]
-    if len(dut.w_data) != 4 * n or len(dut.a_data) != 32 * m:
-        raise ValueError(f"stimulus for m={m}, n={n}; build has a_data {len(dut.a_data)} / "
-                         f"w_data {len(dut.w_data)} bits")
-    prepared = []
-    for i, jm in enumerate(jobs):
-        a = [_ints(r) for r in z[f"j{i}_a"]]              # [row_tiles][chunks]
-        w = [_ints(c) for c in z[f"j{i}_w"]]              # [col_tiles][chunks*bits]
-        mant = [_ints(c) for c in z[f"j{i}_mant"]]        # [col_tiles][groups]
-        zp = [_ints(c) for c in z[f"j{i}_zp"]]
-        a_seq, w_seq, s_seq = [], [], []
-        for c in range(jm["col_tiles"]):                  # column tiles outer
-            for r in range(jm["row_tiles"]):
-                a_seq += a[r]
-                w_seq += w[c]
-                s_seq += list(zip(mant[c], zp[c]))
-        prepared.append((jm, a_seq, w_seq, s_seq))
-    start_clock(dut.clk, PERIOD_NS)
-    dut.o_ready.value = 1
-    for h in (dut.s_mant, dut.s_zp, dut.a_data, dut.w_data):
-        h.value = 0
-    await reset(dut, 3, idle={dut.a_valid: 0, dut.w_valid: 0, dut.s_valid: 0})
-    clk = _Clock()
-    mon = StreamMonitor(dut.clk, dut.o_valid, dut.o_ready, {"p": dut.o_p},
-                        period_ns=PERIOD_NS).start()
-    da = StreamDriver(dut.clk, dut.a_valid, dut.a_ready, {"d": dut.a_data}, wait_ready_edge=True)
-    dw = StreamDriver(dut.clk, dut.w_valid, dut.w_ready, {"d": dut.w_data}, wait_ready_edge=True)
-    ds = StreamDriver(dut.clk, dut.s_valid, dut.s_ready, {"m": dut.s_mant, "z": dut.s_zp},
-                      wait_ready_edge=True)
-    starts = []
-    seen = 0
-    wall = time.perf_counter()
-    for jm, a_seq, w_seq, s_seq in prepared:
-        dut.cfg_bits.value = jm["bits"]
-        dut.cfg_offset.value = jm["offset"]
-        dut.cfg_group_chunks.value = jm["group_chunks"]
-        dut.cfg_groups.value = jm["groups"]
-        await ReadOnly()
-        assert int(dut.cfg_err.value) == 0, f"job {jm['name']}: cfg_err for {jm}"
-        await RisingEdge(dut.clk)
-        starts.append(clk.now())
-        ta = cocotb.start_soon(da.send({"d": v} for v in a_seq))
-        tw = cocotb.start_soon(dw.send({"d": v} for v in w_seq))
-        ts = cocotb.start_soon(ds.send({"m": mv, "z": zv} for mv, zv in s_seq))
-        await ta
-        await tw
-        await ts
-        seen += jm["n_out"]
-        await mon.wait_for(seen, timeout_cycles=1000)      # drain before the next mode
-    for _ in range(64):
-        await RisingEdge(dut.clk)
-    seconds = time.perf_counter() - wall
-    mon.stop()
-    assert len(mon.transactions) == seen, \
-        f"lut_core emitted {len(mon.transactions)} tiles, expected {seen}"
-    nbytes = -(-len(dut.o_p) // 8)
-    _write_out([t["p"] for t in mon.transactions], nbytes, mon.cycles, starts, seconds)
-    beats_total = sum(len(p[2]) for p in prepared)
-    dut._log.info(f"lut_core stream: {len(jobs)} jobs, {beats_total} weight beats, "
-                  f"{mon.cycles[-1] + 1} cycles in {seconds:.1f}s "
-                  f"({beats_total / seconds:.0f} beats/s)")
+    write_out(out / OUT_NAME, PlayResult(words, np.asarray(mon.cycles, np.int64),
+                                         np.asarray(marks, np.int64), cycles, seconds))
+    dut._log.info(f"{len(ops)} ops, {len(mon.transactions)} output words, {cycles} cycles "
+                  f"in {seconds:.1f}s")
