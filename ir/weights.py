@@ -36,6 +36,16 @@ class WeightStore:
         self._arrays: dict[str, np.ndarray] = {}
         self._info: dict[str, WeightInfo] = {}
         self._lazy: dict[str, str] = {}  # name -> safetensors file it can be read from
+        self._handles: dict[str, object] = {}   # file -> its open safetensors handle
+
+    def _handle(self, path: str):
+        """One open handle per file (opening one per tensor cost ~3 ms each: seconds for
+        an artifact's thousand arrays)."""
+        h = self._handles.get(path)
+        if h is None:
+            from safetensors import safe_open
+            h = self._handles[path] = safe_open(path, framework="numpy")
+        return h
 
     # ------------------------------------------------------------ access
     def __contains__(self, name: str) -> bool:
@@ -64,9 +74,7 @@ class WeightStore:
         if name in self._arrays:
             return self._arrays[name]
         if name in self._lazy:
-            from safetensors import safe_open
-            with safe_open(self._lazy[name], framework="numpy") as f:
-                arr = f.get_tensor(name)
+            arr = self._handle(self._lazy[name]).get_tensor(name)
             self._arrays[name] = arr
             return arr
         if name in self._info:
@@ -107,7 +115,9 @@ class WeightStore:
         if missing:
             raise WeightError(f"cannot save a shape-only store: {len(missing)} weights have no data "
                               f"(first: {missing[0]!r})")
-        save_file({n: np.ascontiguousarray(self[n]) for n in names}, str(path))
+        arrays = {n: np.ascontiguousarray(self[n]) for n in names}
+        self._handles.pop(str(Path(path)), None)        # the file is about to be rewritten
+        save_file(arrays, str(path))
 
     @classmethod
     def load(cls, path: os.PathLike, lazy: bool = True) -> "WeightStore":

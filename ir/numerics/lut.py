@@ -262,7 +262,9 @@ def lut_codes_from_beats(beats, bits: int, n: int) -> np.ndarray:
     of the last tile dropped; they must hold code 0)."""
     if bits not in LUT_WEIGHT_BITS:
         raise NumericsError(f"the LUT core supports weight bits {LUT_WEIGHT_BITS}, got {bits}")
-    b = as_int(beats)
+    b = np.asarray(beats)
+    if b.dtype.kind not in "iu":
+        b = as_int(b)                                  # refuses floats with its message
     if b.ndim != 3 or b.shape[1] % bits:
         raise NumericsError(f"weight beats must be [tiles, K/4 * {bits}, n_cols], got {b.shape}")
     tiles, cb, n_cols = b.shape
@@ -271,9 +273,14 @@ def lut_codes_from_beats(beats, bits: int, n: int) -> np.ndarray:
     if b.size and (b.min() < 0 or b.max() > (1 << LUT_G) - 1):
         raise NumericsError("LUT weight beat entries must be 4-bit indices")
     c = cb // bits
-    idx = b.reshape(tiles, c, bits, n_cols).transpose(2, 0, 3, 1).reshape(bits, tiles * n_cols, c)
-    planes = (idx[..., None] >> np.arange(LUT_G)) & 1                  # [b, Np, C, 4]
-    u = (planes << np.arange(bits)[:, None, None, None]).sum(axis=0)    # [Np, C, 4]
+    idx = b.astype(np.uint8, copy=False).reshape(tiles, c, bits, n_cols).transpose(2, 0, 3, 1)
+    idx = idx.reshape(bits, tiles * n_cols, c)
+    # code bit i of position j = bit j of plane i's index (uint8 throughout: this runs for
+    # every LUT weight an artifact loads)
+    u = np.zeros((tiles * n_cols, c, LUT_G), np.uint8)
+    for i in range(bits):
+        for j in range(LUT_G):
+            u[:, :, j] |= ((idx[i] >> j) & 1) << i
     u = u.reshape(tiles * n_cols, c * LUT_G)
     if (u[n:] != 0).any():
         raise NumericsError(f"padding columns {n}..{tiles * n_cols - 1} of the last tile hold "
