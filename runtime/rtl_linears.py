@@ -38,14 +38,10 @@ from plait.rtl.dsp_chain import DspChainConfig
 from plait.rtl.lut_core import LutCoreConfig
 from plait.sim.engines import DspJob, LutJob, run_jobs
 
-__all__ = ["RtlLinears", "HARDWARE", "OPT"]
+__all__ = ["RtlLinears", "HARDWARE"]
 
 #: the target of the sim device's engine builds
 HARDWARE = "sim16"
-#: the C++ optimisation of each engine's build (plait.sim.runner.build_model): on the
-#: stream player -O1 simulates as fast as -Os and compiles sooner; the LUT core keeps
-#: its config's (-Os), the build its cocotb tests share
-OPT = {"dsp_chain": "-O1"}
 
 
 class RtlLinears:
@@ -56,7 +52,7 @@ class RtlLinears:
         self.target = get_target(target)
         self.dsp_cfg = DspChainConfig.from_target(self.target)
         self.lut_cfg = LutCoreConfig.from_target(self.target) if self.target.lut_core else None
-        self.opt = dict(OPT if opt is None else opt)
+        self.opt = dict(opt or {})      # engine -> C++ optimisation of its build
         self._packs: dict[str, object] = {}
         self.calls: Counter = Counter()             # (engine, mode) -> evaluations
         self.cycles: Counter = Counter()            # engine -> measured cycles

@@ -79,14 +79,16 @@ _RECIPE_VERSION = 1
 BUILD_ARGS: tuple[str, ...] = ("-j", "2", "--x-assign", "unique", "--x-initial", "unique",
                                "--assert")
 TIMESCALE = ("1ns", "1ps")
-#: the C++ optimisation of a model's own code (Verilator's OPT_FAST, whose default is
-#: -Os).  A unit's config may name its own (``sim_opt``), a run its own (``opt=``): the
-#: trade is compile time against model speed.  A 64-slice DSP chain compiles in 15 s at
-#: -O0 against 74 s at -Os, so builds that run one short simulation gain (the DSP
-#: geometry sweep: 295 -> 166 s); long runs lose: at -O0 the LUT core's SmolLM2 layer
-#: took 586 s of simulation against 112 s, the DSP chain's 270 s against 89 s.
+#: the C++ optimisation of a model's own code (Verilator's OPT_FAST; Verilator's own
+#: default is -Os).  A unit's config may name its own (``sim_opt``), a run its own
+#: (``opt=``): the trade is compile time against model speed.  Measured here: -O1
+#: compiles in ~0.7x the time of -Os (16-slice DSP chain 15.5 / 21.6 s, 64-slice 70 /
+#: 106 s, the 2x64 LUT core 36 / 51 s) and simulates as fast on the stream player (DSP
+#: chain layer 7.5 s both; LUT core 22.9 / 20.5 s) and through cocotb (Python-bound).
+#: -O0 compiles fastest (64-slice chain 25 s) but its model is ~12x slower on the
+#: player: only builds that run one short simulation ask for it.
 #: ``opt=`` or ``$PLAIT_SIM_OPT`` overrides the config's.
-DEFAULT_OPT = "-Os"
+DEFAULT_OPT = "-O1"
 OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 

@@ -123,9 +123,7 @@ def test_player_equals_the_cocotb_bench(engine):
     from plait.sim.engines import run_jobs
     rng = np.random.default_rng(7)
     jobs = _dsp_jobs(rng) if engine == "dsp_chain" else _lut_jobs(rng)
-    from plait.runtime.rtl_linears import OPT            # the sim device's builds
-    kw = ({"dsp_cfg": DspChainConfig(), "opt": OPT["dsp_chain"]} if engine == "dsp_chain"
-          else {"lut_cfg": LutCoreConfig()})
+    kw = {"dsp_cfg": DspChainConfig()} if engine == "dsp_chain" else {"lut_cfg": LutCoreConfig()}
     runs = {b: run_jobs(jobs, bench=b, **kw) for b in ("player", "cocotb")}
     p, c = runs["player"], runs["cocotb"]
     assert p.seconds["bench"] == "player" and c.seconds["bench"] == "cocotb"

@@ -58,11 +58,6 @@ PROMPT = "What is the capital of France?"
 #: recipe to fit its time budget (each layer is ~100 s of simulation on 2 cores)
 LAYERS = tuple(int(v) for v in os.environ.get("PLAIT_RTL_LAYERS", "15").split(","))
 DECODE_STEPS = 2
-#: the C++ optimisation of the 64-slice DSP chain build (only these tests use it).  On
-#: the stream player the model's speed shows: layer 15 simulates in 7.5 s at -O1 (as
-#: at -Os) but 89 s at -O0; -O1 builds in ~70 s against ~105 s at -Os.  The LUT core
-#: keeps -Os: its default-tile build is shared with tests/test_rtl_lut_core.py.
-OPT = {"dsp_chain": "-O1"}
 
 
 def _ints(img) -> list[int]:
@@ -280,7 +275,7 @@ def test_smollm2_shaped_random_linears_bit_exact():
     sb = Scoreboard("random SmolLM2-shaped linears")
     lines = []
     t0 = time.perf_counter()
-    drun = run_jobs(djobs, dsp_cfg=dcfg, opt=OPT["dsp_chain"])
+    drun = run_jobs(djobs, dsp_cfg=dcfg)
     for j, r in zip(djobs, drun.results):
         sb.expect(f"{j.name}.acc", group_accumulate(signed_weight(j.qw), j.x, j.qw.group_size))
         sb.observe(f"{j.name}.acc", r.out)
@@ -350,7 +345,7 @@ def test_smollm2_layers_on_rtl_match_exact_mode(smollm2, recipe, engine):
     t2 = time.perf_counter()
     assert {c.call for c in calls} == {"prefill", "decode1", "decode2"}
     assert len(calls) == 7 * len(LAYERS) * (1 + DECODE_STEPS), [c.node for c in calls]
-    check = check_on_rtl(g, calls, tgt, packed=artifact_packs(g, w), opt=OPT)
+    check = check_on_rtl(g, calls, tgt, packed=artifact_packs(g, w))
     t3 = time.perf_counter()
     print(f"\n{recipe}: prompt {len(ids)} tokens, decoded {tok.decode(new)!r}; "
           f"layers {LAYERS} on {tgt.summary()}")
