@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pytest
 
-from plait.ir.numerics import NumericsError, QuantizedWeight
+from plait.ir.numerics import NumericsError, QuantizedWeight, linear_int
 from plait.rtl.lut_core import (LUT_SOURCES, LutCoreConfig, format_rows, mode_of,
                                 resource_rows, stream_tile)
 from plait.rtl.units import SV_DIR, get_unit, unit_sources
@@ -241,18 +241,23 @@ def test_rtl_small_build_bit_exact(max_bits):
 
 # ------------------------------------------------------------------ geometry sweep
 #: (LutCoreConfig fields, random MACs per mode, random tiles per mode at least) of each
-#: build.  Every build has max_bits 4, so each runs all of MODES (odd W1..W4, ternary,
-#: asym W1..W4, sym W2/W4).  The default tile (its build is shared with the
-#: default-tile test) gives most MACs (M*N*4/b per clock); the small builds cover the
-#: geometry corners with a few dozen tiles per mode.  (SMALL, 1x8 with 4 dequantizer
-#: steps, runs in test_rtl_small_build_bit_exact.)
+#: cocotb build.  Every build has max_bits 4, so each runs all of MODES (odd W1..W4,
+#: ternary, asym W1..W4, sym W2/W4) with random input gaps and output stalls.  The
+#: small builds cover the geometry corners with a few dozen tiles per mode; the default
+#: tile (its build is shared with the default-tile and layer tests) runs 10^5 MACs per
+#: mode through cocotb and the bulk, PLAYER_MACS, on the stream player
+#: (test_lut_random_macs_on_the_player).  (SMALL, 1x8 with 4 dequantizer steps, runs in
+#: test_rtl_small_build_bit_exact.)
 SWEEP = [
     (dict(m=1, n=8, dq_lanes=8, max_group=64), 10_000, 24),     # a whole row per dequantizer step
-    (dict(), 980_000, 1),                                       # default 2x64, dq_lanes 8
+    (dict(), 100_000, 1),                                       # default 2x64, dq_lanes 8
     (dict(m=3, n=12, dq_lanes=4, max_group=128), 10_000, 24),   # odd M; 3 steps (not a power of 2)
     (dict(m=4, n=16, dq_lanes=2, max_group=256), 10_000, 24),   # 4 rows, 8 steps, the widest groups
 ]
-#: random MACs per weight mode the sweep must reach, summed over its geometries
+#: random MACs per weight mode the stream player checks on the default tile
+PLAYER_MACS = 2_000_000
+#: random MACs per weight mode the sweep must reach, summed over its geometries (cocotb
+#: and player)
 MACS_PER_MODE = 1_000_000
 
 
@@ -260,11 +265,43 @@ def _geom(cfg: LutCoreConfig) -> str:
     return f"{cfg.m}x{cfg.n} dq{cfg.dq_lanes} G<={cfg.max_group}"
 
 
+def _player_campaign(cfg: LutCoreConfig, macs_min: int, seed: int):
+    """Random whole linears of every mode on the stream player, one simulation: T of 1..5
+    token rows, N of 1..200 columns (padded column tiles), K of 1..4 groups of 4..256,
+    the testbench's constrained-random activations and weights; every P against
+    linear_int.  ``{mode: (jobs, MACs checked, cycles)}``."""
+    from plait.sim.engines import LutJob, run_jobs
+    from plait.sim.tb.test_lut_core import GROUPS, MODES, rand_acts, rand_weight
+    rng = np.random.default_rng(seed)
+    groups = [g for g in GROUPS if g <= cfg.max_group]
+    jobs, owner = [], []
+    for name, scheme, bits in MODES:
+        macs = 0
+        while macs < macs_min:
+            g = int(rng.choice(groups))
+            k = g * int(rng.integers(1, max(2, min(5, 1024 // g + 1))))
+            t, n = int(rng.integers(1, 6)), int(rng.integers(1, 201))
+            x = rand_acts(rng, t, k).astype(np.int8)
+            jobs.append(LutJob(f"{name}#{len(jobs)}", x, rand_weight(rng, scheme, bits, n, k, g)))
+            owner.append(name)
+            macs += t * n * k
+    run = run_jobs(jobs, lut_cfg=cfg)
+    out: dict[str, list[int]] = {}
+    for j, name, r in zip(jobs, owner, run.results):
+        assert np.array_equal(r.out, linear_int(j.x, j.qw)[0]), j.name
+        o = out.setdefault(name, [0, 0, 0])
+        o[0] += 1
+        o[1] += j.x.shape[0] * j.qw.codes.shape[0] * j.qw.codes.shape[1]
+        o[2] += r.cycles
+    return out, run
+
+
 @pytest.mark.slow
 def test_lut_geometry_sweep():
     """The random test (gaps, stalls, every weight width 1..4 and format, groups of 4 to
     max_group, bit-exact against plait.ir.numerics) on several M x N tiles and
-    dequantizer widths; at least MACS_PER_MODE MACs per mode over the sweep."""
+    dequantizer widths, and PLAYER_MACS per mode on the default tile from the stream
+    player; at least MACS_PER_MODE MACs per mode over the sweep."""
     from plait.sim.tb.test_lut_core import MODES
     t_all = time.time()
     rows, times = [], []
@@ -285,7 +322,17 @@ def test_lut_geometry_sweep():
             assert p["tiles"] >= tiles_min, p
             totals[name] += p["macs_checked"]
             rows.append((_geom(cfg), name, p["tiles"], p["macs_checked"], p["cycles"]))
-    print(f"\n{'geometry':22} {'mode':8} {'tiles':>6} {'MACs':>9} {'cycles':>8} {'MACs/cycle':>10}")
+    t0 = time.time()
+    cfg = LutCoreConfig()
+    camp, prun = _player_campaign(cfg, PLAYER_MACS, seed=31)
+    times.append((f"{_geom(cfg)} player", time.time() - t0, prun.seconds["built"]))
+    assert sorted(camp) == sorted(totals)
+    for name, (jobs, macs, cycles) in camp.items():
+        assert macs >= PLAYER_MACS
+        totals[name] += macs
+        rows.append((f"{_geom(cfg)} player", name, jobs, macs, cycles))
+    print(f"\n{'geometry':22} {'mode':8} {'tiles':>6} {'MACs':>9} {'cycles':>8} {'MACs/cycle':>10}"
+          f"   (player rows: jobs, not tiles)")
     for g, name, tiles, macs, cycles in rows:
         print(f"{g:22} {name:8} {tiles:6} {macs:9} {cycles:8} {macs / cycles:10.1f}")
     print(f"{'total':22} {'':8} {'':6} {sum(r[3] for r in rows):9} {sum(r[4] for r in rows):8}")
@@ -293,7 +340,8 @@ def test_lut_geometry_sweep():
           + ", ".join(f"{name} {tot}" for name, tot in totals.items()))
     for g, secs, built in times:
         print(f"  {g}: {secs:.1f} s ({'built' if built else 'cached build'})")
-    print(f"  sweep wall time {time.time() - t_all:.1f} s")
+    print(f"  player simulation {prun.seconds['sim']:.1f} s ({prun.cycles_per_second:.0f} "
+          f"cycles/s); sweep wall time {time.time() - t_all:.1f} s")
     short = {name: tot for name, tot in totals.items() if tot < MACS_PER_MODE}
     assert not short, f"modes below {MACS_PER_MODE} random MACs over the sweep: {short}"
 
