@@ -16,8 +16,10 @@ How a layer maps onto an engine
   packed lanes); ``T`` rows -> ``ceil(T/2)`` passes, an odd last row padded with
   zeros in lane 1.  A pass streams every weight tile (``n_dsp / N_mode`` output rows
   each, ``K / M`` beats) back to back; the chain emits one ``[2, rows]`` word per
-  quantization group and tile.  Result: ``acc[T, N, K/G]``, the contract's
-  :func:`~plait.ir.numerics.common.group_accumulate`.
+  quantization group and tile.  In decode lane packing (mode ``"pair"``, a weight
+  of at most 4 bits packed with ``pack_dsp(qw, "pair")``) a pass is one token row and
+  the two lanes carry two weight rows of a ``2 n_dsp / 16``-row tile.  Result:
+  ``acc[T, N, K/G]``, the contract's :func:`~plait.ir.numerics.common.group_accumulate`.
 * **LUT core** (:mod:`plait.rtl.lut_core`): ``m`` token rows per tile (rows padded
   with zeros), ``n`` output columns per tile (the pack pads the last tile with code
   0; its mantissas are driven as 0); column tiles outer, row tiles inner.  The group
@@ -64,7 +66,7 @@ import numpy as np
 
 from plait.ir.numerics import P_BITS, SCALE_BITS, QuantizedWeight
 from plait.ir.numerics.common import NumericsError
-from plait.ir.numerics.dsp import M_MAX, MODES, WBITS_CODE, parse_mode
+from plait.ir.numerics.dsp import CHAIN_MODES, M_MAX, WBITS_CODE, parse_mode
 from plait.ir.numerics.lut import LUT_G, ZP_BITS
 from plait.ir.numerics.pack import DspPacked, LutPacked, pack_dsp, pack_lut, pack_nibbles
 from plait.rtl.dsp_chain import DspChainConfig
@@ -218,13 +220,13 @@ def dsp_stimulus(job: DspJob, cfg: DspChainConfig) -> dict:
     x = _check_x(job.x, k, job.name)
     r, tiles, nb = pk.rows_per_tile, pk.n_tiles, k // md.m
     idx = pack_nibbles(pk.idx)                         # in_idx words (== the stored field)
-    t = x.shape[0]
-    passes = -(-t // 2)
-    xp = np.zeros((2 * passes, k), np.int64)
+    t, lanes = x.shape[0], md.lanes                   # token rows per pass: 2 (pair: 1)
+    passes = -(-t // lanes)
+    xp = np.zeros((lanes * passes, k), np.int64)
     xp[:t] = x
-    # act[p, beat, lane, j]: lane l of pass p = token row 2p + l, block position j
+    # act[p, beat, lane, j]: lane l of pass p = token row lanes*p + l, block position j
     act = np.zeros((passes, nb, 2, M_MAX), np.int64)
-    act[..., :md.m] = xp.reshape(passes, 2, nb, md.m).transpose(0, 2, 1, 3)
+    act[:, :, :lanes, :md.m] = xp.reshape(passes, lanes, nb, md.m).transpose(0, 2, 1, 3)
     last = ((np.arange(nb) + 1) % (g // md.m) == 0).astype(np.uint8)
     return {
         "act": pack_fields(act.reshape(passes, nb, 2 * M_MAX), 8),
@@ -232,20 +234,27 @@ def dsp_stimulus(job: DspJob, cfg: DspChainConfig) -> dict:
         "idx": np.ascontiguousarray(idx, np.uint8),
         "last": last,
         "packed": pk,
-        "meta": {"name": job.name, "mode": MODES[md.name][2], "wbits": WBITS_CODE[pk.bits],
+        "meta": {"name": job.name, "mode": CHAIN_MODES[md.name][2], "wbits": WBITS_CODE[pk.bits],
                  "bits": pk.bits, "passes": passes, "tiles": tiles, "nb": nb,
                  "groups": k // g, "rows_per_tile": r, "t": t, "n": n, "k": k, "g": g,
-                 "mode_name": md.name, "n_out": passes * tiles * (k // g),
+                 "mode_name": md.name, "lanes": lanes, "n_out": passes * tiles * (k // g),
                  "beats": passes * tiles * nb},
     }
 
 
 def _dsp_result(meta: dict, words: np.ndarray, cfg: DspChainConfig) -> np.ndarray:
-    """Output words ``[n_out, bytes]`` of one job -> ``acc[T, N, K/G]``."""
+    """Output words ``[n_out, bytes]`` of one job -> ``acc[T, N, K/G]``.  A word holds
+    ``[2 lanes, rows_max]`` sums: lane = token row of the pass (pair mode: lane ``l``,
+    row ``r`` is tile row ``l*R + r`` of the pass's one token row)."""
     rmax = cfg.rows_max
     p, tiles, groups, r = meta["passes"], meta["tiles"], meta["groups"], meta["rows_per_tile"]
-    v = unpack_fields(words, cfg.acc_w, 2 * rmax).reshape(p, tiles, groups, 2, rmax)[..., :r]
-    acc = v.transpose(0, 3, 1, 4, 2).reshape(p * 2, tiles * r, groups)
+    if meta["lanes"] == 2:
+        v = unpack_fields(words, cfg.acc_w, 2 * rmax).reshape(p, tiles, groups, 2, rmax)[..., :r]
+        acc = v.transpose(0, 3, 1, 4, 2).reshape(p * 2, tiles * r, groups)
+    else:
+        half = r // 2
+        v = unpack_fields(words, cfg.acc_w, 2 * rmax).reshape(p, tiles, groups, 2, rmax)
+        acc = v[..., :half].transpose(0, 1, 3, 4, 2).reshape(p, tiles * r, groups)
     return acc[:meta["t"], :meta["n"]]
 
 

@@ -83,6 +83,27 @@ def test_dsp_round_trip_every_mode_and_width(mode, bits):
         assert np.array_equal(u.mant, mant) and u.exp == e
 
 
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_dsp_pair_mode_round_trip(bits):
+    """Decode lane packing: two rows' codes per slot, 2 n_dsp / 16 rows a tile, implicit
+    indices (none stored); the beats are the chain's own pair-mode schedule."""
+    from plait.ir.numerics.dsp import CHAIN_MODES
+    n_dsp, rows, k, g = 32, 9, 64, 16                # 9 rows: a padded last tile of 4
+    qw = quantize_rtn(RNG.standard_normal((rows, k)).astype(np.float32), bits, g, "sym")
+    p = pack_dsp(qw, "pair", n_dsp=n_dsp)
+    assert (p.mode, p.bits, p.rows_per_tile, p.n_tiles) == ("pair", bits, 4, 3)
+    assert p.mode_code == CHAIN_MODES["pair"][2] and p.implicit_idx and not p.dense
+    s = schedule_chain(np.zeros((1, k), np.int8), signed_weight(qw), "pair", g, n_dsp=n_dsp,
+                       bits=bits)
+    assert np.array_equal(p.codes, s.codes)
+    assert set(p.arrays()) == {"codes", "mant"}
+    for pk in (p, DspPacked.from_arrays(p.meta(), p.arrays())):
+        assert np.array_equal(unpack_dsp(pk).q, signed_weight(qw))
+    with pytest.raises(NumericsError, match="pair mode carries two weight codes"):
+        pack_dsp(quantize_rtn(RNG.standard_normal((rows, k)).astype(np.float32), 8, g, "sym"),
+                 "pair", n_dsp=n_dsp)
+
+
 @pytest.mark.parametrize("scheme, bits, want", [("asym", 2, 3), ("asym", 3, 4), ("ternary", 2, 2),
                                                  ("sym", 8, 8)])
 def test_dsp_other_schemes_use_the_narrowest_width(scheme, bits, want):

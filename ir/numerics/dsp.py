@@ -139,7 +139,7 @@ __all__ = [
     "overflow_adjust", "chain_beat", "ChainSchedule", "chain_weight_beats",
     "chain_weight_from_beats", "schedule_chain", "run_schedule",
     "run_chain", "chain_acc_bits", "reference_acc", "PAIR_CODE", "PAIR_MAX_BITS",
-    "CHAIN_MODES", "split_pair_codes",
+    "CHAIN_MODES", "split_pair_codes", "tile_rows",
 ]
 
 #: mode name -> (N, M, RTL mode code)
@@ -400,7 +400,7 @@ def overflow_adjust(p, cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT
 
 # --------------------------------------------------------------------------- the chain
 
-def _rows(mode: DspMode, n_dsp: int) -> int:
+def tile_rows(mode: DspMode, n_dsp: int) -> int:
     """Weight rows of one tile: ``n_dsp / N`` (pair mode: two per logical group)."""
     return n_dsp // mode.n * (2 if mode.pair else 1)
 
@@ -504,7 +504,7 @@ class ChainSchedule:
 
     @property
     def rows_per_tile(self) -> int:
-        return _rows(self.mode, self.n_dsp)
+        return tile_rows(self.mode, self.n_dsp)
 
     @property
     def lane_rows(self) -> int:
@@ -581,7 +581,7 @@ def chain_weight_beats(q, mode, *, n_dsp: int = 16, bits: int = 8
     rows, k = q.shape
     if k % md.m:
         raise NumericsError(f"K={k} is not a multiple of the mode's block M={md.m}")
-    r = _rows(md, n_dsp)
+    r = tile_rows(md, n_dsp)
     tiles = -(-rows // r)
     qp = np.zeros((tiles * r, k), np.int64)
     qp[:rows] = q
@@ -618,7 +618,7 @@ def chain_weight_from_beats(codes, idx, mode, rows: int, k: int, *, n_dsp: int =
     _check_n_dsp(n_dsp)
     if k <= 0 or k % md.m or rows <= 0:
         raise NumericsError(f"rows={rows}, K={k}: need rows >= 1 and K a multiple of M={md.m}")
-    r = _rows(md, n_dsp)
+    r = tile_rows(md, n_dsp)
     tiles, nb = -(-rows // r), k // md.m
     codes = as_int(codes)
     if codes.shape != (tiles * nb, n_dsp):
@@ -672,7 +672,7 @@ def schedule_chain(x, q, mode, group_size: int, *, n_dsp: int = 16, bits: int = 
         raise NumericsError(f"group size {group_size} must divide K={k} and be a multiple "
                             f"of the mode's block M={md.m}")
     codes, ids = chain_weight_beats(q, md, n_dsp=n_dsp, bits=bits)
-    r = _rows(md, n_dsp)
+    r = tile_rows(md, n_dsp)
     tiles = -(-rows // r)
     nb = k // md.m                                   # beats per tile
     act = np.zeros((tiles, nb, 2, M_MAX), np.int64)

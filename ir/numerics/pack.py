@@ -22,13 +22,14 @@ All arrays are little-endian numpy arrays; "packed two per byte" means element
 RTL's bus word (slice / column ``i`` at bits ``[4i +: 4]``).
 
 DSP chain format (:class:`DspPacked`, :func:`pack_dsp` / :func:`unpack_dsp`)
-    Scalars: ``mode`` (``"dense"``, ``"2:4"``, ``"2:16"``, ``"4:16"``, ``"8:16"``;
-    its RTL code is ``MODES[mode][2]``), ``bits`` (weight-code width in
+    Scalars: ``mode`` (``"dense"``, ``"2:4"``, ``"2:16"``, ``"4:16"``, ``"8:16"``, or
+    ``"pair"``, decode lane packing: two weight rows per slice, codes of <= 4 bits; its
+    RTL code is ``CHAIN_MODES[mode][2]``), ``bits`` (weight-code width in
     ``{2, 3, 4, 8}``, the smallest that holds the signed weights:
     :func:`~plait.ir.numerics.dsp.dsp_weight_codes`; RTL ``in_wbits =
     WBITS_CODE[bits]``), ``n_dsp``, ``rows`` (N), ``k`` (K), ``group_size`` (G),
     ``exp`` (the shared scale exponent E).  ``T = ceil(N / R) * K / M`` beats,
-    ``R = n_dsp / N_mode``.
+    ``R = n_dsp / N_mode`` (pair: ``2 n_dsp / 16``).
 
     ==========  ======  ====================  ==========================================
     field       dtype   shape                 content
@@ -36,7 +37,7 @@ DSP chain format (:class:`DspPacked`, :func:`pack_dsp` / :func:`unpack_dsp`)
     ``codes``   uint8   ``[T, n_dsp]``        ``bits``-bit symmetric code per slice and
                                               beat (``in_w``; ``q = u - 2^(bits-1)``)
     ``idx``     uint8   ``[T, n_dsp / 2]``    4-bit N:M index per slice, two per byte
-                                              (``in_idx``); absent in dense mode
+                                              (``in_idx``); absent in dense / pair mode
     ``mant``    uint16  ``[N, K/G]``          group-scale mantissas (``s ~= m 2^-E``)
     ==========  ======  ====================  ==========================================
 
@@ -85,8 +86,8 @@ import numpy as np
 
 from .common import (SCALE_BITS, NumericsError, QuantizedWeight, as_int, encode_scales,
                      signed_range, signed_weight)
-from .dsp import (DSP_WEIGHT_BITS, IDX_BITS, M_MAX, MODES, WBITS_CODE, chain_weight_beats,
-                  chain_weight_from_beats, dsp_weight_codes, parse_mode)
+from .dsp import (CHAIN_MODES, DSP_WEIGHT_BITS, IDX_BITS, M_MAX, WBITS_CODE, chain_weight_beats,
+                  chain_weight_from_beats, dsp_weight_codes, parse_mode, tile_rows)
 from .lut import (LUT_G, LUT_SCHEMES, LUT_WEIGHT_BITS, ZP_BITS, lut_codes_from_beats,
                   lut_weight_beats, odd_zero_point)
 
@@ -191,12 +192,17 @@ class DspPacked:
         return parse_mode(self.mode).dense
 
     @property
+    def implicit_idx(self) -> bool:
+        """No stored indices: dense and pair mode (slice ``i`` takes position ``i % 16``)."""
+        return parse_mode(self.mode).implicit_idx
+
+    @property
     def beats(self) -> int:
         return int(self.codes.shape[0])
 
     @property
     def rows_per_tile(self) -> int:
-        return self.n_dsp // MODES[self.mode][0]
+        return tile_rows(parse_mode(self.mode), self.n_dsp)
 
     @property
     def n_tiles(self) -> int:
@@ -205,7 +211,7 @@ class DspPacked:
     @property
     def mode_code(self) -> int:
         """The RTL's ``in_mode``."""
-        return MODES[self.mode][2]
+        return CHAIN_MODES[self.mode][2]
 
     @property
     def wbits_code(self) -> int:
@@ -215,7 +221,7 @@ class DspPacked:
     def arrays(self) -> dict[str, np.ndarray]:
         """The stored fields: ``codes``, ``mant`` and (sparse modes) the nibble-packed ``idx``."""
         out = {"codes": self.codes, "mant": self.mant}
-        if not self.dense:
+        if not self.implicit_idx:
             out["idx"] = pack_nibbles(self.idx)
         return out
 
@@ -231,9 +237,9 @@ class DspPacked:
         n_dsp, rows, k, g = (int(meta[x]) for x in ("n_dsp", "rows", "k", "group_size"))
         if n_dsp <= 0 or n_dsp % M_MAX or rows <= 0 or k <= 0 or k % md.m or g <= 0 or k % g:
             raise NumericsError(f"DSP chain pack: inconsistent scalars {meta}")
-        t = -(-rows // (n_dsp // md.n)) * (k // md.m)
+        t = -(-rows // tile_rows(md, n_dsp)) * (k // md.m)
         out = {"codes": ((t, n_dsp), "uint8"), "mant": ((rows, k // g), "uint16")}
-        if not md.dense:
+        if not md.implicit_idx:
             out["idx"] = ((t, n_dsp // 2), "uint8")
         return out
 
@@ -245,7 +251,8 @@ class DspPacked:
         sh = cls.shapes(m)
         f = {name: _field(arrays, name, dt, shape, what) for name, (shape, dt) in sh.items()}
         md, n_dsp = parse_mode(m["mode"]), int(m["n_dsp"])
-        idx = _dense_idx(sh["codes"][0][0], n_dsp) if md.dense else unpack_nibbles(f["idx"], n_dsp)
+        idx = (_dense_idx(sh["codes"][0][0], n_dsp) if md.implicit_idx
+               else unpack_nibbles(f["idx"], n_dsp))
         return cls(md.name, int(m["bits"]), n_dsp, int(m["rows"]), int(m["k"]),
                    int(m["group_size"]), int(m["exp"]), f["codes"], idx, f["mant"])
 
@@ -283,8 +290,8 @@ def pack_dsp(qw: QuantizedWeight, mode="dense", *, n_dsp: int = 16,
 
 def unpack_dsp(p: DspPacked) -> DspUnpacked:
     """The signed weights, mantissas and E of a DSP chain pack (exact inverse)."""
-    if p.dense and not np.array_equal(p.idx, _dense_idx(p.beats, p.n_dsp)):
-        raise NumericsError("dense-mode pack with indices other than the implicit i % 16")
+    if p.implicit_idx and not np.array_equal(p.idx, _dense_idx(p.beats, p.n_dsp)):
+        raise NumericsError(f"{p.mode}-mode pack with indices other than the implicit i % 16")
     q = chain_weight_from_beats(p.codes, p.idx, p.mode, p.rows, p.k, n_dsp=p.n_dsp, bits=p.bits)
     return DspUnpacked(q, as_int(p.mant), p.exp)
 
