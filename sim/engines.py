@@ -324,11 +324,13 @@ def _lut_result(meta: dict, words: np.ndarray, cfg: LutCoreConfig) -> np.ndarray
 
 # ------------------------------------------------------------------ the schedule
 def _fit(img, nbytes: int, what: str) -> np.ndarray:
-    """Byte images ``uint8[rows, b]`` widened with zero bytes to a port's ``nbytes``."""
+    """Byte images ``uint8[rows, b]`` of one port, refused unless ``b`` is the build's
+    byte width of that port (a stimulus laid out for another geometry)."""
     img = np.ascontiguousarray(img, np.uint8).reshape(len(img), -1)
-    if img.shape[1] > nbytes:
-        raise ValueError(f"{what}: {img.shape[1]}-byte words for a {nbytes}-byte port")
-    return np.pad(img, ((0, 0), (0, nbytes - img.shape[1])))
+    if img.shape[1] != nbytes:
+        raise ValueError(f"{what}: {img.shape[1]}-byte words for a {nbytes}-byte port "
+                         f"(stimulus for another build geometry)")
+    return img
 
 
 def _const(value: int, rows: int, nbytes: int) -> np.ndarray:

@@ -79,6 +79,23 @@ def test_ports_are_read_from_vtop_h(tmp_path):
         model_ports(tmp_path / "nowhere")
 
 
+def test_a_schedule_for_another_geometry_is_refused():
+    """A 16-slice stimulus against a 48-slice build's ports (Vtop.h as Verilator writes it)."""
+    from plait.rtl.dsp_chain import DspChainConfig
+    from plait.sim.engines import dsp_program, dsp_stimulus
+    ports = {p.name: p for p in (
+        PortInfo("clk", True, 1), PortInfo("rst_n", True, 1), PortInfo("in_valid", True, 1),
+        PortInfo("in_ready", False, 1), PortInfo("in_last", True, 1),
+        PortInfo("in_mode", True, 3), PortInfo("in_wbits", True, 2),
+        PortInfo("out_valid", False, 1), PortInfo("out_ready", True, 1),
+        PortInfo("err", False, 1), PortInfo("in_act", True, 256), PortInfo("in_w", True, 384),
+        PortInfo("in_idx", True, 192), PortInfo("out_acc", False, 1536))}
+    (job,) = _dsp_jobs(np.random.default_rng(1))[:1]
+    st = dsp_stimulus(job, DspChainConfig())
+    with pytest.raises(ValueError, match="in_w: 16-byte words for a 48-byte port"):
+        dsp_program([st], ports)
+
+
 # ------------------------------------------------------------------ on the RTL
 def _dsp_jobs(rng):
     from plait.sim.engines import DspJob
