@@ -24,9 +24,9 @@ coverage: setup
 	$(VENV)/bin/python -m pytest -q -s tests/test_rtl_lut_core.py -k "test_rtl_small_build_bit_exact and 4"
 
 # both engines' full mutation campaigns (every enumerated site; the LUT core's takes about 2
-# minutes and CI runs a sample of it, tests/test_rtl_lut_core.py; the DSP chain's about a
-# minute, all of it in CI, tests/test_rtl_dsp_chain_checks.py); prints the survival tables,
-# fails if a mutant not listed as equivalent survives
+# minutes, the DSP chain's about a minute; CI runs a sample of each, a few mutants per site
+# class: tests/test_rtl_lut_core.py, tests/test_rtl_dsp_chain_mutants.py); prints the
+# survival tables, fails if a mutant not listed as equivalent survives
 mutation: setup
 	$(VENV)/bin/python -m plait.sim.mutate lut_core
 	$(VENV)/bin/python -m plait.sim.mutate dsp_chain
