@@ -19,9 +19,9 @@ bench), bit-exact.
   engine from the artifact's packed arrays; every integer equals exact mode's and measured cycles
   are within 5% of the mapping's cycle model.  ``-s`` prints the cycle table.
 
-Geometry: ``sim16`` (the default RTL builds) with a 64-slice DSP chain
-(``PLAIT_RTL_LAYER_NDSP``, default 64: 4x fewer cycles than 16 slices for the same
-layer, ~1.7x less simulation time); the LUT core is sim16's 2 x 64.  Calibration of
+Geometry: ``sim16``, the sim device's builds: a 16-slice DSP chain
+(``PLAIT_RTL_LAYER_NDSP=64`` for 64 slices, 4x fewer cycles; on the stream player the
+16-slice run is cheaper than building a second chain) and a 2 x 64 LUT core.  Calibration of
 the Wanda recipe uses the last ``PLAIT_RTL_LAYER_CALIB`` (default 512) token ids of
 the default text instead of 2048 (the calibration runs the float model; 2048 tokens
 cost ~50 s here).
@@ -48,7 +48,7 @@ from plait.sim.engines import (DspJob, LutJob, _dsp_result, _lut_result, dsp_sti
 from plait.sim.layers import CYCLE_TOLERANCE, layer_of, sim_target
 from plait.sim.scoreboard import Scoreboard
 
-N_DSP = int(os.environ.get("PLAIT_RTL_LAYER_NDSP", "64"))
+N_DSP = int(os.environ.get("PLAIT_RTL_LAYER_NDSP", "16"))
 CALIB_TOKENS = int(os.environ.get("PLAIT_RTL_LAYER_CALIB", "512"))
 #: the chat: SmolLM2's chat template with a short system message (24 tokens; the
 #: template's default system message makes it 37, +50% simulation time)
