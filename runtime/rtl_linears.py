@@ -31,12 +31,12 @@ from typing import Optional
 import numpy as np
 
 from plait.ir.numerics import dequant_groups
-from plait.ir.numerics.dsp import parse_mode
 from plait.ir.numerics.pack import DspPacked, LutPacked, pack_dsp, pack_lut
 from plait.ir.target import get_target
 from plait.rtl.dsp_chain import DspChainConfig
 from plait.rtl.lut_core import LutCoreConfig
 from plait.sim.engines import DspJob, LutJob, run_jobs
+from plait.sim.layers import weight_sparsity
 
 __all__ = ["RtlLinears", "HARDWARE"]
 
@@ -73,10 +73,8 @@ class RtlLinears:
                                      f"{self.target.name!r} has none")
                 packed = pack_lut(qw, n=self.lut_cfg.n)
             else:
-                t = self.graph.node(key).type
-                sp = t.sparsity if t is not None else None
-                mode = parse_mode((sp.n, sp.m)).name if sp is not None else "dense"
-                packed = pack_dsp(qw, mode, n_dsp=self.dsp_cfg.n_dsp)
+                packed = pack_dsp(qw, weight_sparsity(self.graph, node.name),
+                                  n_dsp=self.dsp_cfg.n_dsp)
         self._packs[key] = packed
         return packed
 

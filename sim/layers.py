@@ -53,7 +53,8 @@ from .engines import DspJob, LutJob, StreamRun, run_jobs
 from .scoreboard import Scoreboard
 
 __all__ = ["LinearCall", "LayerCheck", "capture_linears", "check_on_rtl", "sim_target",
-           "artifact_packs", "format_table", "layer_of", "CYCLE_TOLERANCE", "PACK_ATTR"]
+           "artifact_packs", "format_table", "layer_of", "weight_sparsity", "CYCLE_TOLERANCE",
+           "PACK_ATTR"]
 
 #: param-node attribute of the ``pack`` pass (plait.passes.pack): the format's scalars
 #: and ``"arrays": {field: weight-store name}``
@@ -179,8 +180,9 @@ def _mapped(graph, call: LinearCall) -> dict:
     return a
 
 
-def _sparsity(graph, call: LinearCall) -> str:
-    t = graph.node(graph.node(call.node).inputs[1]).type
+def weight_sparsity(graph, node_name: str) -> str:
+    """The DSP chain mode of a linear's weight: its type's N:M sparsity, else dense."""
+    t = graph.node(graph.node(node_name).inputs[1]).type
     if t is not None and t.sparsity is not None:
         return parse_mode((t.sparsity.n, t.sparsity.m)).name
     return "dense"
@@ -227,7 +229,7 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
             pk = packed(c.node, eng) if packed is not None else None
             if pk is None:
                 if eng == "dsp_chain":
-                    pk = pack_dsp(c.qw, _sparsity(graph, c), n_dsp=dsp_cfg.n_dsp,
+                    pk = pack_dsp(c.qw, weight_sparsity(graph, c.node), n_dsp=dsp_cfg.n_dsp,
                                   bits=int(a["engine_bits"]))
                 else:
                     if lut_cfg is None:
