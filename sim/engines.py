@@ -72,15 +72,14 @@ from plait.ir.numerics.pack import DspPacked, LutPacked, pack_dsp, pack_lut, pac
 from plait.rtl.dsp_chain import DspChainConfig
 from plait.rtl.lut_core import LutCoreConfig, mode_of
 
+from .player import COCOTB_OUT, PROGRAM_ENV
+
 __all__ = ["DspJob", "LutJob", "JobResult", "StreamRun", "run_jobs", "run_linear_dsp",
            "run_linear_lut", "dsp_stimulus", "lut_stimulus", "dsp_packed", "lut_packed",
            "pack_fields", "unpack_fields", "dsp_program", "lut_program", "BENCHES",
-           "TB_MODULE", "PROGRAM_ENV", "OUT_NAME", "DSP_BUILD_ARGS", "SIM_ENV"]
+           "TB_MODULE", "DSP_BUILD_ARGS", "SIM_ENV"]
 
 TB_MODULE = "plait.sim.tb.test_linear_stream"
-#: the environment variable that hands the cocotb bench its program file
-PROGRAM_ENV = "PLAIT_STREAM_PROGRAM"
-OUT_NAME = "linear_stream_out.bin"
 #: Verilator arguments of the DSP chain build (one C++ file: see tests/test_rtl_dsp_chain.py)
 DSP_BUILD_ARGS = ["--output-split", "0"]
 #: extra simulator environment of the streaming runs: trust the simulator's inertial
@@ -461,9 +460,9 @@ def run_jobs(jobs: Sequence, *, dsp_cfg: DspChainConfig | None = None,
             path = prog.write(Path(tmp) / "program.bin")
             sim = run_cocotb(top, srcs, TB_MODULE, config=cfg, build_args=args, opt=opt,
                              env={PROGRAM_ENV: str(path), **SIM_ENV}, waves=waves)
-        out_path = Path(sim.run_dir) / OUT_NAME
+        out_path = Path(sim.run_dir) / COCOTB_OUT
         if not out_path.is_file():
-            raise SimulationFailed(f"{TB_MODULE} on {top} wrote no {OUT_NAME} in "
+            raise SimulationFailed(f"{TB_MODULE} on {top} wrote no {COCOTB_OUT} in "
                                    f"{sim.run_dir}: {sim.tests}")
         res = read_out(out_path)
     t2 = time.perf_counter()

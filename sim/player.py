@@ -39,10 +39,14 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["PortInfo", "Program", "PlayResult", "PlayerFailed", "model_ports", "player_exe",
-           "play", "read_program", "read_out", "write_out", "OPS"]
+           "play", "read_program", "read_out", "write_out", "OPS", "COCOTB_OUT", "PROGRAM_ENV"]
 
 PLAYER_SRC = Path(__file__).resolve().parent / "player" / "player.cpp"
 EXE_NAME = "plait_player"
+#: the cocotb bench (plait.sim.tb.test_linear_stream): the environment variable naming
+#: its program file, and the file in its run directory it writes its PlayResult to
+PROGRAM_ENV = "PLAIT_STREAM_PROGRAM"
+COCOTB_OUT = "linear_stream_out.bin"
 VERSION = 1
 #: opcode of each op (player.cpp's switch)
 OPS = {"end": 0, "set": 1, "check_zero": 2, "tick": 3, "mark": 4, "stream": 5, "wait": 6,

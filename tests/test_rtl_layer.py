@@ -55,7 +55,8 @@ CALIB_TOKENS = int(os.environ.get("PLAIT_RTL_LAYER_CALIB", "512"))
 SYSTEM = "Answer briefly."
 PROMPT = "What is the capital of France?"
 #: decoder layers run on the RTL (``PLAIT_RTL_LAYERS``, e.g. ``0,15``); CI runs one per
-#: recipe to fit its time budget (each layer is ~100 s of simulation on 2 cores)
+#: recipe to fit its time budget (each layer: ~7 s of simulation on the DSP chain, ~20 s
+#: on the LUT core, on the stream player)
 LAYERS = tuple(int(v) for v in os.environ.get("PLAIT_RTL_LAYERS", "15").split(","))
 DECODE_STEPS = 2
 

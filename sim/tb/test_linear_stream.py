@@ -30,10 +30,9 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from plait.sim.drivers import StreamDriver, StreamMonitor, reset, start_clock
-from plait.sim.player import PlayResult, read_program, write_out
+from plait.sim.player import COCOTB_OUT, PROGRAM_ENV, PlayResult, read_program, write_out
 
 PERIOD_NS = 10
-OUT_NAME = "linear_stream_out.bin"
 
 
 def _ints(img: np.ndarray) -> list[int]:
@@ -66,9 +65,9 @@ def _txns(dut, fields: list[str], beats: np.ndarray) -> list[dict]:
 @cocotb.test()
 async def test_program(dut):
     """Interpret the program; write what the output monitor saw."""
-    path = os.environ.get("PLAIT_STREAM_PROGRAM")
+    path = os.environ.get(PROGRAM_ENV)
     if not path:
-        raise RuntimeError("PLAIT_STREAM_PROGRAM is not set: this testbench plays the "
+        raise RuntimeError(f"{PROGRAM_ENV} is not set: this testbench plays the "
                            "programs written by plait.sim.engines.run_jobs")
     ops = read_program(Path(path))
     # every stream's beats as integers before the clock starts
@@ -131,7 +130,7 @@ async def test_program(dut):
     words = np.frombuffer(b"".join(t["d"].to_bytes(nb, "little") for t in mon.transactions),
                           np.uint8).reshape(len(mon.transactions), nb)
     out = Path(os.environ.get("PLAIT_SIM_OUT", "."))
-    write_out(out / OUT_NAME, PlayResult(words, np.asarray(mon.cycles, np.int64),
+    write_out(out / COCOTB_OUT, PlayResult(words, np.asarray(mon.cycles, np.int64),
                                          np.asarray(marks, np.int64), cycles, seconds))
     dut._log.info(f"{len(ops)} ops, {len(mon.transactions)} output words, {cycles} cycles "
                   f"in {seconds:.1f}s")
