@@ -33,7 +33,8 @@ from typing import ClassVar
 
 from plait.ir.numerics.dsp import (CHAIN_MODES, CODE_BITS, DSP_P_BITS, IDX_BITS, MODE_BITS,
                                    MODES, M_MAX, WBITS_BITS, WBITS_CODE, chain_acc_bits,
-                                   check_lane_geometry, lane_window, parse_mode)
+                                   check_lane_geometry, lane_bias, lane_bits,
+                                   lane_window, parse_mode)
 from plait.ir.numerics.common import NumericsError
 from plait.ir.target import (DspChainGeometry, dsp_latency, dsp_level, dsp_linear_cycles,
                              dsp_rows, dsp_tile_beats, get_target)
@@ -180,8 +181,10 @@ class DspChainConfig(UnitConfig):
             "rows_max": self.rows_max,
             "out_depth": self.out_depth,
             "a_w": self.lane_shift + 9,
-            "lane_w": self.lane_shift + 1,
+            "lane_w": lane_bits(self.cascade, self.lane_shift),
             "win_hi": lane_window(self.cascade, self.lane_shift)[1],
+            "rnd": lane_bias(self.cascade, self.lane_shift)[0],
+            "lo_off": lane_bias(self.cascade, self.lane_shift)[1],
             "mode_mask": mask,
             **encoding_params(),
         }
@@ -237,14 +240,14 @@ class DspChainConfig(UnitConfig):
         widened weight per slice), the sparse MUX (16 bits of a 16:1 MUX = 5 LUT6 per
         bit with N:16 modes, one LUT per bit for a 4:1 MUX with 2:4 only, none when
         dense only), select decode + widening, the operand skew lines, reduction
-        nodes, the adder tree, the row accumulators (one LUT per bit: load/add), the
+        nodes' bit fields (no logic), the adder tree, the row accumulators (one LUT per
+        bit; the group-end clear is the flip-flops' synchronous reset), the
         output FIFO (distributed RAM: RAM32M16, 14 bits x 32 words per 8 LUTs, one
         row's two lanes per RAM group, plus the mode of each word; its pointers
         replicated per row) and the control pipeline.
         """
-        lane_w = self.lane_shift + 1
+        lane_w = lane_bits(self.cascade, self.lane_shift)
         levels = clog2(self.n_groups)
-        tree_w = lane_w + levels
         rows = self.rows_max
         n, c, ng = self.n_dsp, self.cascade, self.n_groups
         modes = self.mode_list()
@@ -256,28 +259,32 @@ class DspChainConfig(UnitConfig):
             mux_per_bit = 0
         pair = "pair" in modes          # operand swap (3 x 8 2:1 selects) + second widening
         skew_ff = ng * sum(j for j in range(c)) * 24
+        # tree level lv: ng >> lv nodes x 2 lanes of lane_w + lv bits (the reduction
+        # node, level 0, is bit fields of the last slice's P: no logic, no register)
+        tree_bits = sum((ng >> lv) * 2 * (lane_w + lv) for lv in range(1, levels + 1))
         tree_nodes = sum(ng >> lv for lv in range(1, levels + 1))
-        depth = 4 + c + levels + 1
+        tree_w = lane_w + levels
+        lo_off = lane_bias(c, self.lane_shift)[1]
+        depth = 3 + c + levels + 1
         od_w = clog2(self.out_depth)
         lutram = rows * -(-2 * self.acc_w // 14) + 1   # RAM32M16 cells (<= 32 words)
         ff = (2 * 16 * 8 + n * 12 + 5            # input registers (act, sel, weight)
               + (n * 9 if pair else 0)           # second weight + pair flag per slice
               + skew_ff
-              + ng * 2 * lane_w                  # reduction nodes
-              + tree_nodes * 2 * tree_w          # tree registers
+              + tree_bits                        # tree registers
               + rows * 2 * self.acc_w            # accumulators
               + rows * (2 * od_w + 1)            # FIFO pointers + out_valid per row
               + 2 * depth + 3 + 2 + 4            # control
               + 4 * (od_w + 1))                  # FIFO master pointers, count, credits
-        lut = (n * (2 * 8 * mux_per_bit + 8 + 4)  # mux, widening, select decode
+        lut = (n * (2 * 8 * mux_per_bit + 7 + 4)  # mux, widening, select decode
                + (n * (12 + 4) if pair else 0)   # operand swap, second widening
-               + ng * (2 * lane_w)               # adjust (compare + borrow add)
-               + tree_nodes * 2 * tree_w         # tree adders
-               + rows * 2 * self.acc_w           # accumulate / load
+               + tree_bits                       # tree adders
+               + rows * 2 * self.acc_w           # accumulate (clear = the FFs' reset)
+               + (rows * self.acc_w if lo_off else 0)   # lower-lane window offset
                + 8 * lutram                      # output FIFO (distributed RAM)
                + rows * 2 * od_w                 # its pointer increments
                + 16)
-        carry = (ng * 2 * -(-lane_w // 8) + tree_nodes * 2 * -(-tree_w // 8)
+        carry = (tree_nodes * 2 * -(-tree_w // 8)
                  + rows * 2 * -(-self.acc_w // 8))
         return {"LUT": lut, "FF": ff, "CARRY": carry, "DSP48E2": n, "BRAM": 0, "LUTRAM": lutram}
 

@@ -932,7 +932,7 @@ def lut_core_campaign() -> CampaignSpec:
 
 def dsp_chain_campaign() -> CampaignSpec:
     """The sparse DSP chain: dsp_chain.sv and the submodules the behavioural build
-    simulates (operand decode, sparse MUX, lane adjust, cascade group, delay lines; not
+    simulates (operand decode, sparse MUX, lane split, cascade group, delay lines; not
     dsp_slice.sv, whose preprocessor branches the enumerator does not parse), on the
     16-slice all-modes build, the bench's ``test_mutants`` (random tiles of every mode and
     width with extreme operands and one-beat groups, the waveform latency, the same
@@ -945,6 +945,9 @@ def dsp_chain_campaign() -> CampaignSpec:
         files=("dsp_chain.sv", "dsp_operand_decode.sv", "dsp_sparse_mux.sv", "dsp_lane_adjust.sv",
                "dsp_cascade_group.sv", "dsp_delay.sv"),
         config=DspChainConfig(modes=",".join(CHAIN_MODES)),
+        # 16-bit lanes: the lower lane's window is offset (LO_OFF != 0: the row
+        # correction g_lo_off) and as wide as the lane (the inverted bit, g_flip)
+        more_configs=(DspChainConfig(modes=",".join(CHAIN_MODES), lane_shift=16),),
         test_module="plait.sim.tb.test_dsp_chain", testcase="test_mutants",
         ids_env="PLAIT_DSP_MUTANTS", env={"PLAIT_TB_EXPECT_SLICE": "behavioural"},
         equivalent=MUTANT_EQUIVALENT)

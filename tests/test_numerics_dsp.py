@@ -11,7 +11,8 @@ from plait.ir.numerics import (NumericsError, QuantizedWeight, dequant_groups,
 from plait.ir.numerics.dsp import (DSP_WEIGHT_BITS, MODES, chain_acc_bits, chain_beat,
                                    check_lane_geometry, compress_nm, decompress_nm,
                                    dsp_cascade, dsp_pack, dsp_weight_codes,
-                                   encode_weight_codes, lane_window, overflow_adjust,
+                                   encode_weight_codes, lane_bias, lane_bits, lane_split,
+                                   lane_window, overflow_adjust,
                                    parse_mode, prune_nm, run_chain, schedule_chain,
                                    widen_code)
 
@@ -111,8 +112,15 @@ def test_overflow_adjust_window_at_the_limit(cascade, shift):
         a_hi = np.full((1, cascade), a)
         a_lo = np.full((1, cascade), a)
         wv = np.full((1, cascade), w)
-        s_hi, s_lo = overflow_adjust(dsp_cascade(a_hi, a_lo, wv, shift), cascade, shift)
+        p = dsp_cascade(a_hi, a_lo, wv, shift)
+        s_hi, s_lo = overflow_adjust(p, cascade, shift)
         assert int(s_lo[0]) == int(s_hi[0]) == cascade * a * w
+        # as built: bit fields of P + RND; the lower lane fits lane_bits once offset
+        f_hi, f_lo = lane_split(p, cascade, shift)
+        assert int(f_hi[0]) == int(s_hi[0])
+        assert int(f_lo[0]) == int(s_lo[0]) - lane_bias(cascade, shift)[1]
+        half = 1 << (lane_bits(cascade, shift) - 1)
+        assert -half <= int(f_lo[0]) < half and -half <= int(f_hi[0]) < half
     if cascade * 2 ** 14 == 2 ** (shift - 1):
         # the naive two's-complement decode of the lower lane is wrong here
         p = dsp_cascade(np.full((1, cascade), -128), np.full((1, cascade), -128),
@@ -123,7 +131,11 @@ def test_overflow_adjust_window_at_the_limit(cascade, shift):
 
 
 def test_lane_geometry_errors():
-    assert lane_window(8, 18) == (8 * -16256, 8 * -16256 + 2 ** 18 - 1)
+    # the symmetric window where it holds every sum, else the one centred on them
+    assert lane_window(2, 18) == (-2 ** 17, 2 ** 17 - 1) and lane_bias(2, 18) == (2 ** 17, 0)
+    assert lane_window(8, 18) == (512 - 2 ** 17, 512 + 2 ** 17 - 1)
+    assert lane_bias(8, 18) == (2 ** 17 - 512, 512) and lane_bias(2, 16) == (2 ** 15 - 128, 128)
+    assert (lane_bits(1), lane_bits(2), lane_bits(8), lane_bits(2, 16)) == (16, 17, 19, 17)
     with pytest.raises(NumericsError, match="use cascade <= 8"):
         check_lane_geometry(9, 18)
     with pytest.raises(NumericsError, match="use cascade <= 2"):

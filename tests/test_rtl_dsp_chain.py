@@ -168,13 +168,13 @@ def test_rtl_primitive_path_all_modes():
 
 @pytest.mark.slow
 def test_primitive_opmode_mutation_is_caught(tmp_path):
-    """Cut the cascade inside a group (OPMODE Z-MUX = 0 instead of PCIN on the
-    non-first slices of the primitive path): the testbench must fail on its
+    """Cut the cascade inside a group (the first slice's OPMODE, Z-MUX = 0 and W-MUX =
+    RND, on every slice of the primitive path): the testbench must fail on its
     scoreboard, i.e. the primitive's configuration is what the tests check."""
     from plait.sim.mutate import mutated_sources
     from plait.sim.runner import SimulationFailed
-    site = "CASCADE_IN ? 9'b00_001_01_01 : 9'b00_000_01_01"
-    srcs = mutated_sources(primitive_sim_sources(), tmp_path, "dsp_slice.sv", site, "9'b00_000_01_01")
+    site = "CASCADE_IN ? 9'b00_001_01_01 : 9'b10_000_01_01"
+    srcs = mutated_sources(primitive_sim_sources(), tmp_path, "dsp_slice.sv", site, "9'b10_000_01_01")
     with pytest.raises(SimulationFailed) as exc:
         _run(DspChainConfig(), sources=srcs, tests="edges", primitive=True, opt="-O0")  # one short run
     msg = str(exc.value)
@@ -191,13 +191,14 @@ def test_primitive_path_without_model_is_reported():
 
 @pytest.mark.slow
 def test_mutation_is_caught(tmp_path):
-    """Invert the borrow bit of the upper-lane correction in the overflow adjust (a
-    one-bit change of the arithmetic): the same testbench must fail on its scoreboard."""
+    """Drop the lane bias of the cascade groups (RND = 0 instead of 2^(S-1) - LO_OFF,
+    one constant): a negative lower lane then borrows from the upper one, and the
+    same testbench must fail on its scoreboard."""
     from plait.sim.mutate import mutated_sources
     from plait.sim.runner import SimulationFailed
-    site = "s_hi <= borrow ? p_hi1 : p_hi;"
-    srcs = mutated_sources(unit_sources("dsp_chain"), tmp_path, "dsp_lane_adjust.sv", site,
-                           site.replace("borrow ?", "!borrow ?"))
+    site = ".RND(RND_DSP)) u_slice"
+    srcs = mutated_sources(unit_sources("dsp_chain"), tmp_path, "dsp_cascade_group.sv", site,
+                           ".RND(0)) u_slice")
     with pytest.raises(SimulationFailed) as exc:
         _run(DspChainConfig(), sources=srcs, tests="edges", opt="-O0")   # one short run
     msg = str(exc.value)
@@ -224,16 +225,18 @@ def _synth(cfg, family="xcup", defines=None):
 
 
 #: LUT per int8 MAC ceilings (measured with yosys 0.23, n_dsp=16, cascade=2: all
-#: modes 101.5, dense 26.0, 2:4 57.3, dense+pair 40.1 -- with the output FIFO for
-#: back-pressure in distributed RAM (RAM32M16, 8 LUTs per row and mode word ... 328 LUTs at
-#: 8 rows), which replaced the 2 x ROWS_MAX x ACC_W output registers (FF per MAC
-#: 74.0 -> 61.8 for all modes); before it 96.4 / 24.0 / 52.2 / 38.1 -- pipelined for
-#: 300 MHz: parallel borrow-select in the lane adjust, registered + replicated
-#: accumulator control; before that 92.1 / 19.2 / 46.5, before the MUX rewrite 185.3 /
-#: 144.9 / 185.1)
-LUT_PER_MAC_MAX = {"dense,2:4,2:16,4:16,8:16": 103, "dense": 26.5, "2:4": 58,
+#: modes 85.6, dense 16.3, 2:4 33.4, dense+pair 30.4 -- the reduction node reads the
+#: lanes as bit fields of P biased by the first slice's RND (no compare, no borrow
+#: increment, no register: 8 x 2 x 19 bits of each), tree levels only as wide as their
+#: sums, accumulators cleared by the flip-flops' reset instead of a load select; before
+#: that 101.5 / 26.0 / 57.3 / 40.1 with the output FIFO for back-pressure in
+#: distributed RAM (RAM32M16, 8 LUTs per row and mode word ... 328 LUTs at 8 rows),
+#: which replaced the 2 x ROWS_MAX x ACC_W output registers; before it 96.4 / 24.0 /
+#: 52.2 / 38.1 -- pipelined for 300 MHz; before that 92.1 / 19.2 / 46.5, before the
+#: MUX rewrite 185.3 / 144.9 / 185.1)
+LUT_PER_MAC_MAX = {"dense,2:4,2:16,4:16,8:16": 87, "dense": 16.5, "2:4": 34,
                    # pair mode (operand swap + second widening)
-                   "dense,pair": 41}
+                   "dense,pair": 31}
 
 
 @pytest.mark.slow
@@ -310,10 +313,10 @@ def test_config_package_and_models():
     cfg = DspChainConfig(cascade=8, modes="dense,8:16")
     p = cfg.sv_params()
     assert (p["N_GROUPS"], p["LEVELS"], p["ROWS_MAX"], p["MODE_MASK"]) == (2, 1, 2, 0b10001)
-    assert p["WIN_HI"] == 8 * -16256 + (1 << 18) - 1
+    assert (p["WIN_HI"], p["RND"], p["LO_OFF"], p["LANE_W"]) == (512 + (1 << 17) - 1, (1 << 17) - 512, 512, 19)
     assert "localparam int WIN_HI" in cfg.sv_package()
     assert cfg.macs_per_cycle() == 32 and cfg.dense_equivalent_macs_per_cycle("8:16") == 64
-    assert cfg.latency("dense") == 5 + 8 + 1
+    assert cfg.latency("dense") == 4 + 8 + 1
     est = cfg.estimate_resources()
     assert est["DSP48E2"] == 16 and est["FF"] > 0 and est["LUT"] > 0
 

@@ -28,7 +28,7 @@ ASSERTION_MUTANTS = {
     "a_groups_bound": ("assign room     = pending != (OD_W+1)'(OUT_DEPTH);",
                        "pending != (OD_W+1)'(OUT_DEPTH)", "1'b1", "backpressure"),
     # one lane's accumulator control is not the master copy
-    "a_replica": ("          acc_v_q <= v_tap;", "v_tap", "v_tap && !(r == 0 && ln == 1)", "edges"),
+    "a_replica": ("else        acc_v_q <= v_tap;", "v_tap", "v_tap && !(r == 0 && ln == 1)", "edges"),
     # one row's FIFO read pointer misses the pops
     "a_fifo_replica": ("assign pop_q  = ov_q && out_ready;", "ov_q && out_ready",
                        "ov_q && out_ready && (r != 0)", "edges"),

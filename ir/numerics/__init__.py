@@ -26,6 +26,7 @@ from .dsp import (  # noqa: F401,E402
     DSP_WEIGHT_BITS, MODES as DSP_MODES, ChainSchedule, DspMode, chain_beat, chain_weight_beats,
     chain_weight_from_beats, compress_nm,
     decompress_nm, dsp_cascade, dsp_pack, dsp_weight_codes, encode_weight_codes,
-    overflow_adjust, parse_mode, prune_nm, run_chain, run_schedule, schedule_chain,
+    lane_bias, lane_bits, lane_split, overflow_adjust, parse_mode, prune_nm, run_chain,
+    run_schedule, schedule_chain,
     widen_code,
 )

@@ -66,19 +66,26 @@ Packing (two int8 MACs per DSP sharing one weight)
     where ``S0``/``S1`` are the lanes' partial dot products.  The lower lane has only
     ``S`` bits and its sign borrows from the upper lane.
 
-Overflow adjust / lane extraction (:func:`overflow_adjust`)
+Overflow adjust / lane extraction (:func:`lane_bias`, :func:`lane_split`, :func:`overflow_adjust`)
     One product lies in ``[-16256, 16384]`` (``-128*127`` .. ``-128*-128``), so a
     cascade group of ``c`` slices has ``S0 in [-16256 c, 16384 c]``, an interval of
     ``32640 c + 1`` values.  ``P mod 2^S`` determines ``S0`` uniquely iff that
-    interval fits in ``2^S`` values; the adjust decodes the low ``S`` bits in the
-    *window* ``[LO_MIN, LO_MIN + 2^S - 1]`` with ``LO_MIN = -16256 c`` (not in the
-    symmetric two's-complement window, which would wrap ``+2^(S-1)``, e.g. ``c = 8``
-    products of ``-128 * -128`` at ``S = 18``) and corrects the upper lane with the
-    borrow: ``S0 = lo - 2^S*borrow``, ``borrow = lo > LO_MIN + 2^S - 1``,
-    ``S1 = (P >> S) + borrow``.  Hence ``cascade * 32640 < 2^S`` is required
+    interval fits in ``2^S`` values, hence ``cascade * 32640 < 2^S`` is required
     (``cascade <= 8`` at ``S = 18``, ``cascade <= 2`` at ``S = 16``, the DSP48E1
-    variant that fits the 25-bit A port).  Lanes are extracted per cascade group
-    and only then added, so longer logical groups never overflow a packed lane.
+    variant that fits the 25-bit A port).  The lower lane is decoded in the *window*
+    ``[LO_OFF - 2^(S-1), LO_OFF + 2^(S-1) - 1]`` (:func:`lane_window`): the
+    symmetric two's-complement window (``LO_OFF = 0``) when it holds the interval,
+    else the one centred on it (``LO_OFF = 64 c``, e.g. ``c = 8`` products of
+    ``-128 * -128`` at ``S = 18`` reach ``2^(S-1)``).  The hardware needs no logic
+    for it: the first slice of each cascade group adds the constant ``RND = 2^(S-1)
+    - LO_OFF`` to its P (the DSP48E2's W-MUX = RND), which makes the low field
+    ``S0 + RND`` non-negative, so it never borrows from the upper lane:
+    ``S1 = (P + RND) >> S`` and ``S0 - LO_OFF = ((P + RND) mod 2^S) - 2^(S-1)``, the
+    low ``S`` bits with the top one inverted (:func:`lane_split`).  A row of ``G``
+    cascade groups adds ``G * LO_OFF`` back to its lower lane (nothing when
+    ``LO_OFF = 0``).  :func:`overflow_adjust` gives the true lanes.  Lanes are
+    extracted per cascade group and only then added, so longer logical groups never
+    overflow a packed lane.
 
 Weight beat layout (:func:`chain_weight_beats` / :func:`chain_weight_from_beats`)
     The one definition of the order in which the chain consumes weights (used by
@@ -136,7 +143,7 @@ __all__ = [
     "PROD_MIN", "PROD_MAX", "DEFAULT_LANE_SHIFT", "M_MAX", "DspMode", "parse_mode",
     "prune_nm", "compress_nm", "decompress_nm", "widen_code", "encode_weight_codes",
     "dsp_weight_codes", "dsp_pack", "dsp_cascade", "lane_window", "check_lane_geometry",
-    "overflow_adjust", "chain_beat", "ChainSchedule", "chain_weight_beats",
+    "lane_bias", "lane_split", "lane_bits", "overflow_adjust", "chain_beat", "ChainSchedule", "chain_weight_beats",
     "chain_weight_from_beats", "schedule_chain", "run_schedule",
     "run_chain", "chain_acc_bits", "reference_acc", "PAIR_CODE", "PAIR_MAX_BITS",
     "CHAIN_MODES", "split_pair_codes", "tile_rows",
@@ -365,12 +372,39 @@ def dsp_cascade(a_hi, a_lo, w, lane_shift: int = DEFAULT_LANE_SHIFT) -> np.ndarr
     return p
 
 
-def lane_window(cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT) -> tuple[int, int]:
-    """``(LO_MIN, WIN_HI)``: the decoding window of the lower lane for a cascade
-    group of ``cascade`` slices (see module doc)."""
+def lane_bias(cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT) -> tuple[int, int]:
+    """``(RND, LO_OFF)`` of a cascade group of ``cascade`` slices: the constant the
+    group's first slice adds to P and the offset of the lower lane's decoding window
+    (0 when the symmetric window holds every sum; see module doc)."""
     check_lane_geometry(cascade, lane_shift)
-    lo_min = cascade * PROD_MIN
-    return lo_min, lo_min + (1 << lane_shift) - 1
+    half = 1 << (lane_shift - 1)
+    lo_min, lo_max = cascade * PROD_MIN, cascade * PROD_MAX
+    lo_off = 0 if (lo_min >= -half and lo_max <= half - 1) else cascade * (PROD_MIN + PROD_MAX) // 2
+    return half - lo_off, lo_off
+
+
+def lane_window(cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT) -> tuple[int, int]:
+    """``(LO, WIN_HI)``: the decoding window of the lower lane for a cascade group of
+    ``cascade`` slices, ``[LO_OFF - 2^(S-1), LO_OFF + 2^(S-1) - 1]`` (see module doc)."""
+    _, lo_off = lane_bias(cascade, lane_shift)
+    half = 1 << (lane_shift - 1)
+    return lo_off - half, lo_off + half - 1
+
+
+def lane_bits(cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT) -> int:
+    """Width (signed bits) of one extracted lane of a cascade group: the true upper
+    lane ``[16256 c, 16384 c]`` and the lower lane as split, ``S0 - LO_OFF``."""
+    _, lo_off = lane_bias(cascade, lane_shift)
+    lo, hi = cascade * PROD_MIN, cascade * PROD_MAX
+    return max(_signed_bits(lo, hi), _signed_bits(lo - lo_off, hi - lo_off))
+
+
+def _signed_bits(lo: int, hi: int) -> int:
+    """Fewest two's-complement bits that hold every integer in ``[lo, hi]``."""
+    w = 1
+    while lo < -(1 << (w - 1)) or hi > (1 << (w - 1)) - 1:
+        w += 1
+    return w
 
 
 def check_lane_geometry(cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT) -> None:
@@ -386,16 +420,21 @@ def check_lane_geometry(cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT) -> N
             f"(its sums span {span} values > 2^{lane_shift}); use cascade <= {limit}")
 
 
+def lane_split(p, cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The reduction node as built: P of a cascade group *without* the bias ->
+    ``(s_hi, s_lo - LO_OFF)``, read as bit fields of ``P + RND`` (no borrow)."""
+    rnd, _ = lane_bias(cascade, lane_shift)
+    pb = wrap(check_fits(p, DSP_P_BITS, "P") + rnd, DSP_P_BITS)
+    half = 1 << (lane_shift - 1)
+    return pb >> lane_shift, (pb & ((1 << lane_shift) - 1)) - half
+
+
 def overflow_adjust(p, cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Reduction-node lane extraction: 48-bit P -> ``(s_hi, s_lo)`` (upper, lower lane)."""
-    lo_min, win_hi = lane_window(cascade, lane_shift)
-    p = check_fits(p, DSP_P_BITS, "P")
-    lo_u = p & ((1 << lane_shift) - 1)           # P[S-1:0], unsigned
-    borrow = (lo_u > win_hi).astype(np.int64)
-    s_lo = lo_u - (borrow << lane_shift)
-    s_hi = (p >> lane_shift) + borrow
-    return s_hi, s_lo
+    s_hi, s_lo = lane_split(p, cascade, lane_shift)
+    return s_hi, s_lo + lane_bias(cascade, lane_shift)[1]
 
 
 # --------------------------------------------------------------------------- the chain
@@ -465,12 +504,14 @@ def chain_beat(act, w, idx, mode, *, n_dsp: int = 16, cascade: int = 2,
     ng = n_dsp // cascade
     p = dsp_cascade(a_hi.reshape(ng, cascade), a_lo.reshape(ng, cascade),
                     w.reshape(ng, cascade), lane_shift)
-    s_hi, s_lo = overflow_adjust(p, cascade, lane_shift)
+    s_hi, s_lo = lane_split(p, cascade, lane_shift)
     lanes = np.stack([s_lo, s_hi])                  # [2, ng]
     # reconfigurable links: adder tree up to level log2(N / cascade)
     level = (md.n // cascade).bit_length() - 1
     for _ in range(level):
         lanes = lanes[:, 0::2] + lanes[:, 1::2]
+    # the row's groups give back their lower-lane window offset
+    lanes[0] += lane_bias(cascade, lane_shift)[1] << level
     return lanes
 
 

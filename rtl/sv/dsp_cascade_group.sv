@@ -1,15 +1,28 @@
 // dsp_cascade_group -- C slices joined by the dedicated PCOUT -> PCIN cascade, ended
-// by a reduction node (dsp_lane_adjust).  Slice j's operands are skewed by j cycles
-// so that its product meets the partial sum arriving on PCIN.  The first slice's
-// Z-MUX selects 0 (CASCADE_IN = 0): the cut between groups.  Latency from
-// (a_hi, a_lo, w) to (s_lo, s_hi): 4 + C cycles (A/D/B1, AD/B2, M and P registers of
-// slice 0, one P register per further slice, one in the reduction node).
+// by a reduction node (dsp_lane_adjust: bit fields of the last P).  Slice j's operands
+// are skewed by j cycles so that its product meets the partial sum arriving on PCIN.
+// The first slice's Z-MUX selects 0 (CASCADE_IN = 0): the cut between groups; its
+// W-MUX adds the lane bias RND (dsp_lane_adjust.sv).  Latency from (a_hi, a_lo, w) to
+// (s_lo, s_hi): 3 + C cycles (A/D/B1, AD/B2, M and P registers of slice 0, one P
+// register per further slice).
+// Where the lane bias is added: inside the first slice (W-MUX = RND) when the slices
+// are DSP48E2 primitives or simulated; the 7-series / Spartan-6 families (no DSP48E2,
+// plait.rtl.synth defines PLAIT_FAMILY_<FAMILY>) infer DSP48E1 from the behavioural
+// slice, and yosys 0.23 then infers no PCOUT -> PCIN cascade when the first slice adds a
+// constant, so there the group's P gets the bias in fabric (an adder per group).
+`ifdef PLAIT_FAMILY_XC7
+`define PLAIT_DSP_BIAS_IN_FABRIC
+`elsif PLAIT_FAMILY_XC7S
+`define PLAIT_DSP_BIAS_IN_FABRIC
+`elsif PLAIT_FAMILY_XC6S
+`define PLAIT_DSP_BIAS_IN_FABRIC
+`endif
 module dsp_cascade_group #(
   parameter int C      = dsp_chain_pkg::CASCADE,   // slices in the cascade
   parameter int P_W    = dsp_chain_pkg::P_W,
   parameter int SH     = dsp_chain_pkg::LANE_SHIFT,
-  parameter int LANE_W = SH + 1,
-  parameter int WIN_HI = dsp_chain_pkg::WIN_HI
+  parameter int LANE_W = dsp_chain_pkg::LANE_W,
+  parameter int RND    = dsp_chain_pkg::RND        // lane bias, added by the first slice
 ) (
   input  logic                     clk,
   input  logic [C*8-1:0]           a_hi,  // lane 1 activation per slice
@@ -18,6 +31,11 @@ module dsp_cascade_group #(
   output logic signed [LANE_W-1:0] s_lo,  // lane 0 (token row 0) partial sum
   output logic signed [LANE_W-1:0] s_hi   // lane 1 (token row 1) partial sum
 );
+`ifdef PLAIT_DSP_BIAS_IN_FABRIC
+  localparam int RND_DSP = 0;
+`else
+  localparam int RND_DSP = RND;
+`endif
   // pc[j]: PCOUT of slice j; p_last: P of the last slice (to the reduction node)
   logic [C*P_W-1:0]      pc;
   logic signed [P_W-1:0] p_last;
@@ -32,7 +50,7 @@ module dsp_cascade_group #(
     end else begin : g_link
       assign pcin = pc[(j-1)*P_W +: P_W];
     end
-    dsp_slice #(.SH(SH), .P_W(P_W), .CASCADE_IN(j != 0)) u_slice (
+    dsp_slice #(.SH(SH), .P_W(P_W), .CASCADE_IN(j != 0), .RND(RND_DSP)) u_slice (
       .clk, .a_hi(ops_sk[23:16]), .a_lo(ops_sk[15:8]), .b(ops_sk[7:0]), .pcin,
       .p(p_j), .pcout(pcout_j));
     assign pc[j*P_W +: P_W] = pcout_j;
@@ -45,8 +63,10 @@ module dsp_cascade_group #(
     end
   end
 
-  dsp_lane_adjust #(.P_W(P_W), .SH(SH), .LANE_W(LANE_W), .WIN_HI(WIN_HI)) u_adjust (
-    .clk, .p(p_last), .s_lo, .s_hi);
+  // the bias not added inside the slice (0 unless PLAIT_DSP_BIAS_IN_FABRIC)
+  logic signed [P_W-1:0] p_biased;
+  assign p_biased = p_last + P_W'(RND - RND_DSP);
+  dsp_lane_adjust #(.P_W(P_W), .SH(SH), .LANE_W(LANE_W)) u_adjust (.p(p_biased), .s_lo, .s_hi);
 
   if (C > 0) begin : g_unused
     logic unused_pc;

@@ -2,8 +2,9 @@
 //
 // N_DSP DSP48E2 slices (dsp_slice: the DSP48E2 primitive in synthesis, the same
 // pipeline in behavioural form in simulation), cut into cascade groups of CASCADE
-// slices (dedicated PCOUT -> PCIN path, reduction node + overflow adjust at each
-// group end), each slice packing two int8 MACs (two token rows) that share one
+// slices (dedicated PCOUT -> PCIN path; at each group end the reduction node reads
+// the two lanes as bit fields of P, biased by the group's first slice so that the
+// lower lane never borrows: dsp_lane_adjust), each slice packing two int8 MACs (two token rows) that share one
 // weight (the DSP's pre-adder packs the two activation lanes).  A
 // sparse MUX in front of each slice selects its activation by the stored N:M index;
 // the weight is widened from 2/3/4/8-bit codes.  The extracted lanes of the groups
@@ -55,7 +56,7 @@
 // lanes busy: 2 * N_DSP / 16 rows per tile, output lane l row r = tile row
 // l * N_DSP/16 + r.  Weights of 2..4 bits only: a pair beat with in_wbits = WBITS_8
 // is dropped and sets err.  Golden model: plait.ir.numerics.dsp (mode "pair").
-// Latency: out_valid rises 5 + CASCADE + level(mode) clock edges after the edge that
+// Latency: out_valid rises 4 + CASCADE + level(mode) clock edges after the edge that
 // accepted the group's last beat (level(mode) = log2(N / CASCADE)).
 module dsp_chain #(
   parameter int N_DSP     = dsp_chain_pkg::N_DSP,
@@ -66,7 +67,8 @@ module dsp_chain #(
   parameter int LEVELS     = dsp_chain_pkg::LEVELS,      // log2(N_GROUPS)
   parameter int ROWS_MAX   = dsp_chain_pkg::ROWS_MAX,
   parameter int LANE_W     = dsp_chain_pkg::LANE_W,
-  parameter int WIN_HI     = dsp_chain_pkg::WIN_HI,
+  parameter int RND        = dsp_chain_pkg::RND,         // lane bias (dsp_lane_adjust.sv)
+  parameter int LO_OFF     = dsp_chain_pkg::LO_OFF,      // lower-lane offset per group
   parameter int MODE_MASK  = dsp_chain_pkg::MODE_MASK,   // enabled mode codes (bit per code)
   parameter int P_W        = dsp_chain_pkg::P_W,
   parameter int M_MAX      = dsp_chain_pkg::M_MAX,
@@ -112,9 +114,10 @@ module dsp_chain #(
   // as x, which silently dropped pair mode from the netlist
   localparam bit EN_PAIR = MODE_EN[dsp_chain_pkg::MODE_PAIR];
   // control pipeline: v[k] = beat accepted k cycles ago; the tree level l of a beat
-  // is valid while v[4 + C + l] is set (input regs, slice A2/D/B1, AD/B2 and M
-  // registers, C P registers, reduction node register, l tree registers).
-  localparam int TAP0     = 4 + C;
+  // is valid while v[3 + C + l] is set (input regs, slice A2/D/B1, AD/B2 and M
+  // registers, C P registers -- level 0 is the bit fields of the last one -- and l
+  // tree registers).
+  localparam int TAP0     = 3 + C;
   localparam int DEPTH    = TAP0 + LEVELS + 1;
 
   // log2(logical group / CASCADE): tree level holding the rows of a mode (modes
@@ -205,13 +208,14 @@ module dsp_chain #(
   end
 
   // ------------------------------------- cascade groups + reduction nodes
-  // tree_q: level l, node n, lane ln at ((l*NG + n)*2 + ln)*TREE_W (each node is a
-  // register: level 0 in the reduction nodes, levels >= 1 in g_level below)
+  // tree_q: level l, node n, lane ln at ((l*NG + n)*2 + ln)*TREE_W, sign-extended
+  // (level 0: the groups' lanes, bit fields of their last P register; levels >= 1:
+  // the registers of g_level below, LANE_W + l bits wide)
   logic [(LEVELS+1)*NG*2*TREE_W-1:0] tree_q;
 
   for (genvar g = 0; g < NG; g++) begin : g_group
     logic signed [LANE_W-1:0] s_lo, s_hi;
-    dsp_cascade_group #(.C(C), .P_W(P_W), .SH(SH), .LANE_W(LANE_W), .WIN_HI(WIN_HI)) u_group (
+    dsp_cascade_group #(.C(C), .P_W(P_W), .SH(SH), .LANE_W(LANE_W), .RND(RND)) u_group (
       .clk, .a_hi(a_hi_m[g*C*8 +: C*8]), .a_lo(a_lo_m[g*C*8 +: C*8]), .w(b_m[g*C*8 +: C*8]),
       .s_lo, .s_hi);
     assign tree_q[(g*2 + 0)*TREE_W +: TREE_W] = TREE_W'(s_lo);
@@ -222,11 +226,12 @@ module dsp_chain #(
   for (genvar l = 1; l <= LEVELS; l++) begin : g_level
     for (genvar n = 0; n < (NG >> l); n++) begin : g_node
       for (genvar ln = 0; ln < 2; ln++) begin : g_lane
-        logic signed [TREE_W-1:0] x0, x1, s_r;
-        assign x0 = tree_q[(((l-1)*NG + 2*n)     * 2 + ln)*TREE_W +: TREE_W];
-        assign x1 = tree_q[(((l-1)*NG + 2*n + 1) * 2 + ln)*TREE_W +: TREE_W];
+        // exact in LANE_W + l bits: a node sums 2^l groups' lanes
+        logic signed [LANE_W+l-1:0] x0, x1, s_r;
+        assign x0 = tree_q[(((l-1)*NG + 2*n)     * 2 + ln)*TREE_W +: LANE_W+l];
+        assign x1 = tree_q[(((l-1)*NG + 2*n + 1) * 2 + ln)*TREE_W +: LANE_W+l];
         always_ff @(posedge clk) s_r <= x0 + x1;
-        assign tree_q[((l*NG + n)*2 + ln)*TREE_W +: TREE_W] = s_r;
+        assign tree_q[((l*NG + n)*2 + ln)*TREE_W +: TREE_W] = TREE_W'(s_r);
       end
     end
     // nodes n >= NG >> l of level l do not exist
@@ -286,19 +291,13 @@ module dsp_chain #(
   for (genvar r = 0; r < ROWS_MAX; r++) begin : g_row
     logic [2*ACC_W-1:0] row_sum;   // this row's group sums (lane l at [l*ACC_W +: ACC_W])
     for (genvar ln = 0; ln < 2; ln++) begin : g_lane
-      // this row and lane's copies: beat valid, group end, first beat of a group (the
-      // accumulator loads its beat sum instead of adding: one LUT per bit in front of
-      // the carry chain), and the level select.  (* keep *): yosys would merge them.
-      logic acc_v_q, acc_last_q, first_q;
+      // this row and lane's copies: beat valid, group end and the level select.
+      // (* keep *): yosys would merge them.
+      logic acc_v_q, acc_last_q;
       (* fsm_encoding = "none" *) logic [LV_W-1:0] lev_q;   // a register, not an FSM
       (* keep *) always_ff @(posedge clk) begin
-        if (!rst_n) begin
-          acc_v_q <= 1'b0;
-          first_q <= 1'b1;
-        end else begin
-          acc_v_q <= v_tap;
-          if (acc_v_q) first_q <= acc_last_q;
-        end
+        if (!rst_n) acc_v_q <= 1'b0;
+        else        acc_v_q <= v_tap;
         acc_last_q <= last_tap;
         lev_q <= lev_r;
       end
@@ -310,9 +309,26 @@ module dsp_chain #(
         for (int l = 0; l <= LEVELS; l++)
           if (lev_q == LV_W'(l) && r < (NG >> l)) x = tree_q[((l*NG + r)*2 + ln)*TREE_W +: TREE_W];
       end
-      assign sum = (first_q ? '0 : acc) + ACC_W'(x);
+      if (LO_OFF != 0 && ln == 0) begin : g_lo_off
+        // the lower lane's window offset, LO_OFF per cascade group of the row (rows
+        // the mode does not have read 0)
+        // (plait.ir.numerics.dsp.lane_bias; a constant 0 in most geometries)
+        logic signed [TREE_W-1:0] off;
+        always_comb begin
+          off = '0;
+          for (int l = 0; l <= LEVELS; l++)
+            if (r < (NG >> l) && lev_q == LV_W'(l)) off = TREE_W'(LO_OFF << l);
+        end
+        assign sum = acc + ACC_W'(x) + ACC_W'(off);
+      end else begin : g_plain
+        assign sum = acc + ACC_W'(x);
+      end
+      // a group's last beat writes its sum to the output FIFO and clears the
+      // accumulator (the flip-flops' synchronous reset), so the adder needs no load
+      // select in front of its carry chain (that cost one more LUT per bit)
       always_ff @(posedge clk) begin
-        if (acc_v_q) acc <= sum;
+        if (!rst_n || (acc_v_q && acc_last_q)) acc <= '0;
+        else if (acc_v_q)                      acc <= sum;
       end
 
       assign row_sum[ln*ACC_W +: ACC_W] = sum;

@@ -1,46 +1,38 @@
-// dsp_lane_adjust -- the reduction node's overflow adjust / lane extraction.
+// dsp_lane_adjust -- the reduction node's overflow adjust / lane extraction: bit
+// fields, no logic and no register.
 //
-// The last slice of a cascade group holds P = (S1 << SH) + S0 where S0, S1 are the
-// two lanes' partial dot products (SH = LANE_SHIFT).  The lower lane has only SH
-// bits and its sign borrows from the upper lane.  S0 is decoded from the low SH
-// bits in the window [WIN_HI - 2^SH + 1, WIN_HI] (not the symmetric two's-complement
-// window: a cascade of c slices gives S0 in [-16256 c, 16384 c]), and the borrow
-// corrects the upper lane:
-//   borrow = P[SH-1:0] > WIN_HI
-//   s_lo   = P[SH-1:0] - borrow * 2^SH
-//   s_hi   = (P >>> SH) + borrow
-// Golden model: plait.ir.numerics.dsp.overflow_adjust.  One register stage.
+// The last slice of a cascade group holds P = (S1 << SH) + S0 + RND, where S0, S1 are
+// the two lanes' partial dot products (SH = LANE_SHIFT) and RND = 2^(SH-1) - LO_OFF is
+// the constant the group's first slice adds (its W-MUX, dsp_slice.sv).  S0 lies in
+// the window [LO_OFF - 2^(SH-1), LO_OFF + 2^(SH-1) - 1], so the low field S0 + RND is
+// in [0, 2^SH): it never borrows from the upper lane, and
+//   s_hi = P[SH +: LANE_W]                          = S1
+//   s_lo = low SH bits of P, top bit inverted        = S0 - LO_OFF  (signed)
+//          (the low LANE_W bits alone when LANE_W < SH)
+// each exact in LANE_W bits (plait.ir.numerics.dsp.lane_bits).  The row accumulators
+// add the rows' LO_OFF back (0 unless the symmetric window is too small, e.g. a
+// cascade of 8 at SH = 18).  Golden model: plait.ir.numerics.dsp.lane_split.
 module dsp_lane_adjust #(
   parameter int P_W    = dsp_chain_pkg::P_W,
   parameter int SH     = dsp_chain_pkg::LANE_SHIFT,  // lane shift
-  parameter int LANE_W = SH + 1,                     // width of an extracted lane (signed)
-  parameter int WIN_HI = dsp_chain_pkg::WIN_HI       // top of the lower lane's decoding window
+  parameter int LANE_W = dsp_chain_pkg::LANE_W       // width of an extracted lane (signed)
 ) (
-  input  logic                     clk,
   input  logic signed [P_W-1:0]    p,
   output logic signed [LANE_W-1:0] s_lo,
   output logic signed [LANE_W-1:0] s_hi
 );
-  logic [SH-1:0]            lo_u;
-  logic                     borrow;
-  logic signed [LANE_W-1:0] p_hi;
-
-  assign lo_u   = p[SH-1:0];
-  assign borrow = {1'b0, lo_u} > (SH+1)'(WIN_HI);
-  // P >>> SH, truncated: exact because |S1| < 2^SH (checked by the config)
-  assign p_hi   = p[SH +: LANE_W];
-
-  // upper-lane borrow correction: both candidates in parallel, the borrow (the carry out
-  // of the window compare) only selects -- the compare and the increment are two carry
-  // chains side by side instead of one after the other (timing)
-  logic signed [LANE_W-1:0] p_hi1;
-  assign p_hi1 = p_hi + LANE_W'(1);
-
-  always_ff @(posedge clk) begin
-    // lo_u - borrow * 2^SH in SH+1 bits is just {borrow, lo_u}
-    s_lo <= LANE_W'($signed({borrow, lo_u}));
-    s_hi <= borrow ? p_hi1 : p_hi;
+  // S0 - LO_OFF: the low SH bits, top bit inverted; when the lane is narrower than SH
+  // bits, its low LANE_W bits already are the value (the inverted bit is cut off)
+  if (LANE_W >= SH) begin : g_flip
+    logic signed [SH-1:0] lo;
+    assign lo   = {~p[SH-1], p[SH-2:0]};
+    assign s_lo = LANE_W'(lo);
+  end else begin : g_low
+    assign s_lo = p[LANE_W-1:0];
+    logic unused_lo;
+    assign unused_lo = ^p[SH-1:LANE_W];
   end
+  assign s_hi = p[SH +: LANE_W];
 
   if (P_W > SH + LANE_W) begin : g_unused
     logic unused_p;

@@ -3,7 +3,7 @@
 //
 //   AD = (a_hi << SH) + a_lo        pre-adder: packs the two activation lanes
 //   M  = AD * b                     27 x 18 signed multiplier (b = int8 weight)
-//   P  = M + (CASCADE_IN ? PCIN : 0)
+//   P  = M + (CASCADE_IN ? PCIN : RND)
 //
 // Pipeline (the DSP48E2's own registers, latency 4 from a_hi/a_lo/b to p):
 //   stage 1  A2 = a_hi << SH (AREG = 1), D = a_lo (DREG = 1), B1 = b
@@ -12,14 +12,17 @@
 //   stage 4  P  = M + Z, Z = PCIN or 0 (PREG = 1)
 // `pcin` is the previous slice's `pcout` (the dedicated PCOUT -> PCIN cascade);
 // the first slice of a cascade group has CASCADE_IN = 0: its Z-MUX selects 0 --
-// that cut is FlightLLM's reduction node.  Datapath registers have no reset:
-// validity travels in the chain's control pipeline.
+// that cut is FlightLLM's reduction node -- and its W-MUX adds the constant RND, the
+// lane bias that lets the reduction node read the two lanes as bit fields
+// (dsp_lane_adjust.sv).  Datapath registers have no reset: validity travels in the
+// chain's control pipeline.
 //
 // Two implementations of the same pipeline:
 //  * `PLAIT_DSP_PRIMITIVE defined: an instance of the DSP48E2 primitive with
 //      A = a_hi << SH (30 bits), D = a_lo, B = b (sign-extended)
 //      INMODE  = 5'b00100  A2 into the pre-adder, D enabled, add, B2 to the multiplier
-//      OPMODE  = 9'b00_001_01_01 (W = 0, Z = PCIN, Y = X = M) or 9'b00_000_01_01 (Z = 0)
+//      OPMODE  = 9'b00_001_01_01 (W = 0, Z = PCIN, Y = X = M) or, first slice of a
+//                group, 9'b10_000_01_01 (W = RND, Z = 0)
 //      ALUMODE = 4'b0000 (Z + W + X + Y + CIN), CARRYINSEL = 000, CARRYIN = 0
 //      AMULTSEL = "AD", AREG = 1, BREG = 2, DREG = ADREG = MREG = PREG = 1.
 //    Synthesis (yosys defines SYNTHESIS) selects it by default, so
@@ -47,7 +50,8 @@
 module dsp_slice #(
   parameter int SH         = dsp_chain_pkg::LANE_SHIFT,  // a_hi's weight 2^SH in the packed operand
   parameter int P_W        = dsp_chain_pkg::P_W,         // cascade / P path (the DSP48E2's)
-  parameter bit CASCADE_IN = 1'b1
+  parameter bit CASCADE_IN = 1'b1,
+  parameter int RND        = 0                            // W-MUX constant (CASCADE_IN = 0)
 ) (
   input  logic                  clk,
   input  logic signed [7:0]     a_hi,   // lane 1 (token row 1) activation
@@ -60,7 +64,7 @@ module dsp_slice #(
   localparam int AD_W = SH + 9;      // packed operand (the DSP48E2 pre-adder has 27 bits)
 
 `ifdef PLAIT_DSP_PRIMITIVE
-  localparam logic [8:0] OPMODE = CASCADE_IN ? 9'b00_001_01_01 : 9'b00_000_01_01;
+  localparam logic [8:0] OPMODE = CASCADE_IN ? 9'b00_001_01_01 : 9'b10_000_01_01;
   logic [29:0] a_port;
   logic [26:0] d_port;
   logic [17:0] b_port;
@@ -75,7 +79,7 @@ module dsp_slice #(
   DSP48E2 #(
     .A_INPUT("DIRECT"), .B_INPUT("DIRECT"), .AMULTSEL("AD"), .BMULTSEL("B"),
     .PREADDINSEL("A"), .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"),
-    .USE_PATTERN_DETECT("NO_PATDET"),
+    .USE_PATTERN_DETECT("NO_PATDET"), .RND(48'(RND)),
     .AREG(1), .ACASCREG(1), .BREG(2), .BCASCREG(2), .DREG(1), .ADREG(1), .MREG(1),
     .PREG(1), .CREG(0), .INMODEREG(0), .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0),
     .CARRYINSELREG(0)
@@ -119,7 +123,7 @@ module dsp_slice #(
   if (CASCADE_IN) begin : g_cascade
     always_ff @(posedge clk) p <= m_r + pcin;
   end else begin : g_first
-    always_ff @(posedge clk) p <= m_r;
+    always_ff @(posedge clk) p <= m_r + P_W'(RND);
     // pcin is unused by the first slice of a cascade group (Z-MUX = 0)
     logic unused_pcin;
     assign unused_pcin = ^pcin;

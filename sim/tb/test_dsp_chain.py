@@ -909,6 +909,9 @@ async def test_slice_structure(dut):
                 assert z == (0b001 if j else 0b000), \
                     f"group {g} slice {j}: OPMODE {opmode:09b} (Z-MUX {z:03b})"
                 assert (opmode & 0b1111) == 0b0101 and int(sl.u_dsp.ALUMODE.value) == 0
+                # W-MUX: the lane bias RND on the first slice of a group, else 0
+                assert opmode >> 7 == (0b00 if j else 0b10), \
+                    f"group {g} slice {j}: OPMODE {opmode:09b} (W-MUX {opmode >> 7:02b})"
                 assert int(sl.u_dsp.INMODE.value) == 0b00100
 
 
@@ -930,15 +933,15 @@ MUTANT_EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("dsp_chain.sv", "if (EN_PAIR && cur_mode == M_PAIR)", "`==` -> `!=`"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
     ("dsp_chain.sv", "if (EN_PAIR && cur_mode == M_PAIR)", "condition stuck at 1"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
     ("dsp_chain.sv", "if (EN_PAIR && cur_mode == M_PAIR)", "condition stuck at 0"): "lev is LEV_ANY before the decode, and LEV_ANY = LEV_16 whenever dense or pair is built: the dense and pair lines are redundant (stuck at 1 / `||`: a later line for the sparse modes overrides them; stuck at 0 / `!=`: LEV_ANY gives the same level)",
-    ("dsp_chain.sv", "r < (NG >> l)", "`<` -> `<=`"): "the row guard: rows beyond it select the nonexistent nodes of g_none, which are 0 like the default x = '0, so a looser guard reads the same zeros",
-    ("dsp_chain.sv", "r < (NG >> l)", "`>>` -> `<<`"): "the row guard: rows beyond it select the nonexistent nodes of g_none, which are 0 like the default x = '0, so a looser guard reads the same zeros",
+    ("dsp_chain.sv", "if (lev_q == LV_W'(l) && r < (NG >> l))", "`<` -> `<=`"): "the row guard: rows beyond it select the nonexistent nodes of g_none, which are 0 like the default x = '0, so a looser guard reads the same zeros",
+    ("dsp_chain.sv", "if (lev_q == LV_W'(l) && r < (NG >> l))", "`>>` -> `<<`"): "the row guard: rows beyond it select the nonexistent nodes of g_none, which are 0 like the default x = '0, so a looser guard reads the same zeros",
     ("dsp_operand_decode.sv", "if (EN_N16)", "condition stuck at 1"):
         "EN_N16 = 1 in the campaign's build: stuck at 1 is the design",
     ("dsp_operand_decode.sv", "if (EN_24)", "condition stuck at 1"): "the fallback selects after `if (EN_N16)` are not reached when an N:16 mode is built (EN_N16 = 1 in the campaign's build; the 2:4 select is the `mode == M_2_4` line)",
     ("dsp_operand_decode.sv", "if (EN_24)", "condition stuck at 0"): "the fallback selects after `if (EN_N16)` are not reached when an N:16 mode is built (EN_N16 = 1 in the campaign's build; the 2:4 select is the `mode == M_2_4` line)",
-    ("dsp_lane_adjust.sv", "assign borrow = {1'b0, lo_u} > (SH+1)'(WIN_HI);", "`>` -> `>=`"):
-        "they differ only at lo_u = WIN_HI, i.e. a lower-lane sum of WIN_HI = C * PROD_MIN + 2^SH - 1 "
-        "or of C * PROD_MIN - 1: both outside the reachable sums [C * PROD_MIN, C * PROD_MAX]",
+    ("dsp_cascade_group.sv", "assign p_biased = p_last + P_W'(RND - RND_DSP);", "`+` -> `-`"):
+        "RND - RND_DSP = 0 except on the 7-series / Spartan-6 families (the bias is inside the "
+        "first slice): adding or subtracting 0 is the same (the `-` -> `+` mutant, 2 RND, is killed)",
     ("dsp_cascade_group.sv", "assign pcin = '0;", "`'0` -> `'1`"):
         "the first slice of a cascade group does not read pcin (behavioural: p <= m_r; the "
         "DSP48E2 primitive: Z-MUX = 0)",
