@@ -143,7 +143,8 @@ __all__ = [
     "PROD_MIN", "PROD_MAX", "DEFAULT_LANE_SHIFT", "M_MAX", "DspMode", "parse_mode",
     "prune_nm", "compress_nm", "decompress_nm", "widen_code", "encode_weight_codes",
     "dsp_weight_codes", "dsp_pack", "dsp_cascade", "lane_window", "check_lane_geometry",
-    "lane_bias", "lane_split", "lane_bits", "overflow_adjust", "chain_beat", "ChainSchedule", "chain_weight_beats",
+    "lane_bias", "lane_split", "lane_bits", "overflow_adjust", "chain_beat", "ChainSchedule",
+    "chain_weight_beats",
     "chain_weight_from_beats", "schedule_chain", "run_schedule",
     "run_chain", "chain_acc_bits", "reference_acc", "PAIR_CODE", "PAIR_MAX_BITS",
     "CHAIN_MODES", "split_pair_codes", "tile_rows",
@@ -393,7 +394,7 @@ def lane_window(cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT) -> tuple[int
 
 def lane_bits(cascade: int, lane_shift: int = DEFAULT_LANE_SHIFT) -> int:
     """Width (signed bits) of one extracted lane of a cascade group: the true upper
-    lane ``[16256 c, 16384 c]`` and the lower lane as split, ``S0 - LO_OFF``."""
+    lane ``[-16256 c, 16384 c]`` and the lower lane as split, ``S0 - LO_OFF``."""
     _, lo_off = lane_bias(cascade, lane_shift)
     lo, hi = cascade * PROD_MIN, cascade * PROD_MAX
     return max(_signed_bits(lo, hi), _signed_bits(lo - lo_off, hi - lo_off))

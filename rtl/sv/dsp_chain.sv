@@ -4,8 +4,9 @@
 // pipeline in behavioural form in simulation), cut into cascade groups of CASCADE
 // slices (dedicated PCOUT -> PCIN path; at each group end the reduction node reads
 // the two lanes as bit fields of P, biased by the group's first slice so that the
-// lower lane never borrows: dsp_lane_adjust), each slice packing two int8 MACs (two token rows) that share one
-// weight (the DSP's pre-adder packs the two activation lanes).  A
+// lower lane never borrows: dsp_lane_adjust), each slice packing two int8 MACs (two
+// token rows) that share one weight (the DSP's pre-adder packs the two activation
+// lanes).  A
 // sparse MUX in front of each slice selects its activation by the stored N:M index;
 // the weight is widened from 2/3/4/8-bit codes.  The extracted lanes of the groups
 // are added by a registered binary tree (the reconfigurable links between groups);
@@ -311,8 +312,8 @@ module dsp_chain #(
       end
       if (LO_OFF != 0 && ln == 0) begin : g_lo_off
         // the lower lane's window offset, LO_OFF per cascade group of the row (rows
-        // the mode does not have read 0)
-        // (plait.ir.numerics.dsp.lane_bias; a constant 0 in most geometries)
+        // the mode does not have read 0; plait.ir.numerics.dsp.lane_bias: built only
+        // where the symmetric window is too small, e.g. a cascade of 8 at LANE_SHIFT 18)
         logic signed [TREE_W-1:0] off;
         always_comb begin
           off = '0;
