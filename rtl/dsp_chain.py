@@ -47,6 +47,7 @@ __all__ = ["DspChainConfig", "DSP_CHAIN_SOURCES", "P_W", "DSP48E2_SIM_MODEL",
            "encoding_params", "mode_param"]
 
 P_W = DSP_P_BITS                    # the P path (cascade, reduction nodes): numerics' 48 bits
+# dsp_slice.sv before dsp_cascade_group.sv: the slice file defines the macro the group reads
 DSP_CHAIN_SOURCES = ("dsp_delay.sv", "dsp_slice.sv", "dsp_lane_adjust.sv",
                      "dsp_cascade_group.sv", "dsp_operand_decode.sv", "dsp_sparse_mux.sv",
                      "dsp_chain.sv")
@@ -172,6 +173,7 @@ class DspChainConfig(UnitConfig):
         return max(4, 1 << clog2(need))
 
     def derived(self) -> dict[str, int]:
+        rnd, lo_off = lane_bias(self.cascade, self.lane_shift)
         mask = 0
         for m in self.mode_list():
             mask |= 1 << CHAIN_MODES[m][2]
@@ -183,8 +185,8 @@ class DspChainConfig(UnitConfig):
             "a_w": self.lane_shift + 9,
             "lane_w": lane_bits(self.cascade, self.lane_shift),
             "win_hi": lane_window(self.cascade, self.lane_shift)[1],
-            "rnd": lane_bias(self.cascade, self.lane_shift)[0],
-            "lo_off": lane_bias(self.cascade, self.lane_shift)[1],
+            "rnd": rnd,
+            "lo_off": lo_off,
             "mode_mask": mask,
             **encoding_params(),
         }

@@ -5,18 +5,10 @@
 // W-MUX adds the lane bias RND (dsp_lane_adjust.sv).  Latency from (a_hi, a_lo, w) to
 // (s_lo, s_hi): 3 + C cycles (A/D/B1, AD/B2, M and P registers of slice 0, one P
 // register per further slice).
-// Where the lane bias is added: inside the first slice (W-MUX = RND) when the slices
-// are DSP48E2 primitives or simulated; the 7-series / Spartan-6 families (no DSP48E2,
-// plait.rtl.synth defines PLAIT_FAMILY_<FAMILY>) infer DSP48E1 from the behavioural
-// slice, and yosys 0.23 then infers no PCOUT -> PCIN cascade when the first slice adds a
-// constant, so there the group's P gets the bias in fabric (an adder per group).
-`ifdef PLAIT_FAMILY_XC7
-`define PLAIT_DSP_BIAS_IN_FABRIC
-`elsif PLAIT_FAMILY_XC7S
-`define PLAIT_DSP_BIAS_IN_FABRIC
-`elsif PLAIT_FAMILY_XC6S
-`define PLAIT_DSP_BIAS_IN_FABRIC
-`endif
+// Where the lane bias is added: inside the first slice (W-MUX = RND), except where
+// yosys infers the DSPs from behavioural slices (the 7-series / Spartan-6 families, or
+// PLAIT_DSP_BEHAVIOURAL): there dsp_slice.sv defines PLAIT_DSP_BIAS_IN_FABRIC and the
+// group's P gets the bias in fabric (an adder per group).
 module dsp_cascade_group #(
   parameter int C      = dsp_chain_pkg::CASCADE,   // slices in the cascade
   parameter int P_W    = dsp_chain_pkg::P_W,

@@ -9,7 +9,7 @@
 //   stage 1  A2 = a_hi << SH (AREG = 1), D = a_lo (DREG = 1), B1 = b
 //   stage 2  AD = A2 + D (ADREG = 1),  B2 = B1            (BREG = 2)
 //   stage 3  M  = AD * B2 (MREG = 1)
-//   stage 4  P  = M + Z, Z = PCIN or 0 (PREG = 1)
+//   stage 4  P  = M + Z + W, Z = PCIN or 0, W = 0 or RND (PREG = 1)
 // `pcin` is the previous slice's `pcout` (the dedicated PCOUT -> PCIN cascade);
 // the first slice of a cascade group has CASCADE_IN = 0: its Z-MUX selects 0 --
 // that cut is FlightLLM's reduction node -- and its W-MUX adds the constant RND, the
@@ -45,6 +45,15 @@
 `endif
 `endif
 `endif
+`endif
+`endif
+// Behavioural slices in synthesis (yosys infers the DSPs): yosys 0.23 infers no
+// PCOUT -> PCIN cascade when a group's first slice adds a constant, so the lane bias
+// then goes to the group's P in fabric (dsp_cascade_group.sv, read after this file)
+// and the slices get RND = 0.
+`ifdef SYNTHESIS
+`ifndef PLAIT_DSP_PRIMITIVE
+`define PLAIT_DSP_BIAS_IN_FABRIC
 `endif
 `endif
 module dsp_slice #(
