@@ -482,22 +482,23 @@ LUT_PIPE = 5
 
 
 def lut_tile_cycles(bits: int, k: int, group: int, n: int, dq_lanes: int) -> int:
-    """Clocks of one isolated tile, first activation beat to the output transfer:
+    """Clocks of one isolated tile, first activation beat to its last output beat:
     a 1-clock table fill, ``L = bits * G / 4`` clocks per group (a group end waits
     for the dequantizer, ``S = n / dq_lanes`` clocks per group, when groups are
-    shorter than that), the last group's dequantization and the :data:`LUT_PIPE`
-    pipeline clocks."""
+    shorter than that), the last group's dequantization, the :data:`LUT_PIPE`
+    pipeline clocks and the ``S`` output beats (the first leaves with the last step)."""
     per, steps, ngroups = _lut_tile_terms(bits, k, group, n, dq_lanes)
-    return 1 + per + (ngroups - 1) * max(per, steps) + steps + LUT_PIPE
+    return 1 + per + (ngroups - 1) * max(per, steps) + 2 * steps - 1 + LUT_PIPE
 
 
 def lut_tile_period(bits: int, k: int, group: int, n: int, dq_lanes: int) -> int:
-    """Clocks between the outputs of back-to-back tiles (same mode, ``o_ready`` high):
-    the first group of a tile ends no earlier than ``S + 2 + LUT_PIPE`` clocks after
-    the previous tile's last group end (its dequantization through the pipeline, then
-    its output leaving)."""
+    """Clocks between the last output beats of back-to-back tiles (same mode,
+    ``o_ready`` high): the first group of a tile ends no earlier than
+    ``2 S + 1 + LUT_PIPE`` clocks after the previous tile's last group end (its
+    dequantization through the pipeline, then its ``S`` output beats leaving: P is
+    overwritten by the next tile's first group)."""
     per, steps, ngroups = _lut_tile_terms(bits, k, group, n, dq_lanes)
-    return max(per, steps + 2 + LUT_PIPE) + (ngroups - 1) * max(per, steps)
+    return max(per, 2 * steps + 1 + LUT_PIPE) + (ngroups - 1) * max(per, steps)
 
 
 def lut_linear_cycles(rows: int, k: int, bits: int, group: int, tokens: int,

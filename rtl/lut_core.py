@@ -13,8 +13,8 @@ stage whose table register doubles after each weight plane (so the plane weight
 accumulators (one add/subtract each), background group dequantizer with
 ``dq_lanes`` columns per cycle: group totals, mantissas and zero points in holding
 registers read through ``N/dq_lanes``:1 MUX trees (``lut_sel.sv``), ``P`` of each
-row in a ring of ``N`` registers so only ``M * dq_lanes`` multipliers and 48-bit
-adders exist; pipelined for an estimated 300 MHz: registered inputs, replicated
+row and lane in distributed RAM (``N/dq_lanes`` words, streamed out in as many beats)
+so only ``M * dq_lanes`` multipliers and 48-bit adders exist; pipelined for an estimated 300 MHz: registered inputs, replicated
 control, a 4-stage dequantizer, :data:`plait.ir.target.LUT_PIPE` clocks of latency).  The parameters come from the
 generated ``lut_core_pkg.sv`` (:meth:`LutCoreConfig.sv_package`).
 
@@ -128,6 +128,11 @@ class LutCoreConfig(UnitConfig):
             "dq_steps": steps, "dqs_w": max(1, clog2(steps)),
         }
 
+    @property
+    def dq_steps(self) -> int:
+        """Dequantizer steps per group, ``n / dq_lanes``: also the output beats per tile."""
+        return self.n // self.dq_lanes
+
     # ---------------------------------------------------------------- models
     def lookup_units(self) -> int:
         return self.m * self.n
@@ -143,13 +148,14 @@ class LutCoreConfig(UnitConfig):
             else self.m * self.n * self.k / bits
 
     def tile_cycles(self, bits: int, k: int, group: int) -> int:
-        """Cycles of one isolated tile from the first input beat to ``o_valid``.
+        """Cycles of one isolated tile from the first input beat to its last output beat.
 
         Lookup array: ``bits`` cycles per chunk after a 1-cycle table fill; each
         group end waits for the dequantizer (``n / dq_lanes`` cycles per group)
         when groups are shorter than that; the last group's dequantization adds
         ``n / dq_lanes`` cycles and the pipeline (registered inputs, 4 dequantizer
-        stages) :data:`~plait.ir.target.LUT_PIPE` = 5 (:func:`plait.ir.target.lut_tile_cycles`).
+        stages) :data:`~plait.ir.target.LUT_PIPE` = 5, the output ``n / dq_lanes``
+        beats (:func:`plait.ir.target.lut_tile_cycles`).
         """
         return lut_tile_cycles(bits, k, group, self.n, self.dq_lanes)
 
@@ -175,7 +181,11 @@ class LutCoreConfig(UnitConfig):
         12 precompute adders.  Dequantizer: an ``N/dq_lanes``:1 MUX tree per lane bit
         (group totals per row and lane, mantissa and zero point per lane), the
         zero-correction subtract and halving select, the 48-bit P adder per lane; two
-        DSP48E2 per lane (``z' X`` and ``A * mant``).  Flip-flops include the pipeline
+        DSP48E2 per lane (``z' X`` and ``A * mant``); ``P`` in distributed RAM, one
+        ``RAM32M16`` (16 bits of ``n / dq_lanes <= 32`` words: seven read ports and the
+        read/write port) per 16 bits of each lane (``LUTRAM`` counts those cells; ``LUT``
+        includes the 8 LUTs each occupies, as the DSP chain's estimate does: compare it
+        with yosys's ``LUT+mem``).  Flip-flops include the pipeline
         the core has for 300 MHz (registered inputs, replicated control, the 4-stage
         dequantizer; :data:`plait.ir.target.LUT_PIPE`).
         """
@@ -197,17 +207,19 @@ class LutCoreConfig(UnitConfig):
         # control copies, and the 4-stage dequantizer per lane (operands, z' X, the
         # corrected group integer, the mantissa for three stages, A * mant)
         pipe_in = units * 4 + self.m * 4 * 9 + self.n * (SCALE_BITS + ZP_BITS)
-        pipe_ctl = 3 * units + self.n + 8 * self.m + self.dq_lanes * 4 + 40
+        pipe_ctl = 2 * units + self.n + 8 * self.m + self.dq_lanes * 4 + lanes * 5 + 40
         pipe_dq = lanes * (2 * w.acc + ZP_BITS + w.xsum + (ZP_BITS + w.xsum) + w.grp
                            + 3 * (SCALE_BITS + 1) + w.prod + 5)
+        # P words per lane: 32 per RAM32M16 (16 bits), 64 per RAM64M8 (8 bits)
+        lutram = lanes * (-(-P_BITS // 16) if steps <= 32 else -(-P_BITS // 8) * -(-steps // 64))
         return {
-            "LUT": units * unit_lut + table + pre + dq_sel + dq + ctrl,
-            "FF": units * (2 * w.acc + P_BITS) + self.m * (8 * sh_w + TABLE_BITS + 2 * w.xsum)
+            "LUT": units * unit_lut + table + pre + dq_sel + dq + ctrl + 8 * lutram,
+            "FF": units * 2 * w.acc + self.m * (8 * sh_w + TABLE_BITS + 2 * w.xsum)
                   + self.n * (SCALE_BITS + ZP_BITS) + 64 + pipe_in + pipe_ctl + pipe_dq,
             "CARRY": units * c4(w.acc + 1) + lanes * (c4(w.corr) + c4(P_BITS))
                      + self.m * 36 + 16,
             "DSP48E2": 2 * lanes,
-            "BRAM": 0, "LUTRAM": 0,
+            "BRAM": 0, "LUTRAM": lutram,
         }
 
 
@@ -283,8 +295,10 @@ def resource_rows(bits_list=(1, 2, 4), base: LutCoreConfig | None = None, **synt
     """yosys ``synth_xilinx`` resources of one build per weight width (``max_bits = b``),
     with totals and per-MAC figures (MACs = peak MACs per cycle of that width).
 
-    Returns a list of dicts ``{"mode": "W{b}A8", "macs_per_cycle", "LUT", "FF", "CARRY",
-    "DSP48E2", "BRAM"`` and the same keys with ``/MAC``}.  Raises
+    Returns a list of dicts ``{"mode": "W{b}A8", "macs_per_cycle", "LUT", "LUT+mem", "FF",
+    "CARRY", "DSP48E2", "BRAM", "LUTRAM"`` and the same keys with ``/MAC``}: ``LUT`` the
+    logic LUTs, ``LUT+mem`` with the LUTs P's distributed RAM occupies (8 per ``RAM32M16``
+    cell, :func:`plait.rtl.synth.memory_luts`), ``LUTRAM`` the RAM cells.  Raises
     :class:`plait.rtl.synth.ToolMissing` if yosys is not installed.
     """
     from .synth import synthesize
@@ -295,10 +309,10 @@ def resource_rows(bits_list=(1, 2, 4), base: LutCoreConfig | None = None, **synt
     for b in bits_list:
         cfg = base.replace(max_bits=b)
         res = synthesize("lut_core", unit_sources("lut_core"), config=cfg, **synth_kw)
-        t = res.table()
+        t = dict(res.table(), **{"LUT+mem": res.lut_with_memory})
         macs = cfg.macs_per_cycle(b)
         row = {"mode": f"W{b}A8", "config": cfg.to_dict(), "macs_per_cycle": macs}
-        for key in ("LUT", "FF", "CARRY", "DSP48E2", "BRAM"):
+        for key in ("LUT", "LUT+mem", "FF", "CARRY", "DSP48E2", "BRAM", "LUTRAM"):
             row[key] = t.get(key, 0)
             row[f"{key}/MAC"] = t.get(key, 0) / macs
         rows.append(row)
@@ -306,13 +320,15 @@ def resource_rows(bits_list=(1, 2, 4), base: LutCoreConfig | None = None, **synt
 
 
 def format_rows(rows) -> str:
-    head = (f"{'mode':8} {'MAC/cyc':>8} {'LUT':>8} {'FF':>8} {'CARRY':>6} {'DSP':>5} "
-            f"{'BRAM':>5} {'LUT/MAC':>8} {'FF/MAC':>7} {'CARRY/MAC':>9} {'DSP/MAC':>8}")
+    head = (f"{'mode':8} {'MAC/cyc':>8} {'LUT':>8} {'LUT+mem':>8} {'FF':>8} {'LUTRAM':>6} "
+            f"{'CARRY':>6} {'DSP':>5} {'BRAM':>5} {'LUT/MAC':>8} {'LUT+mem/MAC':>11} "
+            f"{'FF/MAC':>7} {'DSP/MAC':>8}")
     lines = [head]
     for r in rows:
-        lines.append(f"{r['mode']:8} {r['macs_per_cycle']:>8.0f} {r['LUT']:>8.0f} {r['FF']:>8.0f} "
+        lines.append(f"{r['mode']:8} {r['macs_per_cycle']:>8.0f} {r['LUT']:>8.0f} "
+                     f"{r['LUT+mem']:>8.0f} {r['FF']:>8.0f} {r['LUTRAM']:>6.0f} "
                      f"{r['CARRY']:>6.0f} {r['DSP48E2']:>5.0f} {r['BRAM']:>5.1f} "
-                     f"{r['LUT/MAC']:>8.2f} {r['FF/MAC']:>7.2f} {r['CARRY/MAC']:>9.3f} "
+                     f"{r['LUT/MAC']:>8.2f} {r['LUT+mem/MAC']:>11.2f} {r['FF/MAC']:>7.2f} "
                      f"{r['DSP48E2/MAC']:>8.3f}")
     return "\n".join(lines)
 

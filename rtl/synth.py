@@ -117,6 +117,21 @@ _CELL_CLASSES = [
 ]
 
 
+#: LUTs (LUT6 sites of a SLICEM) each distributed-RAM and shift-register primitive
+#: occupies (UltraScale+ CLB user guide UG574: RAM32M16 / RAM64M8 take all eight LUTs
+#: of a SLICEM, RAM32M / RAM64M four, RAMnnX1D two per 64 bits of depth, SRLs one)
+MEMORY_LUTS = {"RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
+               "RAM512X1S": 8, "RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+               "RAM256X1D": 8, "RAM32X2S": 2, "RAM64X2S": 2, "RAM32M": 4, "RAM64M": 4,
+               "RAM32M16": 8, "RAM64M8": 8, "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
+
+
+def memory_luts(cells: dict[str, int]) -> int:
+    """LUTs taken by the distributed RAM and shift registers of a raw cell table
+    (:data:`MEMORY_LUTS`; yosys counts these cells apart from the logic LUTs)."""
+    return sum(MEMORY_LUTS.get(t, 0) * int(n) for t, n in cells.items())
+
+
 def classify_cells(cells: dict[str, int]) -> dict[str, int]:
     """Sum a ``{cell type: count}`` table into resource classes (``OTHER`` for the rest)."""
     out: dict[str, int] = {}
@@ -163,6 +178,11 @@ class Resources:
     def bram(self) -> float:
         """Block RAM in RAMB36 equivalents (RAMB18 = 0.5)."""
         return self.bram36 + 0.5 * self.bram18
+
+    @property
+    def lut_with_memory(self) -> int:
+        """Logic LUTs plus the LUTs the distributed RAM and SRLs occupy (:func:`memory_luts`)."""
+        return self.lut + memory_luts(self.cells)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)

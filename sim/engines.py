@@ -308,15 +308,19 @@ def lut_stimulus(job: LutJob, cfg: LutCoreConfig) -> dict:
         "meta": {"name": job.name, "bits": pk.bits, "offset": int(pk.offset),
                  "group_chunks": g // LUT_G, "groups": groups, "row_tiles": rt,
                  "col_tiles": ct, "chunks": chunks, "t": t, "n": n, "k": k, "g": g,
-                 "mode_name": f"W{pk.bits} {pk.scheme}", "n_out": rt * ct,
+                 "mode_name": f"W{pk.bits} {pk.scheme}",
+                 "n_out": rt * ct * cfg.dq_steps,       # output beats: N/dq_lanes per tile
                  "beats": rt * ct * pk.beats_per_tile},
     }
 
 
 def _lut_result(meta: dict, words: np.ndarray, cfg: LutCoreConfig) -> np.ndarray:
-    """Output tiles ``[n_out, bytes]`` of one job -> ``P[T, N]``."""
+    """Output beats ``[n_out, bytes]`` of one job -> ``P[T, N]``: per tile
+    ``dq_steps`` beats, beat ``t`` word ``m * dq_lanes + l`` = ``P[m][t * dq_lanes + l]``."""
     rt, ct = meta["row_tiles"], meta["col_tiles"]
-    v = unpack_fields(words, P_BITS, cfg.m * cfg.n).reshape(ct, rt, cfg.m, cfg.n)
+    v = unpack_fields(words, P_BITS, cfg.m * cfg.dq_lanes)
+    v = v.reshape(ct, rt, cfg.dq_steps, cfg.m, cfg.dq_lanes).transpose(0, 1, 3, 2, 4)
+    v = v.reshape(ct, rt, cfg.m, cfg.n)                   # column t * dq_lanes + l
     p = v.transpose(1, 2, 0, 3).reshape(rt * cfg.m, ct * cfg.n)
     return p[:meta["t"], :meta["n"]]
 

@@ -119,7 +119,7 @@ def test_lut_words_are_the_stream_tile_beats():
     x = rng.integers(-128, 128, (3, k)).astype(np.int8)
     st = lut_stimulus(LutJob("k", x, qw), cfg)
     m = st["meta"]
-    assert (m["row_tiles"], m["col_tiles"], m["n_out"]) == (2, 2, 4)
+    assert (m["row_tiles"], m["col_tiles"], m["n_out"]) == (2, 2, 4 * cfg.dq_steps)   # beats
     for c in range(2):
         cols = slice(c * 64, min(n, (c + 1) * 64))
         pad = 64 - (cols.stop - cols.start)
@@ -173,7 +173,9 @@ def test_output_words_unschedule_to_the_contract():
             grp = lut_trace(xt, QuantizedWeight(lq.codes[cols], lq.scales[cols], None, 4, 32,
                                                 "odd")).grp
             p[:, :cols.stop - cols.start] = dequant_groups(grp, mant[cols])
-            tiles.append(p.reshape(-1))
+            # dq_steps beats per tile: beat t, word m * dq_lanes + l = P[m][t * dq_lanes + l]
+            tiles += list(p.reshape(2, lcfg.dq_steps, lcfg.dq_lanes).transpose(1, 0, 2)
+                          .reshape(lcfg.dq_steps, -1))
     assert np.array_equal(_lut_result(lst["meta"], pack_fields(np.array(tiles), 48), lcfg),
                           linear_int(x, lq)[0])
 

@@ -81,12 +81,15 @@ def test_models():
     assert cfg.macs_per_cycle() == 128 and LutCoreConfig(max_bits=1).macs_per_cycle() == 512
     assert cfg.lookup_units() == 128
     # isolated tile: table fill + K/4*b beats + dequantization of the last group + the
-    # pipeline (registered inputs, 4 dequantizer stages: LUT_PIPE = 5)
-    assert cfg.tile_cycles(1, 256, 64) == 1 + 64 + 8 + 5
+    # pipeline (registered inputs, 4 dequantizer stages: LUT_PIPE = 5) + the 7 output
+    # beats after the first (8 beats of 2 x 8 words)
+    assert cfg.tile_cycles(1, 256, 64) == 1 + 64 + 8 + 5 + 7
     # groups shorter than the dequantizer (8 steps) stall the array
-    assert cfg.tile_cycles(1, 16, 4) == 1 + 1 + 3 * 8 + 8 + 5
+    assert cfg.tile_cycles(1, 16, 4) == 1 + 1 + 3 * 8 + 8 + 5 + 7
+    assert cfg.dq_steps == 8
     est = cfg.estimate_resources()
-    assert est["DSP48E2"] == 2 * 2 * 8 and est["FF"] > 128 * 48   # z'X and A*mant per lane
+    assert est["DSP48E2"] == 2 * 2 * 8 and est["FF"] > 128 * 2 * 20   # z'X and A*mant per lane
+    assert est["LUTRAM"] == 2 * 8 * 3          # P: 48 bits per lane, 16 per RAM32M16
     with pytest.raises(ValueError, match="1..4 weight planes"):
         cfg.macs_per_cycle(8)
     with pytest.raises(ValueError, match="multiple of the group"):
@@ -164,14 +167,19 @@ def test_rtl_default_tile_bit_exact_and_perf():
         print(f"{name:8} {b:4}  {p['steady_cycles_per_tile']:19.1f}  "
               f"{100 * p['steady_utilisation']:10.1f}%  {p['macs_per_cycle']:10.1f}  "
               f"{p['latency_cycles']} ({p['latency_model']})")
-        # back-to-back tiles keep the lookup array busy every cycle
-        assert p["steady_cycles_per_tile"] == k // 4 * b
-        assert p["steady_utilisation"] == 1.0
+        # back-to-back tiles leave every tile_period clocks: the lookup array is busy
+        # every cycle, except W1 (groups of 64 = 16 clocks, shorter than the 22 clocks a
+        # tile's dequantization and its 8 output beats take before the next tile's first
+        # group may overwrite P)
+        assert p["steady_cycles_per_tile"] == cfg.tile_period(b, k, p["G"])
+        if b > 1:
+            assert p["steady_cycles_per_tile"] == k // 4 * b
+            assert p["steady_utilisation"] == 1.0
         assert p["latency_cycles"] == p["latency_model"] == cfg.tile_cycles(b, k, p["G"])
         # over the 4 back-to-back tiles, first beat to last output: the first tile's
-        # table fill, dequantization and LUT_PIPE = 5 pipeline clocks are not hidden
-        # (W1: 256 busy of 271 clocks)
-        assert p["utilisation"] > 0.94
+        # table fill, dequantization, LUT_PIPE = 5 pipeline clocks and output beats are
+        # not hidden (W2: 512 busy of 534 clocks; W1, its tiles 22 clocks apart: 256 of 296)
+        assert p["utilisation"] > (0.94 if b > 1 else 0.85)
 
 
 #: code coverage floors of the small build's all-modes run (max_bits 4; Verilator
@@ -388,13 +396,13 @@ PROTOCOL_EXPECT = {"a_drop": "a_a_hold", "a_data": "a_a_hold", "w_drop": "a_w_ho
 #: lut_core.sv: name -> (site, old expression, new expression, the assertion that must
 #: be the first to fail).  All in one build (plait.sim.mutate.switched_mutants).
 ASSERTION_MUTANTS = {
-    # P dropped / changed while o_ready is low
-    "o_drop": ("else if (o_valid && o_ready)   o_valid <= 1'b0;", "o_valid && o_ready",
+    # an output beat dropped / changed while o_ready is low (the beat pointer moves on,
+    # P is written while presented)
+    "o_drop": ("end else if (o_valid && o_ready) begin", "o_valid && o_ready",
                "o_valid", "a_o_hold"),
-    "o_shift": ("if (sh_q) o_p[(gm*N + gn)*P_W +: P_W] <= o_p[", "sh_q",
-                "sh_q || (o_valid && !o_ready)", "a_o_hold"),
+    "o_shift": ("if (sh_q) pm[addr] <= ", "sh_q", "sh_q || (o_valid && !o_ready)", "a_o_hold"),
     # o_valid after every dequantized group, not only the tile's last
-    "o_early": ("else if (pv[DQ_PIPE] && pe[DQ_PIPE]) o_valid <= 1'b1;",
+    "o_early": ("end else if (pv[DQ_PIPE] && pe[DQ_PIPE]) begin",
                 "pv[DQ_PIPE] && pe[DQ_PIPE]", "pv[DQ_PIPE]", "a_no_spurious_out"),
     # a tile's first group does not wait for the previous P to be taken
     "p_overwrite": ("assign dq_free  = (!dq_busy || (dq_done && !dq_last)) && "
@@ -516,8 +524,11 @@ def test_yosys_resources_small_build():
     w1, w4 = rows
     for r in rows:
         cfg = base.replace(max_bits=int(r["mode"][1]))
-        # every P register (M*N*48) and both accumulator banks are real flip-flops
-        assert r["FF"] >= cfg.m * cfg.n * (48 + 2 * cfg.derived()["acc_w"])
+        # both accumulator banks are real flip-flops; P is distributed RAM, one RAM32M16
+        # per 16 bits of each lane (8 LUTs each, in LUT+mem), not M*N*48 flip-flops
+        assert r["FF"] >= cfg.m * cfg.n * 2 * cfg.derived()["acc_w"]
+        assert r["LUTRAM"] == cfg.m * cfg.dq_lanes * 3 == cfg.estimate_resources()["LUTRAM"]
+        assert r["LUT+mem"] >= r["LUT"] + 8 * r["LUTRAM"]
         assert r["DSP48E2"] >= cfg.m * cfg.dq_lanes            # mantissa multipliers
         assert r["LUT"] > 0 and r["LUT/MAC"] == r["LUT"] / r["macs_per_cycle"]
     assert w1["macs_per_cycle"] == 4 * w4["macs_per_cycle"]
@@ -525,11 +536,15 @@ def test_yosys_resources_small_build():
 
 
 #: LUT per peak MAC ceiling of the default 2x64x4 tile (max_bits=4, W4 MACs = 128 per
-#: cycle), yosys 0.23 synth_xilinx xcup.  Measured 82.7 (10,587 LUT) pipelined for 300 MHz,
-#: 85.4 (10,933 LUT) before that; before the rewrite
-#: (per-column plane shifter, priority-chain lookup MUX, load/shift holding registers)
-#: 237.3 (30,378 LUT).
+#: cycle), yosys 0.23 synth_xilinx xcup, LUTs of P's distributed RAM included (LUT+mem).
+#: Measured 88.2 (10,900 logic LUTs + 48 RAM32M16) with P in distributed RAM; 82.7
+#: (10,587 LUT, no RAM) with P in 6,144 flip-flops; 85.4 (10,933 LUT) before the 300 MHz
+#: pipeline; before the rewrite (per-column plane shifter, priority-chain lookup MUX,
+#: load/shift holding registers) 237.3 (30,378 LUT).
 LUT_PER_MAC_MAX_W4 = 95
+#: flip-flops per W4 MAC of the default tile: 93.5 measured (11,969) with P in
+#: distributed RAM, 142.0 (18,174) with P in flip-flops
+FF_PER_MAC_MAX_W4 = 100
 
 
 @pytest.mark.slow
@@ -542,21 +557,23 @@ def test_yosys_default_tile_lut_per_mac_ceiling():
     cfg = LutCoreConfig()
     (row,) = resource_rows((4,), base=cfg)
     print("\n" + format_rows([row]))
-    assert row["LUT/MAC"] <= LUT_PER_MAC_MAX_W4, row
+    assert row["LUT+mem/MAC"] <= LUT_PER_MAC_MAX_W4, row
+    assert row["FF/MAC"] <= FF_PER_MAC_MAX_W4, row
     assert row["DSP48E2"] == 2 * cfg.m * cfg.dq_lanes, row
-    # every P, column accumulator and holding register is a flip-flop, plus the 300 MHz
-    # pipeline (registered inputs, replicated control, 4-stage dequantizer: measured
-    # 18,174 FF against 12,935 before it), little else
+    # every column accumulator and holding register is a flip-flop, plus the 300 MHz
+    # pipeline (registered inputs, replicated control, 4-stage dequantizer), little
+    # else: P is in distributed RAM
     acc_w = cfg.derived()["acc_w"]
     w = cfg.derived()
     lanes = cfg.m * cfg.dq_lanes
-    pipe = (cfg.m * cfg.n * 7 + cfg.n * 22
-            + lanes * (2 * acc_w + 2 * (w["zp_w"] + w["xs_w"]) + w["grp_w"] + 51 + w["prod_w"] + 5))
-    assert cfg.m * cfg.n * (48 + 2 * acc_w) <= row["FF"] <= 1.1 * cfg.m * cfg.n * (48 + 2 * acc_w) \
+    pipe = (cfg.m * cfg.n * 6 + cfg.n * 22
+            + lanes * (2 * acc_w + 2 * (w["zp_w"] + w["xs_w"]) + w["grp_w"] + 51 + w["prod_w"] + 10))
+    assert cfg.m * cfg.n * 2 * acc_w <= row["FF"] <= 1.1 * cfg.m * cfg.n * 2 * acc_w \
         + cfg.n * 21 + 1000 + pipe, row
+    assert row["LUTRAM"] == lanes * 3, row
     est = cfg.estimate_resources()
-    for key in ("LUT", "FF", "DSP48E2"):
-        assert abs(est[key] - row[key]) <= 0.3 * row[key], (key, est[key], row[key])
+    for key, got in (("LUT", "LUT+mem"), ("FF", "FF"), ("DSP48E2", "DSP48E2")):
+        assert abs(est[key] - row[got]) <= 0.3 * row[got], (key, est[key], row[got])
 
 
 def test_yosys_missing_is_a_clear_error(monkeypatch, tmp_path):
@@ -592,7 +609,7 @@ def test_mutation_sites_enumerated():
     assert len(muts) >= 250 and len({m.key for m in muts}) == len(muts)
     assert {m.file for m in muts} == set(spec.files)
     checkers = (SV_DIR / "lut_core.sv").read_text().split("`ifndef SYNTHESIS")[0].count("\n")
-    assert max(m.line for m in muts if m.file == "lut_core.sv") < checkers
+    assert max(m.line for m in muts if m.file == "lut_core.sv") <= checkers   # 1-based lines
     assert all(" ".join(m.alt.split()) != " ".join(m.orig.split()) for m in muts)
     for key in spec.equivalent:
         hits = [m for m in muts if equivalence_reason(m, {key: "x"})]

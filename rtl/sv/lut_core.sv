@@ -18,11 +18,13 @@
 //         offset mode (sym/asym/ternary):  A = (A' - z' * X) >>> 1   (exact)
 //         odd mode:                        A = A'
 //         P += A * mant                    (MixPE: once per group, never per weight)
-//     The group totals wait in shift registers and P of each row is a ring of N
-//     registers, so only M*DQ_L multipliers and 48-bit adders exist; a group end
+//     The group totals wait in holding registers and P of each row and lane is a
+//     small distributed RAM (N/DQ_L words), so only M*DQ_L multipliers and 48-bit
+//     adders exist and P takes no flip-flops; a group end
 //     stalls the lookup array only if the previous group is still being dequantized
 //     (groups shorter than N/DQ_L cycles).
-//   * after cfg_groups groups the tile's P (P_W = 48 bits each) is presented on o_*.
+//   * after cfg_groups groups the tile's P (P_W = 48 bits each) leaves on o_* in
+//     N/DQ_L beats of M*DQ_L words.
 //   * pipelined for an estimated 300 MHz (plait.rtl.timing): the handshake control
 //     decides from the ports, the datapath follows one clock later from registered
 //     inputs (the precompute's pair sums, the lookups' decoded select and sign, the s
@@ -37,7 +39,9 @@
 //   s: the group's parameters, consumed together with the group's last w beat:
 //      s_mant[n*MANT_W +: MANT_W] (unsigned mantissa), s_zp[n*ZP_W +: ZP_W] (signed
 //      z' = 2z+1-2^b; ignored in odd mode).
-//   o: o_p[(m*N + n)*P_W +: P_W] signed P; held until o_ready.
+//   o: DQ_STEPS = N/DQ_L beats per tile, o_last on the last: beat t carries
+//      o_p[(m*DQ_L + l)*P_W +: P_W] = signed P[m][t*DQ_L + l]; each beat is held until
+//      o_ready.
 // Run-time configuration (hold stable while a tile is in flight):
 //   cfg_bits 1..WB_MAX, cfg_offset (1: zero correction + halving), cfg_group_chunks
 //   (G/4, 1..MAX_GROUP/4), cfg_groups (groups per tile, >= 1).  An illegal value
@@ -90,7 +94,8 @@ module lut_core #(
   // dequantized tile
   output logic                    o_valid,
   input  logic                    o_ready,
-  output logic [M*N*P_W-1:0]      o_p
+  output logic                    o_last,
+  output logic [M*DQ_L*P_W-1:0]   o_p
 );
   // ------------------------------------------------------------------ control
   // The table register of each row is a shift register: loaded with S at a new chunk
@@ -115,6 +120,7 @@ module lut_core #(
   logic dq_busy, dq_first, dq_last, dq_done, dq_free, dq_start;
   logic out_hold;           // the tile's last group is being dequantized, or P waits for o_ready
   logic [DQS_W-1:0] dq_step;
+  logic [DQS_W-1:0] o_t;    // the output beat presented
 
   assign cfg_err = (cfg_bits == 3'd0) || (32'(cfg_bits) > WB_MAX) ||
                    (cfg_group_chunks == '0) || (32'(cfg_group_chunks) > MAX_GC) ||
@@ -315,7 +321,7 @@ module lut_core #(
         dq_step <= dq_step + 1'b1;
       end
       if (dq_start && group_last)  out_hold <= 1'b1;
-      else if (o_valid && o_ready) out_hold <= 1'b0;
+      else if (o_valid && o_ready && o_last) out_hold <= 1'b0;
     end
   end
 
@@ -435,45 +441,57 @@ module lut_core #(
       end
     end
 
-    // P of each row is a ring of N registers: every step the DQ_L columns at the
-    // bottom (those the lanes hold) are updated and re-enter at the top, so only
-    // M*DQ_L 48-bit adders exist and after DQ_STEPS steps the order is restored.
+    // P lives in distributed RAM, one memory per row and lane: word t of lane l holds
+    // P of column t*DQ_L + l (DQ_STEPS words of P_W bits: LUTRAM, not N*P_W flip-flops
+    // per row).  A step leaving the pipeline reads its word, adds the product (0 for
+    // the tile's first group, which overwrites) and writes it back at the same clock,
+    // at the address wr_t = the step's number (the steps of a group leave in order,
+    // DQ_STEPS of them; the counter wraps).  When a tile's last step has been written,
+    // the output stream reads the same port at o_t instead: beat t carries word t of
+    // every row and lane.  Nothing writes while the tile is presented (the next tile's
+    // first group waits for its last beat), so one port serves both.
     for (gm = 0; gm < M; gm++) begin : g_pr
-      logic [DQ_L*P_W-1:0] upd;
       for (gl = 0; gl < DQ_L; gl++) begin : g_pl
-        logic first_q;                         // this lane's copy of the first-group tag
+        // this lane's copies of the first-group tag, the write enable and the address
+        logic first_q, sh_q;
+        logic [DQS_W-1:0] wr_t;
         (* keep *) always_ff @(posedge clk) first_q <= pf[DQ_PIPE-1];
-        logic signed [PROD_W-1:0] pr;
-        logic signed [P_W-1:0]    pr_ext, pold;
-        assign pr     = prod[(gm*DQ_L + gl)*PROD_W +: PROD_W];
-        assign pr_ext = {{(P_W-PROD_W){pr[PROD_W-1]}}, pr};
-        assign pold   = o_p[(gm*N + gl)*P_W +: P_W];
-        assign upd[gl*P_W +: P_W] = pr_ext + (first_q ? P_W'(0) : pold);
-      end
-      // the ring shifts when a step leaves the pipeline: a copy of that decision per column
-      for (gn = 0; gn < N; gn++) begin : g_rc
-        logic sh_q;
         (* keep *) always_ff @(posedge clk) begin
           if (!rst_n) sh_q <= 1'b0;
           else        sh_q <= pv[DQ_PIPE-1];
         end
-        if (gn >= N - DQ_L) begin : g_in
-          always_ff @(posedge clk)
-            if (sh_q) o_p[(gm*N + gn)*P_W +: P_W] <= upd[(gn - (N - DQ_L))*P_W +: P_W];
-        end else begin : g_mv
-          always_ff @(posedge clk)
-            if (sh_q) o_p[(gm*N + gn)*P_W +: P_W] <= o_p[(gm*N + gn + DQ_L)*P_W +: P_W];
+        (* keep *) always_ff @(posedge clk) begin
+          if (!rst_n)    wr_t <= '0;
+          else if (sh_q) wr_t <= (wr_t == DQS_W'(DQ_STEPS - 1)) ? '0 : wr_t + 1'b1;
         end
+        logic [P_W-1:0] pm [DQ_STEPS];
+        logic [DQS_W-1:0] addr;
+        logic signed [PROD_W-1:0] pr;
+        logic signed [P_W-1:0]    pr_ext, pold;
+        assign addr   = o_valid ? o_t : wr_t;
+        assign pold   = signed'(pm[addr]);
+        assign pr     = prod[(gm*DQ_L + gl)*PROD_W +: PROD_W];
+        assign pr_ext = {{(P_W-PROD_W){pr[PROD_W-1]}}, pr};
+        always_ff @(posedge clk)
+          if (sh_q) pm[addr] <= pr_ext + (first_q ? P_W'(0) : pold);
+        assign o_p[(gm*DQ_L + gl)*P_W +: P_W] = pold;
       end
     end
   endgenerate
 
-  // the tile's P is complete when its last step has updated the ring
+  // the tile's P is complete when its last step has been written; then DQ_STEPS beats
   always_ff @(posedge clk) begin
-    if (!rst_n)                    o_valid <= 1'b0;
-    else if (pv[DQ_PIPE] && pe[DQ_PIPE]) o_valid <= 1'b1;
-    else if (o_valid && o_ready)   o_valid <= 1'b0;
+    if (!rst_n) begin
+      o_valid <= 1'b0;
+      o_t     <= '0;
+    end else if (pv[DQ_PIPE] && pe[DQ_PIPE]) begin
+      o_valid <= 1'b1;
+    end else if (o_valid && o_ready) begin
+      o_t <= o_last ? '0 : o_t + 1'b1;
+      if (o_last) o_valid <= 1'b0;
+    end
   end
+  assign o_last = (o_t == DQS_W'(DQ_STEPS - 1));
 `ifndef SYNTHESIS
   // ------------------------------------------------- assertions (simulation only)
   // run_cocotb builds with --assert: a failing assertion prints its message and stops
@@ -538,7 +556,7 @@ module lut_core #(
   int tiles;
   always_ff @(posedge clk) begin
     if (!rst_n) tiles <= 0;
-    else        tiles <= tiles + int'(dq_start && group_last) - int'(o_valid && o_ready);
+    else        tiles <= tiles + int'(dq_start && group_last) - int'(o_valid && o_ready && o_last);
   end
   a_p_overwrite: assert property (@(posedge clk) disable iff (!rst_n)
       dq_start && group == '0 |-> tiles == 0)
@@ -565,7 +583,8 @@ module lut_core #(
     c_sh       <= rst_n && pv[DQ_PIPE-1];
   end
   logic [M-1:0]             r_a_fire, r_tbl_shift, r_xs_en, r_xs_first, r_xs_dq;
-  logic [M*N-1:0]           r_en, r_clr, r_sh;
+  logic [M*N-1:0]           r_en, r_clr;
+  logic [M*DQ_L-1:0]        r_sh;
   logic [N-1:0]             r_ld;
   logic [DQ_L*DQS_W-1:0]    r_step_c;
   logic [M*DQ_L*DQS_W-1:0]  r_step_l;
@@ -579,12 +598,12 @@ module lut_core #(
     for (genvar c = 0; c < N; c++) begin : g_chk_col
       assign r_en[r*N + c]  = g_row[r].g_col[c].en_q;
       assign r_clr[r*N + c] = g_row[r].g_col[c].clr_q;
-      assign r_sh[r*N + c]  = g_pr[r].g_rc[c].sh_q;
     end
     for (genvar l = 0; l < DQ_L; l++) begin : g_chk_lane
       assign r_step_l[(r*DQ_L + l)*DQS_W +: DQS_W] = g_dqr[r].g_dql[l].st_q;
       assign r_off[r*DQ_L + l]   = g_dqr[r].g_dql[l].off_q;
       assign r_first[r*DQ_L + l] = g_pr[r].g_pl[l].first_q;
+      assign r_sh[r*DQ_L + l]    = g_pr[r].g_pl[l].sh_q;
     end
   end
   for (genvar c = 0; c < N; c++) begin : g_chk_hold
@@ -612,7 +631,7 @@ module lut_core #(
       r_off == {(M*DQ_L){c_off}} && r_first == {(M*DQ_L){c_first}})
     else $error("lut_core: a_rep_dq: dequantizer step/offset/first copies differ from %0d/%b/%b",
                 c_step, c_off, c_first);
-  a_rep_ring: assert property (@(posedge clk) disable iff (!rst_n) r_sh == {(M*N){c_sh}})
-    else $error("lut_core: a_rep_ring: ring shift copies %b, decision %b", r_sh, c_sh);
+  a_rep_ring: assert property (@(posedge clk) disable iff (!rst_n) r_sh == {(M*DQ_L){c_sh}})
+    else $error("lut_core: a_rep_ring: P write-enable copies %b, decision %b", r_sh, c_sh);
 `endif
 endmodule : lut_core

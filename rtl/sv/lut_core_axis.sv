@@ -9,7 +9,8 @@
 //   s_axis_w  weight bit-planes, one plane of one chunk per transfer (tdata = w_data).
 //   s_axis_s  group parameters, one group per transfer: tdata = {zp, mant} (s_mant
 //             [N*MANT_W] in the low bits, s_zp [N*ZP_W] above it).
-//   m_axis_o  the dequantized tile, one transfer per tile (tdata = o_p), tlast = 1.
+//   m_axis_o  the dequantized tile, N/DQ_LANES transfers per tile (tdata = o_p: M*DQ_LANES
+//             P words), tlast on the tile's last.
 // The input streams carry no tlast: the tile's shape (groups, group length, width)
 // comes from the run-time configuration ports cfg_* (hold them stable while a tile is
 // in flight; cfg_err flags an illegal one), which in a system sit in a register bank.
@@ -34,7 +35,7 @@ module lut_core_axis (
   output logic m_axis_o_tvalid,
   input  logic m_axis_o_tready,
   output logic m_axis_o_tlast,
-  output logic [lut_core_pkg::M*lut_core_pkg::N*lut_core_pkg::P_W-1:0] m_axis_o_tdata
+  output logic [lut_core_pkg::M*lut_core_pkg::DQ_LANES*lut_core_pkg::P_W-1:0] m_axis_o_tdata
 );
   localparam int MT_W = lut_core_pkg::N * lut_core_pkg::MANT_W;
   localparam int Z_W  = lut_core_pkg::N * lut_core_pkg::ZP_W;
@@ -45,6 +46,6 @@ module lut_core_axis (
     .w_valid(s_axis_w_tvalid), .w_ready(s_axis_w_tready), .w_data(s_axis_w_tdata),
     .s_valid(s_axis_s_tvalid), .s_ready(s_axis_s_tready),
     .s_mant(s_axis_s_tdata[0 +: MT_W]), .s_zp(s_axis_s_tdata[MT_W +: Z_W]),
-    .o_valid(m_axis_o_tvalid), .o_ready(m_axis_o_tready), .o_p(m_axis_o_tdata));
-  assign m_axis_o_tlast = 1'b1;
+    .o_valid(m_axis_o_tvalid), .o_ready(m_axis_o_tready), .o_last(m_axis_o_tlast),
+    .o_p(m_axis_o_tdata));
 endmodule

@@ -226,10 +226,12 @@ async def test_lut_core_axis(dut):
                 await sw.send(AxiStreamFrame(tdata=w))
                 await ss.send(AxiStreamFrame(tdata=[m | (z << mant_w) for m, z in sp]))
             for _ in tiles:
-                f = await sink.recv()
-                assert len(f.tdata) == 1
-                pv = np.array(unpack_signed(f.tdata[0], p_w, cfg.m * cfg.n), np.int64)
-                sb.observe("P", pv.reshape(cfg.m, cfg.n))
+                f = await sink.recv()          # one frame per tile: tlast on its last beat
+                assert len(f.tdata) == cfg.dq_steps, (len(f.tdata), cfg.dq_steps)
+                # beat t, word m * dq_lanes + l = P[m][t * dq_lanes + l]
+                pv = np.array([unpack_signed(d, p_w, cfg.m * cfg.dq_lanes) for d in f.tdata],
+                              np.int64).reshape(cfg.dq_steps, cfg.m, cfg.dq_lanes)
+                sb.observe("P", pv.transpose(1, 0, 2).reshape(cfg.m, cfg.n))
             tiles_done += len(tiles)
     sb.assert_clean()
     dut._log.info(sb.summary())

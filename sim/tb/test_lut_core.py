@@ -152,9 +152,12 @@ class LutHarness:
                               {"m": dut.s_mant, "z": dut.s_zp},
                               gap_prob=gap_prob, rng=random.Random(rnd.random()),
                               wait_ready_edge=True)
-        self.outs: list[np.ndarray] = []
+        self.outs: list[np.ndarray] = []      # one P[M, N] per tile
+        self.out_cycles: list[int] = []       # the cycle of each tile's last beat
+        self._beats: list[np.ndarray] = []
         self._out_ev = Event()
-        self.mon = StreamMonitor(dut.clk, dut.o_valid, dut.o_ready, {"p": dut.o_p},
+        self.mon = StreamMonitor(dut.clk, dut.o_valid, dut.o_ready,
+                                 {"p": dut.o_p, "last": dut.o_last},
                                  callback=self._on_out, period_ns=PERIOD_NS)
         # records the cycle of every activation beat accepted (same cycle count as mon)
         self.amon = StreamMonitor(dut.clk, dut.a_valid, dut.a_ready, {}, period_ns=PERIOD_NS)
@@ -164,11 +167,19 @@ class LutHarness:
         self._tasks: list = []
 
     def _on_out(self, txn):
-        p = np.array(unpack_signed(txn["p"], 48, self.cfg.m * self.cfg.n), np.int64)
-        p = p.reshape(self.cfg.m, self.cfg.n)
-        self.outs.append(p)
-        self.sb.observe("P", p)
-        self._out_ev.set()
+        """One output beat: word m * dq_lanes + l = P[m][t * dq_lanes + l] of beat t;
+        a tile is dq_steps beats, the last with o_last (checked: the tile is
+        observed at its last beat, so a wrong o_last shows as a wrong P)."""
+        cfg = self.cfg
+        self._beats.append(np.array(unpack_signed(txn["p"], 48, cfg.m * cfg.dq_lanes),
+                                    np.int64).reshape(cfg.m, cfg.dq_lanes))
+        if int(txn["last"]) or len(self._beats) > cfg.dq_steps:
+            p = np.concatenate(self._beats, axis=1)  # [M, beats * dq_lanes]
+            self._beats = []
+            self.outs.append(p)
+            self.out_cycles.append(self.mon.cycles[-1])
+            self.sb.observe("P", p)
+            self._out_ev.set()
 
     async def start(self, clock: bool = True, reset_cycles: int = 3):
         """Reset the core for ``reset_cycles`` clocks (0: no reset; the clock is started
@@ -200,14 +211,14 @@ class LutHarness:
     async def wait_outputs(self, n: int, timeout_cycles: int) -> None:
         """Return right after the rising edge of the ``n``-th output transfer (as
         StreamMonitor.wait_for does) without resuming every clock."""
-        if len(self.mon.transactions) >= n:
+        if len(self.outs) >= n:
             return
         deadline = get_sim_time("ns") + timeout_cycles * PERIOD_NS
-        while len(self.mon.transactions) < n:
+        while len(self.outs) < n:
             left = deadline - get_sim_time("ns")
             if left <= 0:
-                raise TimeoutError(f"lut_core: saw {len(self.mon.transactions)} of {n} "
-                                   f"outputs after {timeout_cycles} cycles")
+                raise TimeoutError(f"lut_core: saw {len(self.outs)} of {n} "
+                                   f"output tiles after {timeout_cycles} cycles")
             self._out_ev.clear()
             await First(self._out_ev.wait(), Timer(max(1, round(left)), "ns"))
         await RisingEdge(self.dut.clk)
@@ -238,7 +249,7 @@ class LutHarness:
             cover_batch(self.cfg, tiles, gaps=self.a.gap_prob > 0 or self.w.gap_prob > 0,
                         stalled=self.ready_prob is not None and self.ready_prob < 1)
         self.set_mode(mode, tiles[0][1].n_groups)
-        n_before = len(self.mon.transactions)
+        n_before = len(self.outs)
         na_before = len(self.amon.cycles)
         ta = cocotb.start_soon(self.a.send({"d": v} for v in a_beats))
         tw = cocotb.start_soon(self.w.send({"d": v} for v in w_beats))
@@ -250,7 +261,7 @@ class LutHarness:
         self._tasks = []
         budget = 40 * (len(w_beats) + 50)
         await self.wait_outputs(n_before + len(tiles), timeout_cycles=budget)
-        return self.amon.cycles[na_before], self.mon.cycles[-1]
+        return self.amon.cycles[na_before], self.out_cycles[-1]
 
 
 # ------------------------------------------------------------------ functional coverage
@@ -576,9 +587,9 @@ async def test_throughput(dut):
         # back-to-back tiles
         tiles = [(rand_acts(rng, cfg.m, k), rand_weight(rng, scheme, bits, cfg.n, k, g))
                  for _ in range(ntiles)]
-        n0 = len(h.mon.cycles)
+        n0 = len(h.out_cycles)
         c0, c1 = await h.run_batch(tiles)
-        outs = h.mon.cycles[n0:]
+        outs = h.out_cycles[n0:]
         steady = (outs[-1] - outs[0]) / (ntiles - 1)
         cycles = c1 - c0 + 1
         perf = Perf(f"lut_core {name}", units=cfg.lookup_units())
@@ -826,9 +837,9 @@ async def _timing_phase(dut, cfg: LutCoreConfig, rng, seed: int) -> str:
                 return (f"timing: W{bits} K={k} G={g} tile took {c1 - c0} clocks, model "
                         f"{cfg.tile_cycles(bits, k, g)}")
             await _edges(dut, 3)
-            n0 = len(h.mon.cycles)
+            n0 = len(h.out_cycles)
             await with_timeout(h.run_batch(tiles), MUTANT_BATCH_CYCLES * PERIOD_NS, "ns")
-            outs = h.mon.cycles[n0:]
+            outs = h.out_cycles[n0:]
             gaps = [b - a for a, b in zip(outs, outs[1:])]
             if gaps != [cfg.tile_period(bits, k, g)] * (len(tiles) - 1):
                 return (f"timing: W{bits} K={k} G={g} back-to-back outputs {gaps} clocks "
@@ -968,5 +979,6 @@ MUTANT_EQUIVALENT: dict[tuple[str, str, str], str] = {
         "core adds mag and neg (synthesis removes val)",
     ("lut_sel.sv", "v = '0;", "`'0` -> `'1`"):
         "fills only the leaves beyond N (N not a power of two), which s never selects "
-        "(dq_step < DQ_STEPS); the campaign's builds have N = DQ_STEPS = 4: no such leaf",
+        "(dq_step < DQ_STEPS); the campaign's second build has DQ_STEPS = 3: leaf 3 is "
+        "filled and never selected",
 }
