@@ -206,8 +206,10 @@ class LutCoreConfig(UnitConfig):
         # select/sign per unit, the precompute's pair sums, the s words), the replicated
         # control copies, and the 4-stage dequantizer per lane (operands, z' X, the
         # corrected group integer, the mantissa for three stages, A * mant)
-        pipe_in = units * 4 + self.m * 4 * 9 + self.n * (SCALE_BITS + ZP_BITS)
-        pipe_ctl = 2 * units + self.n + 8 * self.m + self.dq_lanes * 4 + lanes * 5 + 40
+        # (the s words load the holding registers from the port: their registered copy
+        # is per lane, after the column select)
+        pipe_in = units * 4 + self.m * 4 * 9 + self.dq_lanes * (SCALE_BITS + ZP_BITS)
+        pipe_ctl = 2 * units + 2 * self.n + 8 * self.m + self.dq_lanes * 4 + lanes * 5 + 40
         pipe_dq = lanes * (2 * w.acc + ZP_BITS + w.xsum + (ZP_BITS + w.xsum) + w.grp
                            + 3 * (SCALE_BITS + 1) + w.prod + 5)
         # P words per lane: 32 per RAM32M16 (16 bits), 64 per RAM64M8 (8 bits)

@@ -924,9 +924,11 @@ def lut_core_campaign() -> CampaignSpec:
         name="lut_core", top="lut_core",
         files=("lut_core.sv", "lut_lookup.sv", "lut_precompute.sv", "lut_sel.sv"),
         config=LutCoreConfig(m=1, n=8, dq_lanes=2, max_group=32),
-        # the W1-only build: its table register has no plane shift (g_fix); 3 steps, so
-        # the step counters' wrap-around is not the power of two's
-        more_configs=(LutCoreConfig(m=1, n=6, dq_lanes=2, max_group=32, max_bits=1),),
+        # the W1-only build: its table register has no plane shift (g_fix); 5 steps, so
+        # the step counters' wrap-around is not the power of two's (and S - 2 differs from
+        # S + 2 modulo 2^DQS_W); one dequantizer step per group (N = dq_lanes)
+        more_configs=(LutCoreConfig(m=1, n=10, dq_lanes=2, max_group=32, max_bits=1),
+                      LutCoreConfig(m=1, n=4, dq_lanes=4, max_group=32)),
         test_module="plait.sim.tb.test_lut_core", testcase="test_mutants",
         ids_env="PLAIT_LUT_MUTANTS", equivalent=MUTANT_EQUIVALENT)
 

@@ -27,8 +27,9 @@
 //     N/DQ_L beats of M*DQ_L words.
 //   * pipelined for an estimated 300 MHz (plait.rtl.timing): the handshake control
 //     decides from the ports, the datapath follows one clock later from registered
-//     inputs (the precompute's pair sums, the lookups' decoded select and sign, the s
-//     words) and replicated copies of every control decision; the dequantizer is a
+//     inputs (the precompute's pair sums, the lookups' decoded select and sign; the s
+//     words load the dequantizer's holding registers straight from the port) and
+//     replicated copies of every control decision; the dequantizer is a
 //     4-stage pipeline.  o_valid rises plait.ir.target.LUT_PIPE = 5 clocks later than
 //     without it (the cycle models include it); the arithmetic is unchanged.
 //
@@ -182,12 +183,10 @@ module lut_core #(
   // enable) and of every control decision (replicated registers: one copy per row,
   // column or lane, so no control net reaches more than a few dozen flip-flops).
   // Every register of the datapath therefore holds what it held before, one cycle later.
-  logic [N*MANT_W-1:0]   s_mant_r;
-  logic [N*ZP_W-1:0]     s_zp_r;
+  // (The s words are the exception: they go straight from the port into the
+  // dequantizer's holding registers, see g_hold.)
   logic                  dq_first_r, dq_busy_r, dq_end_r;
   always_ff @(posedge clk) begin
-    s_mant_r   <= s_mant;
-    s_zp_r     <= s_zp;
     dq_first_r <= dq_first;
     dq_end_r   <= dq_done && dq_last;        // last step of a tile's last group
   end
@@ -333,40 +332,65 @@ module lut_core #(
     end
   end
 
-  // the holding registers load one cycle after dq_start, with the datapath (a copy of
-  // the load decision per column)
+  // The group totals load into their holding registers one cycle after dq_start, with
+  // the datapath (a copy of the load decision per column).  The mantissas and zero
+  // points load straight from the s port (a registered input with no logic in front of
+  // it: no N*(MANT_W+ZP_W)-bit input copy), at every clock in which the holding
+  // registers are free -- the dequantizer idle, or in the last step of a group, whose
+  // column was read in that same clock -- so the last load before a group starts is
+  // the s beat taken with it (dq_start, when dq_free).  hold_open is that condition; a
+  // copy per column is registered from its next-state form (op_q == hold_open).
+  logic hold_open, hold_open_next;
+  assign hold_open      = !dq_busy || dq_done;
+  assign hold_open_next = dq_start ? (DQ_STEPS == 1)
+                                   : (hold_open || (dq_step == DQS_W'(DQ_STEPS - 2)));
   generate
     for (gn = 0; gn < N; gn++) begin : g_hold
-      logic ld_q;
+      logic ld_q, op_q;
       (* keep *) always_ff @(posedge clk) ld_q <= dq_start;
+      (* keep *) always_ff @(posedge clk) begin
+        if (!rst_n) op_q <= 1'b1;
+        else        op_q <= hold_open_next;
+      end
       always_ff @(posedge clk) begin
-        if (ld_q) begin
-          dq_mant[gn*MANT_W +: MANT_W] <= s_mant_r[gn*MANT_W +: MANT_W];
-          dq_zp[gn*ZP_W +: ZP_W]       <= s_zp_r[gn*ZP_W +: ZP_W];
+        if (op_q) begin
+          dq_mant[gn*MANT_W +: MANT_W] <= s_mant[gn*MANT_W +: MANT_W];
+          dq_zp[gn*ZP_W +: ZP_W]       <= s_zp[gn*ZP_W +: ZP_W];
+        end
+        if (ld_q)
           for (int r = 0; r < M; r++)
             dq_acc[(r*N + gn)*ACC_W +: ACC_W] <= acc_grp[(r*N + gn)*ACC_W +: ACC_W];
-        end
       end
     end
   endgenerate
 
-  // per lane: the mantissa and zero point of its column in this step (shared by rows)
+  // per lane: the mantissa and zero point of its column in this step (shared by rows),
+  // picked in the step's own clock (st_e: a copy of dq_step, registered from its
+  // next-state form) and registered (m0 / z0), so they meet the group totals, picked one
+  // clock later, in stage 1
+  logic [DQS_W-1:0] dq_step_next;
+  assign dq_step_next = !rst_n ? dq_step                 // (held in reset)
+                      : dq_start ? '0 : (dq_busy && !dq_done) ? dq_step + 1'b1 : dq_step;
   logic [DQ_L*MANT_W-1:0] mant_l;
   logic [DQ_L*ZP_W-1:0]   zp_l;
   generate
     for (gl = 0; gl < DQ_L; gl++) begin : g_dqc
-      logic [DQS_W-1:0] st_q;                 // this lane's copy of the step
-      (* keep *) always_ff @(posedge clk) st_q <= dq_step;
+      logic [DQS_W-1:0] st_e;                 // this lane's copy of the step (== dq_step)
+      (* keep *) always_ff @(posedge clk) st_e <= dq_step_next;
       logic [DQ_STEPS*MANT_W-1:0] mc;
       logic [DQ_STEPS*ZP_W-1:0]   zc;
+      logic [MANT_W-1:0] m_sel;
+      logic [ZP_W-1:0]   z_sel;
       for (genvar gt = 0; gt < DQ_STEPS; gt++) begin : g_t
         assign mc[gt*MANT_W +: MANT_W] = dq_mant[(gt*DQ_L + gl)*MANT_W +: MANT_W];
         assign zc[gt*ZP_W +: ZP_W]     = dq_zp[(gt*DQ_L + gl)*ZP_W +: ZP_W];
       end
-      lut_sel #(.W(MANT_W), .N(DQ_STEPS), .SW(DQS_W)) u_m (
-        .d(mc), .s(st_q), .y(mant_l[gl*MANT_W +: MANT_W]));
-      lut_sel #(.W(ZP_W), .N(DQ_STEPS), .SW(DQS_W)) u_z (
-        .d(zc), .s(st_q), .y(zp_l[gl*ZP_W +: ZP_W]));
+      lut_sel #(.W(MANT_W), .N(DQ_STEPS), .SW(DQS_W)) u_m (.d(mc), .s(st_e), .y(m_sel));
+      lut_sel #(.W(ZP_W), .N(DQ_STEPS), .SW(DQS_W)) u_z (.d(zc), .s(st_e), .y(z_sel));
+      always_ff @(posedge clk) begin
+        mant_l[gl*MANT_W +: MANT_W] <= m_sel;
+        zp_l[gl*ZP_W +: ZP_W]       <= z_sel;
+      end
     end
   endgenerate
 
@@ -585,7 +609,7 @@ module lut_core #(
   logic [M-1:0]             r_a_fire, r_tbl_shift, r_xs_en, r_xs_first, r_xs_dq;
   logic [M*N-1:0]           r_en, r_clr;
   logic [M*DQ_L-1:0]        r_sh;
-  logic [N-1:0]             r_ld;
+  logic [N-1:0]             r_ld, r_op;
   logic [DQ_L*DQS_W-1:0]    r_step_c;
   logic [M*DQ_L*DQS_W-1:0]  r_step_l;
   logic [M*DQ_L-1:0]        r_off, r_first;
@@ -608,9 +632,10 @@ module lut_core #(
   end
   for (genvar c = 0; c < N; c++) begin : g_chk_hold
     assign r_ld[c] = g_hold[c].ld_q;
+    assign r_op[c] = g_hold[c].op_q;
   end
   for (genvar l = 0; l < DQ_L; l++) begin : g_chk_sel
-    assign r_step_c[l*DQS_W +: DQS_W] = g_dqc[l].st_q;
+    assign r_step_c[l*DQS_W +: DQS_W] = g_dqc[l].st_e;
   end
   a_rep_table: assert property (@(posedge clk) disable iff (!rst_n)
       r_a_fire == {M{c_a_fire}} && r_tbl_shift == {M{c_tbl_shift}})
@@ -624,13 +649,17 @@ module lut_core #(
       r_en == {(M*N){c_w_fire}} && r_clr == {(M*N){c_clr}})
     else $error("lut_core: a_rep_acc: accumulator enable/clear copies %b/%b, decisions %b/%b",
                 r_en, r_clr, c_w_fire, c_clr);
-  a_rep_hold: assert property (@(posedge clk) disable iff (!rst_n) r_ld == {N{c_dq_start}})
-    else $error("lut_core: a_rep_hold: holding-register load copies %b, decision %b", r_ld, c_dq_start);
+  // (op_q and st_e are registered from next-state forms: they equal hold_open and
+  // dq_step in the same clock)
+  a_rep_hold: assert property (@(posedge clk) disable iff (!rst_n)
+      r_ld == {N{c_dq_start}} && r_op == {N{hold_open}})
+    else $error("lut_core: a_rep_hold: holding-register load copies %b/%b, decisions %b/%b",
+                r_ld, r_op, c_dq_start, hold_open);
   a_rep_dq: assert property (@(posedge clk) disable iff (!rst_n)
-      r_step_c == {DQ_L{c_step}} && r_step_l == {(M*DQ_L){c_step}} &&
+      r_step_c == {DQ_L{dq_step}} && r_step_l == {(M*DQ_L){c_step}} &&
       r_off == {(M*DQ_L){c_off}} && r_first == {(M*DQ_L){c_first}})
-    else $error("lut_core: a_rep_dq: dequantizer step/offset/first copies differ from %0d/%b/%b",
-                c_step, c_off, c_first);
+    else $error("lut_core: a_rep_dq: dequantizer step/offset/first copies %h/%h/%b/%b differ from %0d/%0d/%b/%b",
+                r_step_c, r_step_l, r_off, r_first, dq_step, c_step, c_off, c_first);
   a_rep_ring: assert property (@(posedge clk) disable iff (!rst_n) r_sh == {(M*DQ_L){c_sh}})
     else $error("lut_core: a_rep_ring: P write-enable copies %b, decision %b", r_sh, c_sh);
 `endif
