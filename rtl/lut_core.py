@@ -14,9 +14,13 @@ accumulators (one add/subtract each), background group dequantizer with
 ``dq_lanes`` columns per cycle: group totals, mantissas and zero points in holding
 registers read through ``N/dq_lanes``:1 MUX trees (``lut_sel.sv``), ``P`` of each
 row and lane in distributed RAM (``N/dq_lanes`` words, streamed out in as many beats)
-so only ``M * dq_lanes`` multipliers and 48-bit adders exist; pipelined for an estimated 300 MHz: registered inputs, replicated
-control, a 4-stage dequantizer, :data:`plait.ir.target.LUT_PIPE` clocks of latency).  The parameters come from the
-generated ``lut_core_pkg.sv`` (:meth:`LutCoreConfig.sv_package`).
+so only ``M * dq_lanes`` multiply-accumulates exist; pipelined for an estimated
+300 MHz: registered inputs, replicated control, a 4-stage dequantizer,
+:data:`plait.ir.target.LUT_PIPE` clocks of latency), ``lut_dq_mac.sv`` (the
+dequantizer's ``A * mant + P`` as a DSP48E2 primitive, built where
+``PLAIT_DSP_PRIMITIVE`` is defined: synthesis for the DSP48E2 families;
+``lut_core.sv`` holds its behavioural twin).  The parameters come from the generated
+``lut_core_pkg.sv`` (:meth:`LutCoreConfig.sv_package`).
 
 Run-time modes (one build covers all): ``cfg_bits`` 1..4 planes, ``cfg_offset``
 (zero correction + halving for sym/asym/ternary; off for odd-level weights),
@@ -51,7 +55,8 @@ from .units import register_unit
 
 __all__ = ["LutCoreConfig", "LutMode", "mode_of", "stream_tile", "LUT_SOURCES"]
 
-LUT_SOURCES = ["lut_precompute.sv", "lut_lookup.sv", "lut_sel.sv", "lut_core.sv"]
+LUT_SOURCES = ["lut_precompute.sv", "lut_lookup.sv", "lut_sel.sv", "lut_dq_mac.sv",
+               "lut_core.sv"]
 
 
 @dataclass
@@ -180,10 +185,11 @@ class LutCoreConfig(UnitConfig):
         Per row: the table shift register (load/shift select per bit; none for W1),
         12 precompute adders.  Dequantizer: an ``N/dq_lanes``:1 MUX tree per lane bit
         (group totals per row and lane, mantissa and zero point per lane), the
-        zero-correction subtract and halving select, the 48-bit P adder per lane; two
-        DSP48E2 per lane (``z' X`` and ``A * mant``); ``P`` in distributed RAM, one
-        ``RAM32M16`` (16 bits of ``n / dq_lanes <= 32`` words: seven read ports and the
-        read/write port) per 16 bits of each lane (``LUTRAM`` counts those cells; ``LUT``
+        zero-correction subtract and halving select per lane; two
+        DSP48E2 per lane (``z' X`` and ``A * mant + P``, P's add in its post-adder);
+        ``P`` in distributed RAM, one ``RAM32M16`` (14 bits of ``n / dq_lanes <= 32``
+        words: seven read ports, the write port apart) per 14 bits of each lane
+        (``LUTRAM`` counts those cells; ``LUT``
         includes the 8 LUTs each occupies, as the DSP chain's estimate does: compare it
         with yosys's ``LUT+mem``).  Flip-flops include the pipeline
         the core has for 300 MHz (registered inputs, replicated control, the 4-stage
@@ -200,25 +206,26 @@ class LutCoreConfig(UnitConfig):
         table = self.m * 8 * (sh_w if self.max_bits > 1 else 0)
         pre = self.m * 12 * TABLE_BITS
         dq_sel = mux_lut * (lanes * w.acc + self.dq_lanes * (SCALE_BITS + ZP_BITS))
-        dq = lanes * (w.corr + w.grp + P_BITS)
+        dq = lanes * (w.corr + w.grp)
         ctrl = 100
         # pipeline registers (timing, 300 MHz): the registered inputs (decoded lookup
-        # select/sign per unit, the precompute's pair sums, the s words), the replicated
-        # control copies, and the 4-stage dequantizer per lane (operands, z' X, the
-        # corrected group integer, the mantissa for three stages, A * mant)
-        # (the s words load the holding registers from the port: their registered copy
-        # is per lane, after the column select)
+        # select/sign per unit, the precompute's pair sums; the s words load the holding
+        # registers from the port, their registered copy is per lane, after the column
+        # select), the replicated control copies, and the dequantizer per lane (operands,
+        # z' X, the mantissa for two stages; stages 3 and 4, the corrected group integer,
+        # the mantissa and A * mant + P, are the DSP48E2's A/B and P registers)
         pipe_in = units * 4 + self.m * 4 * 9 + self.dq_lanes * (SCALE_BITS + ZP_BITS)
-        pipe_ctl = 2 * units + 2 * self.n + 8 * self.m + self.dq_lanes * 4 + lanes * 5 + 40
-        pipe_dq = lanes * (2 * w.acc + ZP_BITS + w.xsum + (ZP_BITS + w.xsum) + w.grp
-                           + 3 * (SCALE_BITS + 1) + w.prod + 5)
-        # P words per lane: 32 per RAM32M16 (16 bits), 64 per RAM64M8 (8 bits)
-        lutram = lanes * (-(-P_BITS // 16) if steps <= 32 else -(-P_BITS // 8) * -(-steps // 64))
+        pipe_ctl = 2 * units + 2 * self.n + 8 * self.m + self.dq_lanes * 4 + lanes * 11 + 40
+        pipe_dq = lanes * (2 * w.acc + ZP_BITS + w.xsum + (ZP_BITS + w.xsum)
+                           + 2 * (SCALE_BITS + 1) + 5)
+        # P words per lane, one read port and one write port: 32 per RAM32M16 (14 bits),
+        # 64 per RAM64M8 (7 bits)
+        lutram = lanes * (-(-P_BITS // 14) if steps <= 32 else -(-P_BITS // 7) * -(-steps // 64))
         return {
             "LUT": units * unit_lut + table + pre + dq_sel + dq + ctrl + 8 * lutram,
             "FF": units * 2 * w.acc + self.m * (8 * sh_w + TABLE_BITS + 2 * w.xsum)
                   + self.n * (SCALE_BITS + ZP_BITS) + 64 + pipe_in + pipe_ctl + pipe_dq,
-            "CARRY": units * c4(w.acc + 1) + lanes * (c4(w.corr) + c4(P_BITS))
+            "CARRY": units * c4(w.acc + 1) + lanes * c4(w.corr)
                      + self.m * 36 + 16,
             "DSP48E2": 2 * lanes,
             "BRAM": 0, "LUTRAM": lutram,

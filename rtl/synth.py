@@ -59,7 +59,9 @@ __all__ = ["ToolMissing", "SynthesisFailed", "Resources", "synthesize", "synthes
 
 YOSYS_HINT = ("install yosys: `apt-get install yosys` (Debian/Ubuntu) or set PLAIT_YOSYS "
               "to the yosys executable")
-_FLOW_VERSION = 2
+_FLOW_VERSION = 3
+#: the families whose DSP slice is the DSP48E2
+DSP48E2_FAMILIES = ("xcup", "xcu")
 FAMILIES = ("xcup", "xcu", "xc7", "xc7s", "xc6s")
 #: resource columns, in report order
 RESOURCE_KEYS = ("LUT", "FF", "CARRY", "DSP48E2", "BRAM", "LUTRAM", "SRL", "MUXF", "URAM")
@@ -172,7 +174,7 @@ class Resources:
 
     @property
     def dsp_name(self) -> str:
-        return "DSP48E2" if self.family in ("xcu", "xcup") else "DSP48E1"
+        return "DSP48E2" if self.family in DSP48E2_FAMILIES else "DSP48E1"
 
     @property
     def bram(self) -> float:
@@ -249,8 +251,12 @@ def _count_cascades(netlist: dict) -> dict[str, int]:
 # ---------------------------------------------------------------- running
 def _script(top: str, files: list[Path], family: str, params: dict, defines: dict,
             flatten: bool) -> str:
-    # PLAIT_FAMILY_<FAMILY> lets the RTL pick family-specific primitives (e.g. DSP48E2)
+    # PLAIT_FAMILY_<FAMILY> lets the RTL pick family-specific primitives; on the DSP48E2
+    # families PLAIT_DSP_PRIMITIVE selects the engines' DSP48E2 instances (dsp_slice.sv,
+    # lut_dq_mac.sv) unless PLAIT_DSP_BEHAVIOURAL asks for the behavioural twins
     defines = {f"PLAIT_FAMILY_{family.upper()}": None, **defines}
+    if family in DSP48E2_FAMILIES and "PLAIT_DSP_BEHAVIOURAL" not in defines:
+        defines.setdefault("PLAIT_DSP_PRIMITIVE", None)
     dflags = " ".join(f"-D{k}={v}" if v is not None else f"-D{k}"
                       for k, v in sorted(defines.items()))
     lines = [f"read_verilog -sv {dflags} " + " ".join(f'"{f}"' for f in files)]

@@ -31,13 +31,13 @@ SMALL = dict(m=1, n=8, dq_lanes=2, max_group=32)
 
 
 def _run(cfg: LutCoreConfig, testcase=None, sources=None, plusargs=None, coverage=False,
-         opt=None, **env):
+         opt=None, build_args=None, **env):
     """Run the bench; ``coverage``: a Verilator coverage build (line/branch + toggle:
     the run writes coverage.dat); ``opt``: the model's C++ optimisation
-    (plait.sim.runner.DEFAULT_OPT)."""
+    (plait.sim.runner.DEFAULT_OPT); ``build_args``: extra Verilator arguments."""
     from plait.sim.runner import run_cocotb
     e = {"PLAIT_TB_CONFIG": cfg.to_json(), **{k: str(v) for k, v in env.items()}}
-    args = None
+    args = build_args
     if coverage:
         # the DSP chain's coverage builds use the same flags (one C++ file): the
         # run-time objects of that flag set are compiled once (sim/runner.py)
@@ -89,7 +89,7 @@ def test_models():
     assert cfg.dq_steps == 8
     est = cfg.estimate_resources()
     assert est["DSP48E2"] == 2 * 2 * 8 and est["FF"] > 128 * 2 * 20   # z'X and A*mant per lane
-    assert est["LUTRAM"] == 2 * 8 * 3          # P: 48 bits per lane, 16 per RAM32M16
+    assert est["LUTRAM"] == 2 * 8 * 4          # P: 48 bits per lane, 14 per RAM32M16
     with pytest.raises(ValueError, match="1..4 weight planes"):
         cfg.macs_per_cycle(8)
     with pytest.raises(ValueError, match="multiple of the group"):
@@ -247,6 +247,28 @@ def test_rtl_small_build_bit_exact(max_bits):
             assert p["latency_cycles"] == cfg.tile_cycles(p["bits"], p["K"], p["G"])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fields", [SMALL, dict(m=1, n=4, dq_lanes=4, max_group=32)],
+                         ids=["4-steps", "1-step"])
+def test_rtl_dsp48e2_primitive_path(fields):
+    """The dequantizer's last stage as the DSP48E2 primitive (lut_dq_mac.sv, what yosys
+    builds for xcup) on the UG579 model (-DPLAIT_DSP_PRIMITIVE): random tiles of every
+    mode bit-exact, the cycle checks and resets; with one step per group (Z = P)."""
+    from plait.rtl.dsp_chain import DSP48E2_SIM_MODEL, PRIMITIVE_BUILD_ARGS
+    cfg = LutCoreConfig(**fields)
+    run = _run(cfg, sources=[SV_DIR / DSP48E2_SIM_MODEL, *unit_sources("lut_core")],
+               build_args=list(PRIMITIVE_BUILD_ARGS), PLAIT_TB_TESTS="random,resets",
+               PLAIT_LUT_TILES=6, opt="-O0")
+    ran = _ran(run)
+    assert ran["test_random_modes"] == (True, False) and ran["test_resets_and_cycles"] == \
+        (True, False), run.tests
+    # the primitive really is in the build: without the model it does not elaborate
+    from plait.sim.runner import BuildFailed
+    with pytest.raises(BuildFailed, match="DSP48E2"):
+        _run(cfg, build_args=list(PRIMITIVE_BUILD_ARGS), PLAIT_TB_TESTS="random",
+             PLAIT_LUT_TILES=1, opt="-O0")
+
+
 # ------------------------------------------------------------------ geometry sweep
 #: (LutCoreConfig fields, random MACs per mode, random tiles per mode at least) of each
 #: cocotb build.  Every build has max_bits 4, so each runs all of MODES (odd W1..W4,
@@ -400,7 +422,8 @@ ASSERTION_MUTANTS = {
     # P is written while presented)
     "o_drop": ("end else if (o_valid && o_ready) begin", "o_valid && o_ready",
                "o_valid", "a_o_hold"),
-    "o_shift": ("if (sh_q) pm[addr] <= ", "sh_q", "sh_q || (o_valid && !o_ready)", "a_o_hold"),
+    "o_shift": ("if (sh_q) pm[wr_t] <= pr4;", "sh_q", "sh_q || (o_valid && !o_ready)",
+                "a_o_hold"),
     # o_valid after every dequantized group, not only the tile's last
     "o_early": ("end else if (pv[DQ_PIPE] && pe[DQ_PIPE]) begin",
                 "pv[DQ_PIPE] && pe[DQ_PIPE]", "pv[DQ_PIPE]", "a_no_spurious_out"),
@@ -448,9 +471,10 @@ ASSERTION_MUTANTS = {
     "rep_step_lane": ("st_q <= dq_step;\n        logic signed [ACC_W-1:0]  a_sel", "dq_step",
                       "~dq_step", "a_rep_dq"),
     "rep_off": ("off_q <= dq_offset;", "dq_offset", "!dq_offset", "a_rep_dq"),
-    "rep_first": ("first_q <= pf[DQ_PIPE-1];", "pf[DQ_PIPE-1]", "!pf[DQ_PIPE-1]", "a_rep_dq"),
-    "rep_sh": ("else        sh_q <= pv[DQ_PIPE-1];", "pv[DQ_PIPE-1]", "!pv[DQ_PIPE-1]",
+    "rep_first": ("f3_q <= pf[DQ_PIPE-2];", "pf[DQ_PIPE-2]", "!pf[DQ_PIPE-2]", "a_rep_dq"),
+    "rep_v3": ("else        v3_q <= pv[DQ_PIPE-2];", "pv[DQ_PIPE-2]", "!pv[DQ_PIPE-2]",
                "a_rep_ring"),
+    "rep_sh": ("else        sh_q <= v3_q;", "v3_q", "!v3_q", "a_rep_ring"),
 }
 
 _ASSERT_FAIL = re.compile(r"^\[(\d+)\] %Error: \S+ Assertion failed in (\S+): (.*)$", re.M)
@@ -528,9 +552,9 @@ def test_yosys_resources_small_build():
     for r in rows:
         cfg = base.replace(max_bits=int(r["mode"][1]))
         # both accumulator banks are real flip-flops; P is distributed RAM, one RAM32M16
-        # per 16 bits of each lane (8 LUTs each, in LUT+mem), not M*N*48 flip-flops
+        # per 14 bits of each lane (8 LUTs each, in LUT+mem), not M*N*48 flip-flops
         assert r["FF"] >= cfg.m * cfg.n * 2 * cfg.derived()["acc_w"]
-        assert r["LUTRAM"] == cfg.m * cfg.dq_lanes * 3 == cfg.estimate_resources()["LUTRAM"]
+        assert r["LUTRAM"] == cfg.m * cfg.dq_lanes * 4 == cfg.estimate_resources()["LUTRAM"]
         assert r["LUT+mem"] >= r["LUT"] + 8 * r["LUTRAM"]
         assert r["DSP48E2"] >= cfg.m * cfg.dq_lanes            # mantissa multipliers
         assert r["LUT"] > 0 and r["LUT/MAC"] == r["LUT"] / r["macs_per_cycle"]
@@ -540,15 +564,17 @@ def test_yosys_resources_small_build():
 
 #: LUT per peak MAC ceiling of the default 2x64x4 tile (max_bits=4, W4 MACs = 128 per
 #: cycle), yosys 0.23 synth_xilinx xcup, LUTs of P's distributed RAM included (LUT+mem).
-#: Measured 88.2 (10,900 logic LUTs + 48 RAM32M16) with P in distributed RAM; 82.7
+#: Measured 80.7 (9,813 logic LUTs + 64 RAM32M16) with P's add in the DSP48E2
+#: (lut_dq_mac.sv); 88.2 (10,900 + 48 RAM32M16) with P in distributed RAM; 82.7
 #: (10,587 LUT, no RAM) with P in 6,144 flip-flops; 85.4 (10,933 LUT) before the 300 MHz
 #: pipeline; before the rewrite (per-column plane shifter, priority-chain lookup MUX,
 #: load/shift holding registers) 237.3 (30,378 LUT).
-LUT_PER_MAC_MAX_W4 = 95
-#: flip-flops per W4 MAC of the default tile: 84.8 measured (10,857) with P in
+LUT_PER_MAC_MAX_W4 = 88
+#: flip-flops per W4 MAC of the default tile: 76.3 measured (9,769) with the last
+#: dequantizer stages in the DSP48E2's registers; 84.8 (10,857) with P in
 #: distributed RAM and the s words loaded into the holding registers from the port;
 #: 93.5 (11,969) with their registered input copy; 142.0 (18,174) with P in flip-flops
-FF_PER_MAC_MAX_W4 = 90
+FF_PER_MAC_MAX_W4 = 80
 
 
 @pytest.mark.slow
@@ -575,7 +601,7 @@ def test_yosys_default_tile_lut_per_mac_ceiling():
             + lanes * (2 * acc_w + 2 * (w["zp_w"] + w["xs_w"]) + w["grp_w"] + 51 + w["prod_w"] + 10))
     assert cfg.m * cfg.n * 2 * acc_w <= row["FF"] <= 1.1 * cfg.m * cfg.n * 2 * acc_w \
         + cfg.n * 21 + 1000 + pipe, row
-    assert row["LUTRAM"] == lanes * 3, row
+    assert row["LUTRAM"] == lanes * 4, row
     est = cfg.estimate_resources()
     for key, got in (("LUT", "LUT+mem"), ("FF", "FF"), ("DSP48E2", "DSP48E2")):
         assert abs(est[key] - row[got]) <= 0.3 * row[got], (key, est[key], row[got])

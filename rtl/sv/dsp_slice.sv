@@ -25,28 +25,16 @@
 //                group, 9'b10_000_01_01 (W = RND, Z = 0)
 //      ALUMODE = 4'b0000 (Z + W + X + Y + CIN), CARRYINSEL = 000, CARRYIN = 0
 //      AMULTSEL = "AD", AREG = 1, BREG = 2, DREG = ADREG = MREG = PREG = 1.
-//    Synthesis (yosys defines SYNTHESIS) selects it by default, so
+//    plait.rtl.synth defines PLAIT_DSP_PRIMITIVE on the DSP48E2 families (xcup, xcu;
+//    the one place that decides it, for every engine's DSP48E2 instances), so
 //    `synth_xilinx -family xcup` keeps one DSP48E2 per slice and the PCOUT -> PCIN
 //    links (yosys 0.23 packs registers and cascades only for DSP48E1 when it infers).
 //    Define PLAIT_DSP_BEHAVIOURAL to synthesize the behavioural form instead; the
-//    7-series/Spartan-6 families (no DSP48E2; PLAIT_FAMILY_XC7/XC7S/XC6S, set by
-//    plait.rtl.synth) always get it, and yosys infers DSP48E1 cascades from it.
+//    7-series/Spartan-6 families (no DSP48E2) always get it, and yosys infers DSP48E1
+//    cascades from it.
 //    The branch is simulated (Verilator) with -DPLAIT_DSP_PRIMITIVE and the model
 //    rtl/sv/dsp_model_dsp48e2.sv as an extra source (tests/test_rtl_dsp_chain.py).
 //  * otherwise: behavioural registers (the default in Verilator).
-`ifdef SYNTHESIS
-`ifndef PLAIT_DSP_BEHAVIOURAL
-`ifndef PLAIT_FAMILY_XC7      // families without DSP48E2 (plait.rtl.synth defines
-`ifndef PLAIT_FAMILY_XC7S     // PLAIT_FAMILY_<FAMILY> for the synth_xilinx family)
-`ifndef PLAIT_FAMILY_XC6S
-`ifndef PLAIT_DSP_PRIMITIVE
-`define PLAIT_DSP_PRIMITIVE
-`endif
-`endif
-`endif
-`endif
-`endif
-`endif
 // Behavioural slices in synthesis (yosys infers the DSPs): yosys 0.23 infers no
 // PCOUT -> PCIN cascade when a group's first slice adds a constant, so the lane bias
 // then goes to the group's P in fabric (dsp_cascade_group.sv, read after this file)

@@ -366,8 +366,8 @@ module lut_core #(
 
   // per lane: the mantissa and zero point of its column in this step (shared by rows),
   // picked in the step's own clock (st_e: a copy of dq_step, registered from its
-  // next-state form) and registered (m0 / z0), so they meet the group totals, picked one
-  // clock later, in stage 1
+  // next-state form) and registered (mant_l / zp_l), so they meet the group totals,
+  // picked one clock later, in stage 1
   logic [DQS_W-1:0] dq_step_next;
   assign dq_step_next = !rst_n ? dq_step                 // (held in reset)
                       : dq_start ? '0 : (dq_busy && !dq_done) ? dq_step + 1'b1 : dq_step;
@@ -407,8 +407,6 @@ module lut_core #(
 
   // DQ_L x M lanes; lane l of step t handles column n = t*DQ_L + l
   localparam int ZX_W = ZP_W + XS_W;
-  localparam int PR_W = GRP_W + MANT_W + 1;
-  logic [M*DQ_L*PROD_W-1:0] prod;
   generate
     for (gm = 0; gm < M; gm++) begin : g_dqr
       for (gl = 0; gl < DQ_L; gl++) begin : g_dql
@@ -416,17 +414,13 @@ module lut_core #(
         (* keep *) always_ff @(posedge clk) st_q <= dq_step;
         logic signed [ACC_W-1:0]  a_sel, a1, a2;
         logic signed [ZP_W-1:0]   z1;
-        logic signed [MANT_W:0]   m1, m2, m3;
+        logic signed [MANT_W:0]   m1, m2;
         logic signed [XS_W-1:0]   xs1;
         /* verilator lint_off UNUSEDSIGNAL */
         logic signed [ZX_W-1:0]   zx, zx2;  // z' X; top bits unused when |z'| is small
         /* verilator lint_on UNUSEDSIGNAL */
         logic signed [CORR_W-1:0] corr;
-        logic signed [GRP_W-1:0]  grp, grp3;
-        /* verilator lint_off UNUSEDSIGNAL */
-        logic signed [PR_W-1:0]   pr;     // top bit redundant: |A * mant| < 2^(PROD_W-1)
-        /* verilator lint_on UNUSEDSIGNAL */
-        logic signed [PROD_W-1:0] pr4;
+        logic signed [GRP_W-1:0]  grp;
         logic [DQ_STEPS*ACC_W-1:0] ac;
         for (genvar gt = 0; gt < DQ_STEPS; gt++) begin : g_t
           assign ac[gt*ACC_W +: ACC_W] = dq_acc[(gm*N + gt*DQ_L + gl)*ACC_W +: ACC_W];
@@ -436,20 +430,16 @@ module lut_core #(
         // zero correction on the odd grid, then the exact halving
         assign corr = CORR_W'(a2) - CORR_W'(zx2);
         assign grp  = off_q ? GRP_W'(corr >>> 1) : GRP_W'(corr);
-        assign pr   = grp3 * m3;
         always_ff @(posedge clk) begin
           // stage 1: the lane's operands
           a1  <= a_sel;
           // stage 2: z' X
           zx2 <= zx;
           a2  <= a1;
-          // stage 3: corrected, halved group integer
-          grp3 <= grp;
-          // stage 4: A * mant
-          pr4 <= PROD_W'(pr);
         end
-        // the mantissa waits three stages in flip-flops ((* keep *): not an SRL16E, whose
-        // clock-to-out would start the A * mant path); a copy of the halving select
+        // the mantissa waits two stages in flip-flops ((* keep *): not an SRL16E, whose
+        // clock-to-out would start the z' X path) and the third in the DSP's B register;
+        // a copy of the halving select
         logic off_q;
         // (the row's X and the column's z' too: one copy per row and lane, else yosys
         // merges them and a sign bit drives the ports of several z' X multipliers)
@@ -458,46 +448,66 @@ module lut_core #(
           z1    <= zp_l[gl*ZP_W +: ZP_W];
           m1    <= {1'b0, mant_l[gl*MANT_W +: MANT_W]};
           m2    <= m1;
-          m3    <= m2;
           off_q <= dq_offset;
         end
-        assign prod[(gm*DQ_L + gl)*PROD_W +: PROD_W] = pr4;
-      end
-    end
 
-    // P lives in distributed RAM, one memory per row and lane: word t of lane l holds
-    // P of column t*DQ_L + l (DQ_STEPS words of P_W bits: LUTRAM, not N*P_W flip-flops
-    // per row).  A step leaving the pipeline reads its word, adds the product (0 for
-    // the tile's first group, which overwrites) and writes it back at the same clock,
-    // at the address wr_t = the step's number (the steps of a group leave in order,
-    // DQ_STEPS of them; the counter wraps).  When a tile's last step has been written,
-    // the output stream reads the same port at o_t instead: beat t carries word t of
-    // every row and lane.  Nothing writes while the tile is presented (the next tile's
-    // first group waits for its last beat), so one port serves both.
-    for (gm = 0; gm < M; gm++) begin : g_pr
-      for (gl = 0; gl < DQ_L; gl++) begin : g_pl
-        // this lane's copies of the first-group tag, the write enable and the address
-        logic first_q, sh_q;
-        logic [DQS_W-1:0] wr_t;
-        (* keep *) always_ff @(posedge clk) first_q <= pf[DQ_PIPE-1];
+        // ---- stages 3 and 4, and P.  P lives in distributed RAM, one memory per row
+        // and lane: word t holds P of column t*DQ_L + l (DQ_STEPS words of P_W bits:
+        // LUTRAM, not N*P_W flip-flops per row).  Stage 3 is the corrected group integer
+        // and the mantissa in the DSP48E2's A/B registers; stage 4 its P register,
+        // A * mant + Z (lut_dq_mac): Z = 0 for the tile's first group (it overwrites),
+        // else the step's word, read in stage 3 at rd_t (the steps of a group leave in
+        // order, DQ_STEPS of them; the counter wraps); with one word (DQ_STEPS = 1) the
+        // previous step's sum, still in P.  Stage 4 is written back at wr_t, the step's
+        // number one clock later.  When a tile's last step has been written, the output
+        // stream reads the same port at o_t: beat t carries word t of every row and lane
+        // (nothing is written then: the next tile's first group waits for its last beat).
+        // This lane's copies of stage 3's valid and first-group tags (== pv/pf[3]) and
+        // of the write enable (== pv[4]):
+        logic v3_q, f3_q, sh_q;
+        logic [DQS_W-1:0] rd_t, wr_t;
+        (* keep *) always_ff @(posedge clk) begin
+          if (!rst_n) v3_q <= 1'b0;
+          else        v3_q <= pv[DQ_PIPE-2];
+        end
+        (* keep *) always_ff @(posedge clk) f3_q <= pf[DQ_PIPE-2];
         (* keep *) always_ff @(posedge clk) begin
           if (!rst_n) sh_q <= 1'b0;
-          else        sh_q <= pv[DQ_PIPE-1];
+          else        sh_q <= v3_q;
         end
         (* keep *) always_ff @(posedge clk) begin
-          if (!rst_n)    wr_t <= '0;
-          else if (sh_q) wr_t <= (wr_t == DQS_W'(DQ_STEPS - 1)) ? '0 : wr_t + 1'b1;
+          if (!rst_n)    rd_t <= '0;
+          else if (v3_q) rd_t <= (rd_t == DQS_W'(DQ_STEPS - 1)) ? '0 : rd_t + 1'b1;
         end
+        always_ff @(posedge clk) wr_t <= rd_t;
         logic [P_W-1:0] pm [DQ_STEPS];
-        logic [DQS_W-1:0] addr;
-        logic signed [PROD_W-1:0] pr;
-        logic signed [P_W-1:0]    pr_ext, pold;
-        assign addr   = o_valid ? o_t : wr_t;
-        assign pold   = signed'(pm[addr]);
-        assign pr     = prod[(gm*DQ_L + gl)*PROD_W +: PROD_W];
-        assign pr_ext = {{(P_W-PROD_W){pr[PROD_W-1]}}, pr};
+        logic [DQS_W-1:0] ra;
+        logic signed [P_W-1:0] pold, pr4;
+        assign ra    = o_valid ? o_t : rd_t;
+        assign pold  = signed'(pm[ra]);
+`ifdef PLAIT_DSP_PRIMITIVE
+        lut_dq_mac #(.A_W(GRP_W), .B_W(MANT_W + 1), .P_W(P_W), .FWD(DQ_STEPS == 1)) u_mac (
+          .clk, .a(grp), .b(m2), .c(pold), .first(f3_q), .held(sh_q), .p(pr4));
+`else
+        // the behavioural twin of lut_dq_mac.sv: the same registers and arithmetic
+        logic signed [GRP_W-1:0]      grp3;
+        logic signed [MANT_W:0]       m3;
+        logic signed [GRP_W+MANT_W:0] pr;
+        logic signed [P_W-1:0]        z;
+        assign pr = grp3 * m3;
+        if (DQ_STEPS == 1) begin : g_one
+          assign z = f3_q ? '0 : sh_q ? pr4 : pold;
+        end else begin : g_many
+          assign z = f3_q ? '0 : pold;
+        end
+        always_ff @(posedge clk) begin
+          grp3 <= grp;                                              // stage 3
+          m3   <= m2;
+          pr4  <= {{(P_W-GRP_W-MANT_W-1){pr[GRP_W+MANT_W]}}, pr} + z;  // stage 4
+        end
+`endif
         always_ff @(posedge clk)
-          if (sh_q) pm[addr] <= pr_ext + (first_q ? P_W'(0) : pold);
+          if (sh_q) pm[wr_t] <= pr4;
         assign o_p[(gm*DQ_L + gl)*P_W +: P_W] = pold;
       end
     end
@@ -591,7 +601,7 @@ module lut_core #(
   // Replicated control registers equal their master copy (the decision one clock
   // earlier): yosys must not merge them, and nothing may make one differ.
   logic c_a_fire, c_tbl_shift, c_xs_en, c_xs_first, c_dq_start, c_w_fire, c_clr, c_off,
-        c_first, c_sh;
+        c_first, c_v3, c_sh;
   logic [DQS_W-1:0] c_step;
   always_ff @(posedge clk) begin
     c_a_fire   <= a_fire;
@@ -603,12 +613,13 @@ module lut_core #(
     c_clr      <= !rst_n || (w_fire && grp_end);
     c_step     <= dq_step;
     c_off      <= dq_offset;
-    c_first    <= pf[DQ_PIPE-1];
+    c_first    <= pf[DQ_PIPE-2];
+    c_v3       <= rst_n && pv[DQ_PIPE-2];
     c_sh       <= rst_n && pv[DQ_PIPE-1];
   end
   logic [M-1:0]             r_a_fire, r_tbl_shift, r_xs_en, r_xs_first, r_xs_dq;
   logic [M*N-1:0]           r_en, r_clr;
-  logic [M*DQ_L-1:0]        r_sh;
+  logic [M*DQ_L-1:0]        r_sh, r_v3;
   logic [N-1:0]             r_ld, r_op;
   logic [DQ_L*DQS_W-1:0]    r_step_c;
   logic [M*DQ_L*DQS_W-1:0]  r_step_l;
@@ -626,8 +637,9 @@ module lut_core #(
     for (genvar l = 0; l < DQ_L; l++) begin : g_chk_lane
       assign r_step_l[(r*DQ_L + l)*DQS_W +: DQS_W] = g_dqr[r].g_dql[l].st_q;
       assign r_off[r*DQ_L + l]   = g_dqr[r].g_dql[l].off_q;
-      assign r_first[r*DQ_L + l] = g_pr[r].g_pl[l].first_q;
-      assign r_sh[r*DQ_L + l]    = g_pr[r].g_pl[l].sh_q;
+      assign r_first[r*DQ_L + l] = g_dqr[r].g_dql[l].f3_q;
+      assign r_v3[r*DQ_L + l]    = g_dqr[r].g_dql[l].v3_q;
+      assign r_sh[r*DQ_L + l]    = g_dqr[r].g_dql[l].sh_q;
     end
   end
   for (genvar c = 0; c < N; c++) begin : g_chk_hold
@@ -660,7 +672,9 @@ module lut_core #(
       r_off == {(M*DQ_L){c_off}} && r_first == {(M*DQ_L){c_first}})
     else $error("lut_core: a_rep_dq: dequantizer step/offset/first copies %h/%h/%b/%b differ from %0d/%0d/%b/%b",
                 r_step_c, r_step_l, r_off, r_first, dq_step, c_step, c_off, c_first);
-  a_rep_ring: assert property (@(posedge clk) disable iff (!rst_n) r_sh == {(M*DQ_L){c_sh}})
-    else $error("lut_core: a_rep_ring: P write-enable copies %b, decision %b", r_sh, c_sh);
+  a_rep_ring: assert property (@(posedge clk) disable iff (!rst_n)
+      r_sh == {(M*DQ_L){c_sh}} && r_v3 == {(M*DQ_L){c_v3}})
+    else $error("lut_core: a_rep_ring: P write-enable / stage-3 valid copies %b/%b, decisions %b/%b",
+                r_sh, r_v3, c_sh, c_v3);
 `endif
 endmodule : lut_core
