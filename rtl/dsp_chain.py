@@ -48,7 +48,7 @@ __all__ = ["DspChainConfig", "DSP_CHAIN_SOURCES", "P_W", "DSP48E2_SIM_MODEL",
 
 P_W = DSP_P_BITS                    # the P path (cascade, reduction nodes): numerics' 48 bits
 # dsp_slice.sv before dsp_cascade_group.sv: the slice file defines the macro the group reads
-DSP_CHAIN_SOURCES = ("dsp_delay.sv", "dsp_slice.sv", "dsp_lane_adjust.sv",
+DSP_CHAIN_SOURCES = ("dsp_delay.sv", "plait_dsp48e2.sv", "dsp_slice.sv", "dsp_lane_adjust.sv",
                      "dsp_cascade_group.sv", "dsp_operand_decode.sv", "dsp_sparse_mux.sv",
                      "dsp_chain.sv")
 #: simulation-only functional model of the DSP48E2 primitive (never synthesized)

@@ -17,9 +17,10 @@ row and lane in distributed RAM (``N/dq_lanes`` words, streamed out in as many b
 so only ``M * dq_lanes`` multiply-accumulates exist; pipelined for an estimated
 300 MHz: registered inputs, replicated control, a 4-stage dequantizer,
 :data:`plait.ir.target.LUT_PIPE` clocks of latency), ``lut_dq_mac.sv`` (the
-dequantizer's ``A * mant + P`` as a DSP48E2 primitive, built where
-``PLAIT_DSP_PRIMITIVE`` is defined: synthesis for the DSP48E2 families;
-``lut_core.sv`` holds its behavioural twin).  The parameters come from the generated
+dequantizer's ``A * mant + P`` as a DSP48E2 primitive) and ``plait_dsp48e2.sv`` (the
+engines' one DSP48E2 instance, also the dequantizer's ``z' X``), built where
+``PLAIT_DSP_PRIMITIVE`` is defined (synthesis for the DSP48E2 families;
+``lut_core.sv`` holds the behavioural twins).  The parameters come from the generated
 ``lut_core_pkg.sv`` (:meth:`LutCoreConfig.sv_package`).
 
 Run-time modes (one build covers all): ``cfg_bits`` 1..4 planes, ``cfg_offset``
@@ -55,8 +56,8 @@ from .units import register_unit
 
 __all__ = ["LutCoreConfig", "LutMode", "mode_of", "stream_tile", "LUT_SOURCES"]
 
-LUT_SOURCES = ["lut_precompute.sv", "lut_lookup.sv", "lut_sel.sv", "lut_dq_mac.sv",
-               "lut_core.sv"]
+LUT_SOURCES = ["lut_precompute.sv", "lut_lookup.sv", "lut_sel.sv", "plait_dsp48e2.sv",
+               "lut_dq_mac.sv", "lut_core.sv"]
 
 
 @dataclass
@@ -211,13 +212,13 @@ class LutCoreConfig(UnitConfig):
         # pipeline registers (timing, 300 MHz): the registered inputs (decoded lookup
         # select/sign per unit, the precompute's pair sums; the s words load the holding
         # registers from the port, their registered copy is per lane, after the column
-        # select), the replicated control copies, and the dequantizer per lane (operands,
-        # z' X, the mantissa for two stages; stages 3 and 4, the corrected group integer,
-        # the mantissa and A * mant + P, are the DSP48E2's A/B and P registers)
+        # select), the replicated control copies, and the dequantizer per lane (the group
+        # totals for two stages, the mantissa for two; z' X with its operands, and stages
+        # 3 and 4, the corrected group integer, the mantissa and A * mant + P, are in the
+        # two DSP48E2's A/B and P registers)
         pipe_in = units * 4 + self.m * 4 * 9 + self.dq_lanes * (SCALE_BITS + ZP_BITS)
         pipe_ctl = 2 * units + 2 * self.n + 8 * self.m + self.dq_lanes * 4 + lanes * 11 + 40
-        pipe_dq = lanes * (2 * w.acc + ZP_BITS + w.xsum + (ZP_BITS + w.xsum)
-                           + 2 * (SCALE_BITS + 1) + 5)
+        pipe_dq = lanes * (2 * w.acc + 2 * (SCALE_BITS + 1) + 5)
         # P words per lane, one read port and one write port: 32 per RAM32M16 (14 bits),
         # 64 per RAM64M8 (7 bits)
         lutram = lanes * (-(-P_BITS // 14) if steps <= 32 else -(-P_BITS // 7) * -(-steps // 64))

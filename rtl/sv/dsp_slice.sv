@@ -71,31 +71,10 @@ module dsp_slice #(
   assign b_port    = 18'(b);
   assign pcin_port = pcin;
 
-  // unused primitive outputs stay open
-  /* verilator lint_off PINCONNECTEMPTY */
-  DSP48E2 #(
-    .A_INPUT("DIRECT"), .B_INPUT("DIRECT"), .AMULTSEL("AD"), .BMULTSEL("B"),
-    .PREADDINSEL("A"), .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"),
-    .USE_PATTERN_DETECT("NO_PATDET"), .RND(P_W'(RND)),
-    .AREG(1), .ACASCREG(1), .BREG(2), .BCASCREG(2), .DREG(1), .ADREG(1), .MREG(1),
-    .PREG(1), .CREG(0), .INMODEREG(0), .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0),
-    .CARRYINSELREG(0)
-  ) u_dsp (
-    .CLK(clk),
-    .A(a_port), .B(b_port), .C('0), .D(d_port), .PCIN(pcin_port),
-    .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
-    .INMODE(5'b00100), .OPMODE(OPMODE), .ALUMODE(4'b0000),
-    .CARRYIN(1'b0), .CARRYINSEL(3'b000),
-    .CEA1(1'b1), .CEA2(1'b1), .CEB1(1'b1), .CEB2(1'b1), .CED(1'b1), .CEAD(1'b1),
-    .CEM(1'b1), .CEP(1'b1), .CEC(1'b0), .CECTRL(1'b1), .CEINMODE(1'b1),
-    .CEALUMODE(1'b1), .CECARRYIN(1'b1),
-    .RSTA(1'b0), .RSTB(1'b0), .RSTC(1'b0), .RSTD(1'b0), .RSTM(1'b0), .RSTP(1'b0),
-    .RSTCTRL(1'b0), .RSTINMODE(1'b0), .RSTALUMODE(1'b0), .RSTALLCARRYIN(1'b0),
-    .P(p_port), .PCOUT(pcout_port),
-    .ACOUT(), .BCOUT(), .CARRYCASCOUT(), .CARRYOUT(), .MULTSIGNOUT(), .OVERFLOW(),
-    .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT(), .XOROUT()
-  );
-  /* verilator lint_on PINCONNECTEMPTY */
+  plait_dsp48e2 #(.P_W(P_W), .AMULTSEL("AD"), .AREG(1), .BREG(2), .DREG(1), .ADREG(1),
+                  .MREG(1), .PREG(1), .RND(P_W'(RND))) u_dsp (
+    .clk, .a(a_port), .b(b_port), .c('0), .d(d_port), .pcin(pcin_port),
+    .inmode(5'b00100), .opmode(OPMODE), .p(p_port), .pcout(pcout_port));
   assign p     = signed'(p_port);
   assign pcout = signed'(pcout_port);
 `ifndef SYNTHESIS

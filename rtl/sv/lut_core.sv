@@ -413,9 +413,7 @@ module lut_core #(
         logic [DQS_W-1:0] st_q;               // this lane's copy of the step
         (* keep *) always_ff @(posedge clk) st_q <= dq_step;
         logic signed [ACC_W-1:0]  a_sel, a1, a2;
-        logic signed [ZP_W-1:0]   z1;
         logic signed [MANT_W:0]   m1, m2;
-        logic signed [XS_W-1:0]   xs1;
         /* verilator lint_off UNUSEDSIGNAL */
         logic signed [ZX_W-1:0]   zx, zx2;  // z' X; top bits unused when |z'| is small
         /* verilator lint_on UNUSEDSIGNAL */
@@ -426,26 +424,43 @@ module lut_core #(
           assign ac[gt*ACC_W +: ACC_W] = dq_acc[(gm*N + gt*DQ_L + gl)*ACC_W +: ACC_W];
         end
         lut_sel #(.W(ACC_W), .N(DQ_STEPS), .SW(DQS_W)) u_a (.d(ac), .s(st_q), .y(a_sel));
-        assign zx   = z1 * xs1;
         // zero correction on the odd grid, then the exact halving
         assign corr = CORR_W'(a2) - CORR_W'(zx2);
         assign grp  = off_q ? GRP_W'(corr >>> 1) : GRP_W'(corr);
         always_ff @(posedge clk) begin
           // stage 1: the lane's operands
           a1  <= a_sel;
-          // stage 2: z' X
-          zx2 <= zx;
           a2  <= a1;
         end
-        // the mantissa waits two stages in flip-flops ((* keep *): not an SRL16E, whose
-        // clock-to-out would start the z' X path) and the third in the DSP's B register;
-        // a copy of the halving select
-        logic off_q;
-        // (the row's X and the column's z' too: one copy per row and lane, else yosys
-        // merges them and a sign bit drives the ports of several z' X multipliers)
+        // stage 2: z' X, the row's X times the column's z', each registered in stage 1
+`ifdef PLAIT_DSP_PRIMITIVE
+        // in the DSP48E2's A/B registers (stage 1) and P register (stage 2)
+        logic [P_W-1:0] zx_p;
+        /* verilator lint_off PINCONNECTEMPTY */
+        plait_dsp48e2 #(.P_W(P_W), .AREG(1), .BREG(1), .MREG(0), .PREG(1)) u_zx (
+          .clk, .a(30'(signed'(zp_l[gl*ZP_W +: ZP_W]))),
+          .b(18'(signed'(dq_xs[gm*XS_W +: XS_W]))), .c('0), .d('0), .pcin('0),
+          .inmode(5'b00000), .opmode(9'b00_000_01_01), .p(zx_p), .pcout());
+        /* verilator lint_on PINCONNECTEMPTY */
+        assign zx2 = ZX_W'(signed'(zx_p));
+`else
+        // the behavioural twin: the same registers ((* keep *): one copy of X and z' per
+        // row and lane, else yosys merges them and a sign bit drives the ports of
+        // several z' X multipliers)
+        logic signed [ZP_W-1:0] z1;
+        logic signed [XS_W-1:0] xs1;
         (* keep *) always_ff @(posedge clk) begin
-          xs1   <= dq_xs[gm*XS_W +: XS_W];
-          z1    <= zp_l[gl*ZP_W +: ZP_W];
+          xs1 <= dq_xs[gm*XS_W +: XS_W];
+          z1  <= zp_l[gl*ZP_W +: ZP_W];
+        end
+        assign zx = z1 * xs1;
+        always_ff @(posedge clk) zx2 <= zx;
+`endif
+        // the mantissa waits two stages in flip-flops ((* keep *): not an SRL16E, whose
+        // clock-to-out would start the A * mant path) and the third in the DSP's B
+        // register; a copy of the halving select
+        logic off_q;
+        (* keep *) always_ff @(posedge clk) begin
           m1    <= {1'b0, mant_l[gl*MANT_W +: MANT_W]};
           m2    <= m1;
           off_q <= dq_offset;

@@ -34,28 +34,9 @@ module lut_dq_mac #(
   assign opmode = {2'b00, first ? 3'b000 : (FWD && held) ? 3'b010 : 3'b011, 4'b0101};
   logic [P_W-1:0] p_port;
   /* verilator lint_off PINCONNECTEMPTY */
-  DSP48E2 #(
-    .A_INPUT("DIRECT"), .B_INPUT("DIRECT"), .AMULTSEL("A"), .BMULTSEL("B"),
-    .PREADDINSEL("A"), .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"),
-    .USE_PATTERN_DETECT("NO_PATDET"),
-    .AREG(1), .ACASCREG(1), .BREG(1), .BCASCREG(1), .DREG(0), .ADREG(0), .MREG(0),
-    .PREG(1), .CREG(0), .INMODEREG(0), .OPMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0),
-    .CARRYINSELREG(0)
-  ) u_dsp (
-    .CLK(clk),
-    .A(30'(a)), .B(18'(b)), .C(c), .D(27'd0), .PCIN('0),
-    .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
-    .INMODE(5'b00000), .OPMODE(opmode), .ALUMODE(4'b0000),
-    .CARRYIN(1'b0), .CARRYINSEL(3'b000),
-    .CEA1(1'b0), .CEA2(1'b1), .CEB1(1'b0), .CEB2(1'b1), .CED(1'b0), .CEAD(1'b0),
-    .CEM(1'b0), .CEP(1'b1), .CEC(1'b0), .CECTRL(1'b1), .CEINMODE(1'b1),
-    .CEALUMODE(1'b1), .CECARRYIN(1'b1),
-    .RSTA(1'b0), .RSTB(1'b0), .RSTC(1'b0), .RSTD(1'b0), .RSTM(1'b0), .RSTP(1'b0),
-    .RSTCTRL(1'b0), .RSTINMODE(1'b0), .RSTALUMODE(1'b0), .RSTALLCARRYIN(1'b0),
-    .P(p_port), .PCOUT(),
-    .ACOUT(), .BCOUT(), .CARRYCASCOUT(), .CARRYOUT(), .MULTSIGNOUT(), .OVERFLOW(),
-    .UNDERFLOW(), .PATTERNDETECT(), .PATTERNBDETECT(), .XOROUT()
-  );
+  plait_dsp48e2 #(.P_W(P_W), .AREG(1), .BREG(1), .MREG(0), .PREG(1)) u_dsp (
+    .clk, .a(30'(a)), .b(18'(b)), .c(c), .d('0), .pcin('0), .inmode(5'b00000),
+    .opmode(opmode), .p(p_port), .pcout());
   /* verilator lint_on PINCONNECTEMPTY */
   assign p = signed'(p_port);
 endmodule : lut_dq_mac

@@ -904,15 +904,16 @@ async def test_slice_structure(dut):
             assert has == (want == "primitive"), \
                 f"group {g} slice {j}: DSP48E2 instance {'missing' if not has else 'present'}"
             if has:
-                opmode = int(sl.u_dsp.OPMODE.value)
+                prim = sl.u_dsp.u_dsp            # the DSP48E2 inside plait_dsp48e2
+                opmode = int(prim.OPMODE.value)
                 z = (opmode >> 4) & 0b111
                 assert z == (0b001 if j else 0b000), \
                     f"group {g} slice {j}: OPMODE {opmode:09b} (Z-MUX {z:03b})"
-                assert (opmode & 0b1111) == 0b0101 and int(sl.u_dsp.ALUMODE.value) == 0
+                assert (opmode & 0b1111) == 0b0101 and int(prim.ALUMODE.value) == 0
                 # W-MUX: the lane bias RND on the first slice of a group, else 0
                 assert opmode >> 7 == (0b00 if j else 0b10), \
                     f"group {g} slice {j}: OPMODE {opmode:09b} (W-MUX {opmode >> 7:02b})"
-                assert int(sl.u_dsp.INMODE.value) == 0b00100
+                assert int(prim.INMODE.value) == 0b00100
 
 
 #: mutants of the campaign (plait.sim.mutate.dsp_chain_campaign) that no stimulus can
