@@ -39,6 +39,7 @@ from plait.ir.numerics.common import NumericsError
 from plait.ir.target import (DspChainGeometry, dsp_latency, dsp_level, dsp_linear_cycles,
                              dsp_rows, dsp_tile_beats, get_target)
 
+from . import synth as _synth
 from .config import UnitConfig, clog2
 from .units import register_unit
 
@@ -53,8 +54,8 @@ DSP_CHAIN_SOURCES = ("dsp_delay.sv", "plait_dsp48e2.sv", "dsp_slice.sv", "dsp_la
                      "dsp_chain.sv")
 #: simulation-only functional model of the DSP48E2 primitive (never synthesized)
 DSP48E2_SIM_MODEL = "dsp_model_dsp48e2.sv"
-#: define that selects the DSP48E2 primitive in dsp_slice.sv (synthesis sets it itself)
-PRIMITIVE_DEFINE = "PLAIT_DSP_PRIMITIVE"
+#: define that selects the DSP48E2 primitive (plait.rtl.synth: one name for both engines)
+PRIMITIVE_DEFINE = _synth.PRIMITIVE_DEFINE
 PRIMITIVE_BUILD_ARGS = (f"-D{PRIMITIVE_DEFINE}",)
 
 

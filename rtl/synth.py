@@ -62,6 +62,11 @@ YOSYS_HINT = ("install yosys: `apt-get install yosys` (Debian/Ubuntu) or set PLA
 _FLOW_VERSION = 3
 #: the families whose DSP slice is the DSP48E2
 DSP48E2_FAMILIES = ("xcup", "xcu")
+#: the define that builds the engines' DSP48E2 instances (plait_dsp48e2.sv); synthesis
+#: sets it on DSP48E2_FAMILIES unless BEHAVIOURAL_DEFINE is given; a Verilator build
+#: with it needs the simulation model dsp_model_dsp48e2.sv
+PRIMITIVE_DEFINE = "PLAIT_DSP_PRIMITIVE"
+BEHAVIOURAL_DEFINE = "PLAIT_DSP_BEHAVIOURAL"
 FAMILIES = ("xcup", "xcu", "xc7", "xc7s", "xc6s")
 #: resource columns, in report order
 RESOURCE_KEYS = ("LUT", "FF", "CARRY", "DSP48E2", "BRAM", "LUTRAM", "SRL", "MUXF", "URAM")
@@ -255,8 +260,8 @@ def _script(top: str, files: list[Path], family: str, params: dict, defines: dic
     # families PLAIT_DSP_PRIMITIVE selects the engines' DSP48E2 instances (dsp_slice.sv,
     # lut_dq_mac.sv) unless PLAIT_DSP_BEHAVIOURAL asks for the behavioural twins
     defines = {f"PLAIT_FAMILY_{family.upper()}": None, **defines}
-    if family in DSP48E2_FAMILIES and "PLAIT_DSP_BEHAVIOURAL" not in defines:
-        defines.setdefault("PLAIT_DSP_PRIMITIVE", None)
+    if family in DSP48E2_FAMILIES and BEHAVIOURAL_DEFINE not in defines:
+        defines.setdefault(PRIMITIVE_DEFINE, None)
     dflags = " ".join(f"-D{k}={v}" if v is not None else f"-D{k}"
                       for k, v in sorted(defines.items()))
     lines = [f"read_verilog -sv {dflags} " + " ".join(f'"{f}"' for f in files)]

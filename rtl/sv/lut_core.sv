@@ -19,8 +19,8 @@
 //         odd mode:                        A = A'
 //         P += A * mant                    (MixPE: once per group, never per weight)
 //     The group totals wait in holding registers and P of each row and lane is a
-//     small distributed RAM (N/DQ_L words), so only M*DQ_L multipliers and 48-bit
-//     adders exist and P takes no flip-flops; a group end
+//     small distributed RAM (N/DQ_L words), so only M*DQ_L multiply-accumulates (in
+//     DSP48E2s) exist and P takes no flip-flops; a group end
 //     stalls the lookup array only if the previous group is still being dequantized
 //     (groups shorter than N/DQ_L cycles).
 //   * after cfg_groups groups the tile's P (P_W = 48 bits each) leaves on o_* in
@@ -59,7 +59,6 @@ module lut_core #(
   parameter int XS_W     = lut_core_pkg::XS_W,
   parameter int CORR_W   = lut_core_pkg::CORR_W,
   parameter int GRP_W    = lut_core_pkg::GRP_W,
-  parameter int PROD_W   = lut_core_pkg::PROD_W,
   parameter int P_W      = lut_core_pkg::P_W,
   parameter int MANT_W   = lut_core_pkg::MANT_W,
   parameter int ZP_W     = lut_core_pkg::ZP_W,
@@ -299,8 +298,9 @@ module lut_core #(
   // M*DQ_L*ACC_W + DQ_L*(MANT_W+ZP_W) multiplexer bits instead of a 2:1 select in
   // front of every one of the M*N*ACC_W + N*(MANT_W+ZP_W) holding bits.
   // The step then runs through a pipeline of DQ_PIPE = 4 register stages (select;
-  // z' X; zero correction + halving; A * mant) before it updates P: each multiply is a
-  // DSP48E2 between registers, the 48-bit add has a stage of its own.
+  // z' X; zero correction + halving; A * mant + P) before P is written back: each
+  // multiply is a DSP48E2 with its operand and product registers, and P's add is the
+  // second one's post-adder (plait_dsp48e2.sv, lut_dq_mac.sv; behavioural twins below).
   logic [M*N*ACC_W-1:0] dq_acc;
   logic [N*MANT_W-1:0]  dq_mant;
   logic [N*ZP_W-1:0]    dq_zp;
