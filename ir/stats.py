@@ -153,7 +153,7 @@ def engine_summary(graph: Graph, context: int = 512, target=None) -> Optional[di
         a = n.attrs
         rows.append({"name": n.origin or n.name, "node": n.name, "kind": layer_kind(n),
                      "shape": "x".join(str(d) for d in t.shape), "format": weight_format(t),
-                     "engine": a["engine"], "mode": a["engine_mode"], "weights": t.numel(),
+                     "engine": a["engine"], "mode": _mode_text(a), "weights": t.numel(),
                      "cycles_decode": int(a["cycles_decode"]),
                      "cycles_prefill_per_token": float(a.get("cycles_prefill_per_token", 0.0)),
                      "weight_bytes": int(a["weight_bytes"]), "reason": a.get("engine_reason", "")})
@@ -256,6 +256,14 @@ def format_plan(plan: dict, layers: bool = False) -> list[str]:
     if layers:
         lines += [f"  {b} bits  {w}" for w, b in plan["plan"].items()]
     return lines
+
+
+def _mode_text(a: dict) -> str:
+    """A mapped layer's mode as the tables print it: ``engine_mode``, plus ``" +pair"``
+    where a decoded token's pass runs in decode lane packing (``engine_decode_mode``;
+    mappings written before it have none)."""
+    dec = a.get("engine_decode_mode", a["engine_mode"])
+    return a["engine_mode"] + (" +pair" if dec.startswith("pair") else "")
 
 
 def format_mapping(m: dict, layers: bool = False) -> list[str]:

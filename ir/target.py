@@ -375,7 +375,8 @@ U280 = register_target(Target(
     clock_mhz=225.0,
     dsp=9024, lut=1_304_000, ff=2_607_000, bram36=2016, uram=960,
     hbm_channels=32, hbm_gbps=460.0,
-    dsp_chain=DspChainGeometry(n_dsp=512, cascade=2, lane_shift=18, count=4),
+    dsp_chain=DspChainGeometry(n_dsp=512, cascade=2, lane_shift=18, count=4,
+                               modes=DspChainGeometry.modes + ("pair",)),
     lut_core=LutCoreGeometry(m=2, n=128, max_group=256, dq_lanes=8, max_bits=4, count=24),
     sfu_lanes=64,
     source="budgets: AMD Alveo U280 data sheet DS963; clock: FlightLLM (FPGA'24) U280 build; "

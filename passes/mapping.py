@@ -46,7 +46,12 @@ What each linear node gets (``attrs``)
 ``engine`` (``"dsp_chain"``/``"lut_core"``), ``engine_reason`` (one sentence),
 ``engine_mode`` (DSP: ``"<sparsity> W<code bits>"``, e.g. ``"2:4 W4"``, ``"dense W8"``;
 LUT: ``"<b> planes"`` (``"1 plane"``) plus ``" +zp"`` when the zero-point correction runs, i.e. for
-sym/asym/ternary), ``engine_bits`` (DSP code width / LUT planes), ``engine_group``
+sym/asym/ternary), ``engine_decode_mode`` (the mode of a decoded token's pass:
+``"pair W<b>"`` where decode lane packing runs it -- a dense DSP weight of at most
+4-bit codes on chains that enable ``pair``, which carry two weight rows per slice for
+the one token row -- else ``engine_mode``; :func:`~plait.ir.target.dsp_pair_pass`
+decides per pass, so an odd prefill's last row runs in pair mode too),
+``engine_bits`` (DSP code width / LUT planes), ``engine_group``
 (the quantization group the engine runs), ``cycles_decode`` (clocks of the layer
 for one decoded token: one token row), ``cycles_prefill_per_token`` (clocks of the
 layer for ``prefill_tokens`` token rows, divided by them) and ``weight_bytes``
@@ -71,8 +76,8 @@ from plait.ir.graph import Graph, Node
 from plait.ir.numerics.common import MAX_K, NumericsError, QuantizedWeight
 from plait.ir.numerics.dsp import DSP_WEIGHT_BITS, dsp_weight_codes, parse_mode
 from plait.ir.stats import weight_format
-from plait.ir.target import (Target, TargetError, dsp_linear_cycles, get_target, list_targets,
-                             lut_linear_cycles)
+from plait.ir.target import (Target, TargetError, dsp_linear_cycles, dsp_pair_pass, get_target,
+                             list_targets, lut_linear_cycles)
 from plait.ir.types import QuantSpec, TensorType
 
 from .framework import Option, Pass, known_target, positive, PassError, PassOptionError, register_pass
@@ -81,8 +86,8 @@ __all__ = ["MapEngines", "map_engines", "EngineChoice", "choose_engine",
            "ENGINE_ATTRS", "META_KEY"]
 
 #: attributes this pass writes on linear nodes
-ENGINE_ATTRS = ("engine", "engine_reason", "engine_mode", "engine_bits", "engine_group",
-                "cycles_decode", "cycles_prefill_per_token", "weight_bytes")
+ENGINE_ATTRS = ("engine", "engine_reason", "engine_mode", "engine_decode_mode", "engine_bits",
+                "engine_group", "cycles_decode", "cycles_prefill_per_token", "weight_bytes")
 META_KEY = "engine_map"
 _PASS = "map_engines"
 
@@ -100,8 +105,17 @@ class EngineChoice:
 
     def cycles(self, rows: int, k: int, tokens: int, target: Target) -> int:
         if self.engine == "dsp_chain":
-            return dsp_linear_cycles(rows, k, self.sparsity, tokens, target.dsp_chain)
+            return dsp_linear_cycles(rows, k, self.sparsity, tokens, target.dsp_chain, self.bits)
         return lut_linear_cycles(rows, k, self.bits, self.group, tokens, target.lut_core)
+
+    def decode_mode(self, target: Target) -> str:
+        """The mode of a decoded token's pass: ``"pair W<b>"`` where the chain packs two
+        weight rows per slice for the one token row (:func:`~plait.ir.target.
+        dsp_pair_pass`), else :attr:`mode`."""
+        if self.engine == "dsp_chain" and dsp_pair_pass(self.sparsity, 1, target.dsp_chain,
+                                                        self.bits):
+            return f"pair W{self.bits}"
+        return self.mode
 
 
 # --------------------------------------------------------------------------- per engine
@@ -356,7 +370,8 @@ def map_engines(graph: Graph, target="u280", *, weights=None, dsp_chain: Sequenc
         except TargetError as e:
             raise PassError(f"{_PASS}: layer {layer_name(n)}: {e}") from None
         new = {"engine": c.engine, "engine_reason": c.reason, "engine_mode": c.mode,
-               "engine_bits": c.bits, "engine_group": c.group, "cycles_decode": decode,
+               "engine_decode_mode": c.decode_mode(tgt), "engine_bits": c.bits,
+               "engine_group": c.group, "cycles_decode": decode,
                "cycles_prefill_per_token": round(prefill / prefill_tokens, 3),
                "weight_bytes": _stream_bytes(t, c)}
         if any(n.attrs.get(key) != v for key, v in new.items()):

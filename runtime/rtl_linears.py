@@ -13,7 +13,11 @@ is mapped to (``map_engines``' ``engine`` attribute) from the artifact's packed 
 one simulation per linear call on the C++ stream player (:func:`plait.sim.engines.
 run_jobs`; no cocotb at run time):
 
-* DSP chain: ``P = dequant_groups(acc, mant)`` of the chain's group sums;
+* DSP chain: ``P = dequant_groups(acc, mant)`` of the chain's group sums; where the
+  target's chains enable ``pair`` and the weight is dense with at most 4-bit codes, an
+  odd call's last token row (batch-1 decode: the only row) runs in decode lane packing,
+  two weight rows per slice, from a pair pack made here once per weight (the artifact
+  stores the dense pack);
 * LUT core: ``P`` as the core emits it;
 * a linear without a packed weight (the float LM head exact mode quantizes itself, or a
   graph compiled without the ``pack`` pass) is packed here: for the LUT core if it is
@@ -32,7 +36,7 @@ import numpy as np
 
 from plait.ir.numerics import dequant_groups
 from plait.ir.numerics.pack import DspPacked, LutPacked, pack_dsp, pack_lut
-from plait.ir.target import get_target
+from plait.ir.target import dsp_pair_pass, get_target
 from plait.rtl.dsp_chain import DspChainConfig
 from plait.rtl.lut_core import LutCoreConfig
 from plait.sim.engines import DspJob, LutJob, run_jobs
@@ -78,22 +82,44 @@ class RtlLinears:
         self._packs[key] = packed
         return packed
 
+    def _pair_pack(self, node, qw, pk: DspPacked) -> DspPacked:
+        """The decode lane packing of a dense DSP weight (two weight rows per slice),
+        packed once from ``qw``: the artifact stores the dense pack only."""
+        key = (node.inputs[1], "pair")
+        if key not in self._packs:
+            if qw is None:
+                raise ValueError(f"linear {node.name}: its pair-mode pass needs the quantized "
+                                 f"weight to repack, and none was given")
+            self._packs[key] = pack_dsp(qw, "pair", n_dsp=self.dsp_cfg.n_dsp, bits=pk.bits)
+        return self._packs[key]
+
+    def _dsp_jobs(self, node, x8: np.ndarray, qw, pk: DspPacked) -> list[DspJob]:
+        """The linear call's passes as DSP jobs: token rows two per pass in the pack's
+        mode; where :func:`~plait.ir.target.dsp_pair_pass` says so (a dense weight of at
+        most 4-bit codes on chains with ``pair``, an odd row count: batch-1 decode), the
+        last row as a pair-mode job of its own."""
+        t = x8.shape[0]
+        if not dsp_pair_pass(pk.mode, t, self.target.dsp_chain, pk.bits):
+            return [DspJob(node.name, x8, packed=pk)]
+        pair = DspJob(f"{node.name}:pair", x8[t - 1:], packed=self._pair_pack(node, qw, pk))
+        return ([DspJob(node.name, x8[:t - 1], packed=pk)] if t > 1 else []) + [pair]
+
     def __call__(self, node, x8: np.ndarray, qw, packed) -> np.ndarray:
         pk = self._pack(node, qw, packed)
         if isinstance(pk, DspPacked):
-            run = run_jobs([DspJob(node.name, x8, packed=pk)], dsp_cfg=self.dsp_cfg,
-                           opt=self.opt.get("dsp_chain"))
-            res = run.results[0]
-            p = dequant_groups(res.out, pk.mant)
-            engine, mode = "dsp_chain", f"{pk.mode} W{pk.bits}"
+            engine, jobs = "dsp_chain", self._dsp_jobs(node, x8, qw, pk)
+            run = run_jobs(jobs, dsp_cfg=self.dsp_cfg, opt=self.opt.get(engine))
+            p = np.concatenate([dequant_groups(r.out, j.packed.mant)
+                                for j, r in zip(jobs, run.results)])
+            modes = [f"{j.packed.mode} W{j.packed.bits}" for j in jobs]
         else:
+            engine = "lut_core"
             run = run_jobs([LutJob(node.name, x8, packed=pk)], lut_cfg=self.lut_cfg,
-                           opt=self.opt.get("lut_core"))
-            res = run.results[0]
-            p = res.out
-            engine, mode = "lut_core", f"W{pk.bits} {pk.scheme}"
-        self.calls[engine, mode] += 1
-        self.cycles[engine] += res.cycles
+                           opt=self.opt.get(engine))
+            p, modes = run.results[0].out, [f"W{pk.bits} {pk.scheme}"]
+        for mode, res in zip(modes, run.results):
+            self.calls[engine, mode] += 1
+            self.cycles[engine] += res.cycles
         self.seconds[engine] += run.seconds["sim"]
         return np.asarray(p, np.int64)
 

@@ -89,9 +89,10 @@ def test_u280_numbers():
 
 def test_u280_engines_fit_the_device_with_room_for_the_rest():
     """The engine counts are sized with the RTL's resource models: DSP chains + LUT
-    cores take at most 62% of LUTs (56%, the distributed RAM of the DSP chains' output
-    FIFOs and of the LUT cores' P included; 61% before the lane bias), 45% of FFs (22%;
-    37% while the LUT cores held P in flip-flops)
+    cores take at most 62% of LUTs (59%, the distributed RAM of the DSP chains' output
+    FIFOs and of the LUT cores' P included; 56% before the chains enabled decode lane
+    packing, 61% before the lane bias), 45% of FFs (22%; 37% while the LUT cores held P
+    in flip-flops)
     and 35% of DSPs (the rest is for the SFU, controller, HBM ports and
     buffers)."""
     dsp = DspChainConfig.from_target(U280).estimate_resources()
@@ -101,14 +102,14 @@ def test_u280_engines_fit_the_device_with_room_for_the_rest():
     share = U280.utilisation(used)
     assert share["LUT"] <= 0.62 and share["FF"] <= 0.45 and share["DSP48E2"] <= 0.35, share
     # the docstring's table
-    assert round(used["LUT"] / 1e3) == 735 and round(used["FF"] / 1e3) == 568 and used["DSP48E2"] == 2816
+    assert round(used["LUT"] / 1e3) == 767 and round(used["FF"] / 1e3) == 587 and used["DSP48E2"] == 2816
 
 
 def test_sim16_is_the_default_rtl_geometry():
     assert DspChainConfig.from_target("sim16") == DspChainConfig()
     assert LutCoreConfig.from_target("sim16") == LutCoreConfig()
     c, l = DspChainConfig.from_target("u280"), LutCoreConfig.from_target("u280")
-    assert (c.n_dsp, c.cascade, c.mode_list()) == (512, 2, ["dense", "2:4", "2:16", "4:16", "8:16"])
+    assert (c.n_dsp, c.cascade, c.mode_list()) == (512, 2, ["dense", "2:4", "2:16", "4:16", "8:16", "pair"])
     assert (l.m, l.n, l.dq_lanes, l.max_group, l.max_bits) == (2, 128, 8, 256, 4)
     assert DspChainConfig.from_target("u280", acc_w=40).acc_w == 40
     with pytest.raises(ValueError, match="target 't_nolut' has no LUT core"):
@@ -553,3 +554,35 @@ def test_layer_rule(path, banned):
     if path.startswith("ir/"):
         assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 1]
     assert not [n for n in names if n.startswith(banned)], names
+
+
+PAIR = variant(SIM16, "t_pair", dsp_chain=dataclasses.replace(
+    SIM16.dsp_chain, modes=SIM16.dsp_chain.modes + ("pair",)))
+
+
+@pytest.mark.parametrize("target", [PAIR, "u280"])
+def test_decode_lane_packing_is_chosen_per_layer(target):
+    """Where the chains enable ``pair``, a dense DSP weight of at most 4-bit codes runs
+    its decoded token in decode lane packing (two weight rows per slice): the mapping
+    says so and counts its cycles; W8, sparse weights and prefill's token pairs do not."""
+    geo = get_target(target).dsp_chain
+    a = mapped(target, w4=wtype(1024, 1024, 4, group=512), w2=wtype(1024, 1024, 2, group=512),
+               w8=wtype(1024, 1024, 8, group=512), s24=wtype(1024, 1024, 4, sparse=(2, 4)))
+    assert a["w4"]["engine"] == a["w2"]["engine"] == "dsp_chain"    # group > the LUT core's
+    assert (a["w4"]["engine_mode"], a["w4"]["engine_decode_mode"]) == ("dense W4", "pair W4")
+    assert a["w2"]["engine_decode_mode"] == "pair W2"
+    assert a["w8"]["engine_decode_mode"] == a["w8"]["engine_mode"] == "dense W8"
+    assert a["s24"]["engine_decode_mode"] == a["s24"]["engine_mode"] == "2:4 W4"
+    pair = dsp_linear_cycles(1024, 1024, "dense", 1, geo, bits=4)
+    assert a["w4"]["cycles_decode"] == pair < dsp_linear_cycles(1024, 1024, "dense", 1, geo)
+    assert a["w8"]["cycles_decode"] == dsp_linear_cycles(1024, 1024, "dense", 1, geo)
+    g = graph_of(w4=wtype(1024, 1024, 4, group=512), w8=wtype(1024, 1024, 8, group=512))
+    map_engines(g, target)
+    modes = {r["node"]: r["mode"] for r in engine_summary(g, target=target)["layers"]}
+    assert modes == {"w4": "dense W4 +pair", "w8": "dense W8"}
+
+
+def test_no_decode_lane_packing_without_the_mode():
+    a = mapped("sim16", w4=wtype(64, 1024, 4, group=512))
+    assert a["w4"]["engine_decode_mode"] == a["w4"]["engine_mode"] == "dense W4"
+    assert a["w4"]["cycles_decode"] == dsp_linear_cycles(64, 1024, "dense", 1, SIM16.dsp_chain)

@@ -5,6 +5,8 @@ mode with every linear on the RTL engines.
 * Slow: the tiny model compiled for ``sim16`` -- W4 on the LUT core, W8 2:4 on the DSP
   chain -- generates on the sim device the same tokens, from the same logits, as the
   cpu device's exact mode; the LM head runs on the DSP chain (dense W8).
+* Slow: on chains that enable ``pair``, dense W4 weights run their last token row in
+  decode lane packing; the logits still equal exact mode's.
 """
 from __future__ import annotations
 
@@ -27,18 +29,23 @@ def tiny_hf(tmp_path_factory):
 _ARTS: dict = {}
 
 
-def _compiled(tiny_hf, tmp_path_factory, recipe: str, target: str = "sim16"):
-    """The tiny model compiled with a bundled recipe, its engines mapped for ``target``."""
+def _compiled(tiny_hf, tmp_path_factory, recipe: str, target: str = "sim16", edit=None):
+    """The tiny model compiled with a bundled recipe, its engines mapped for ``target``;
+    ``edit`` = (old, new) text replaced in the recipe as well."""
     from plait.passes.recipe import RECIPE_DIR
-    if (recipe, target) not in _ARTS:
+    if (recipe, target, edit) not in _ARTS:
         d = tmp_path_factory.mktemp(f"{recipe}-{target}")
         text = (RECIPE_DIR / f"{recipe}.toml").read_text()
         assert 'target = "u280"' in text
-        (d / "recipe.toml").write_text(text.replace('target = "u280"', f'target = "{target}"'))
+        text = text.replace('target = "u280"', f'target = "{target}"')
+        if edit:
+            assert edit[0] in text
+            text = text.replace(*edit)
+        (d / "recipe.toml").write_text(text)
         assert main(["compile", str(tiny_hf), "--recipe", str(d / "recipe.toml"),
                      "-o", str(d / "art")]) == 0
-        _ARTS[recipe, target] = d / "art"
-    return _ARTS[recipe, target]
+        _ARTS[recipe, target, edit] = d / "art"
+    return _ARTS[recipe, target, edit]
 
 
 def test_sim_device_probe_names_a_missing_tool(monkeypatch):
@@ -92,3 +99,29 @@ def test_sim_device_generates_exact_modes_tokens(tiny_hf, tmp_path_factory, reci
             list(c.generate_ids(IDS, 3, stop_ids=set()))
         summary = s._device.linears.summary()
     print(f"\n{recipe}: logits {lin.summary()}\n  3 tokens: {summary}")
+
+
+@pytest.mark.slow
+def test_sim_device_runs_decode_lane_packing(tiny_hf, tmp_path_factory):
+    """On chains that enable ``pair`` (and no LUT core), dense W4 weights run a decoded
+    token -- the one token row -- in decode lane packing, and an odd prefill's last row
+    too: the RTL's logits equal exact mode's."""
+    import dataclasses
+    from plait.ir.target import SIM16, register_target
+    from plait.runtime.artifact import load_artifact
+    from plait.runtime.rtl_linears import RtlLinears
+    tgt = register_target(dataclasses.replace(
+        SIM16, name="t_pair_sim", lut_core=None,
+        dsp_chain=dataclasses.replace(SIM16.dsp_chain, modes=SIM16.dsp_chain.modes + ("pair",))))
+    art = _compiled(tiny_hf, tmp_path_factory, "w4a8-lut", tgt.name,
+                    edit=('scheme = "odd"', 'scheme = "sym"'))
+    a = load_artifact(art)
+    modes = {n.attrs["engine_decode_mode"] for n in a.graph.nodes("linear")}
+    assert modes == {"pair W4", "dense W8"}, modes
+    for ids in (IDS[None, :1], IDS[None, :7]):
+        lin = RtlLinears(a.graph, target=tgt)
+        np.testing.assert_array_equal(
+            ExactInterpreter(a.graph, a.weights, linear_p=lin).logits(ids),
+            ExactInterpreter(a.graph, a.weights).logits(ids))
+        assert {m for _, m in lin.calls} == {"pair W4", "dense W4", "dense W8"} - (
+            {"dense W4"} if ids.shape[1] == 1 else set()), lin.calls
