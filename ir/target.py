@@ -64,7 +64,7 @@ DSP chain (``rtl/sv/dsp_chain.sv``)
     ``K / M`` beats (:func:`dsp_tile_beats`).  A layer is
     ``ceil(T / 2)`` passes x ``ceil(rows / rows(mode))`` tiles; with ``count``
     chains (each its own activation broadcast) the units of work are spread evenly,
-    and the layer ends ``latency(mode) = 4 + cascade + log2(N / cascade)`` clocks
+    and the layer ends ``latency(mode) = 3 + cascade + log2(N / cascade)`` clocks
     after its last beat (:func:`dsp_latency`, the RTL's out_valid latency)::
 
         cycles = ceil(passes * tiles / count) * K / M + latency(mode)
@@ -405,10 +405,10 @@ def dsp_level(cascade: int, mode) -> int:
 
 def dsp_latency(cascade: int, mode) -> int:
     """Clock edges from accepting a group's last beat to ``out_valid``:
-    input registers, slice A2/D/B1, AD/B2 and M registers, ``cascade`` P registers
-    (the reduction node reads the last one's bit fields: no register), ``level`` tree
-    registers and the row accumulator."""
-    return 4 + cascade + dsp_level(cascade, mode)
+    input registers, the group's first slice's A2/D/B1 and M registers (it has no AD
+    register), ``cascade`` P registers (the reduction node reads the last one's bit
+    fields: no register), ``level`` tree registers and the row accumulator."""
+    return 3 + cascade + dsp_level(cascade, mode)
 
 
 def dsp_rows(n_dsp: int, mode) -> int:

@@ -3,7 +3,8 @@
 The hardware is hand-written SystemVerilog in ``rtl/sv/``:
 
 * ``dsp_slice.sv``         -- DSP48E2 MAC slice: pre-adder packs the two int8 lanes,
-  A2/D/B1, AD/B2, M and P registers, P = M + PCIN.  In synthesis an instance of the
+  A2/D/B1, AD/B2 (not in a cascade group's first slice), M and P registers,
+  P = M + PCIN.  In synthesis an instance of the
   ``DSP48E2`` primitive (``PLAIT_DSP_PRIMITIVE``), otherwise the same pipeline in
   behavioural form
 * ``dsp_delay.sv``         -- operand skew of the cascade slices
@@ -238,8 +239,8 @@ class DspChainConfig(UnitConfig):
     def estimate_resources(self) -> dict[str, int]:
         """Analytical counts (UltraScale+: LUT6, FF, CARRY8, DSP48E2).
 
-        Slice registers (A2/D/B1, AD/B2, M, P) and the lane-packing pre-adder are
-        inside the DSP48E2.  Fabric: input registers (activations, decoded select and
+        Slice registers (A2/D/B1, AD/B2 -- none in a group's first slice --, M, P) and
+        the lane-packing pre-adder are inside the DSP48E2.  Fabric: input registers (activations, decoded select and
         widened weight per slice), the sparse MUX (16 bits of a 16:1 MUX = 5 LUT6 per
         bit with N:16 modes, one LUT per bit for a 4:1 MUX with 2:4 only, none when
         dense only), select decode + widening, the operand skew lines, reduction
@@ -261,14 +262,15 @@ class DspChainConfig(UnitConfig):
         else:
             mux_per_bit = 0
         pair = "pair" in modes          # operand swap (3 x 8 2:1 selects) + second widening
-        skew_ff = ng * sum(j for j in range(c)) * 24
+        # slice j >= 1 of a group: j - 1 clocks of operand skew (the first has no AD)
+        skew_ff = ng * sum(j - 1 for j in range(1, c)) * 24
         # tree level lv: ng >> lv nodes x 2 lanes of lane_w + lv bits (the reduction
         # node, level 0, is bit fields of the last slice's P: no logic, no register)
         tree_bits = sum((ng >> lv) * 2 * (lane_w + lv) for lv in range(1, levels + 1))
         tree_nodes = sum(ng >> lv for lv in range(1, levels + 1))
         tree_w = lane_w + levels
         lo_off = lane_bias(c, self.lane_shift)[1]
-        depth = 3 + c + levels + 1
+        depth = 2 + c + levels + 1
         od_w = clog2(self.out_depth)
         lutram = rows * -(-2 * self.acc_w // 14) + 1   # RAM32M16 cells (<= 32 words)
         ff = (2 * 16 * 8 + n * 12 + 5            # input registers (act, sel, weight)

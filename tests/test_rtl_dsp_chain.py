@@ -196,9 +196,9 @@ def test_mutation_is_caught(tmp_path):
     same testbench must fail on its scoreboard."""
     from plait.sim.mutate import mutated_sources
     from plait.sim.runner import SimulationFailed
-    site = ".RND(RND_DSP)) u_slice"
+    site = ".RND(RND_DSP),"
     srcs = mutated_sources(unit_sources("dsp_chain"), tmp_path, "dsp_cascade_group.sv", site,
-                           ".RND(0)) u_slice")
+                           ".RND(0),")
     with pytest.raises(SimulationFailed) as exc:
         _run(DspChainConfig(), sources=srcs, tests="edges", opt="-O0")   # one short run
     msg = str(exc.value)
@@ -316,7 +316,7 @@ def test_config_package_and_models():
     assert (p["WIN_HI"], p["RND"], p["LO_OFF"], p["LANE_W"]) == (512 + (1 << 17) - 1, (1 << 17) - 512, 512, 19)
     assert "localparam int WIN_HI" in cfg.sv_package()
     assert cfg.macs_per_cycle() == 32 and cfg.dense_equivalent_macs_per_cycle("8:16") == 64
-    assert cfg.latency("dense") == 4 + 8 + 1
+    assert cfg.latency("dense") == 3 + 8 + 1
     est = cfg.estimate_resources()
     assert est["DSP48E2"] == 16 and est["FF"] > 0 and est["LUT"] > 0
 

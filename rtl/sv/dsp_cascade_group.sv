@@ -1,10 +1,12 @@
 // dsp_cascade_group -- C slices joined by the dedicated PCOUT -> PCIN cascade, ended
-// by a reduction node (dsp_lane_adjust: bit fields of the last P).  Slice j's operands
-// are skewed by j cycles so that its product meets the partial sum arriving on PCIN.
-// The first slice's Z-MUX selects 0 (CASCADE_IN = 0): the cut between groups; its
-// W-MUX adds the lane bias RND (dsp_lane_adjust.sv).  Latency from (a_hi, a_lo, w) to
-// (s_lo, s_hi): 3 + C cycles (A/D/B1, AD/B2, M and P registers of slice 0, one P
-// register per further slice).
+// by a reduction node (dsp_lane_adjust: bit fields of the last P).  The first slice
+// runs without its AD register (PREADD_REG = 0: latency 3, dsp_slice.sv), the others
+// with it (latency 4), so slice j >= 1's operands are skewed by j - 1 cycles for its
+// product to meet the partial sum arriving on PCIN: a cascade of 2 has no skew
+// register.  The first slice's Z-MUX selects 0 (CASCADE_IN = 0): the cut between
+// groups; its W-MUX adds the lane bias RND (dsp_lane_adjust.sv).  Latency from
+// (a_hi, a_lo, w) to (s_lo, s_hi): 2 + C cycles (A/D/B1, M and P registers of slice
+// 0, one P register per further slice).
 // Where the lane bias is added: inside the first slice (W-MUX = RND), except where
 // yosys infers the DSPs from behavioural slices (the 7-series / Spartan-6 families, or
 // PLAIT_DSP_BEHAVIOURAL): there dsp_slice.sv defines PLAIT_DSP_BIAS_IN_FABRIC and the
@@ -35,14 +37,15 @@ module dsp_cascade_group #(
   for (genvar j = 0; j < C; j++) begin : g_slice
     logic [23:0] ops, ops_sk;
     assign ops = {a_hi[j*8 +: 8], a_lo[j*8 +: 8], w[j*8 +: 8]};
-    dsp_delay #(.W(24), .D(j)) u_skew (.clk, .d(ops), .q(ops_sk));
+    dsp_delay #(.W(24), .D(j == 0 ? 0 : j - 1)) u_skew (.clk, .d(ops), .q(ops_sk));
     logic signed [P_W-1:0] pcin, p_j, pcout_j;
     if (j == 0) begin : g_head
       assign pcin = '0;
     end else begin : g_link
       assign pcin = pc[(j-1)*P_W +: P_W];
     end
-    dsp_slice #(.SH(SH), .P_W(P_W), .CASCADE_IN(j != 0), .RND(RND_DSP)) u_slice (
+    dsp_slice #(.SH(SH), .P_W(P_W), .CASCADE_IN(j != 0), .RND(RND_DSP),
+                .PREADD_REG(j != 0)) u_slice (
       .clk, .a_hi(ops_sk[23:16]), .a_lo(ops_sk[15:8]), .b(ops_sk[7:0]), .pcin,
       .p(p_j), .pcout(pcout_j));
     assign pc[j*P_W +: P_W] = pcout_j;

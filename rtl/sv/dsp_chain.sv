@@ -57,7 +57,7 @@
 // lanes busy: 2 * N_DSP / 16 rows per tile, output lane l row r = tile row
 // l * N_DSP/16 + r.  Weights of 2..4 bits only: a pair beat with in_wbits = WBITS_8
 // is dropped and sets err.  Golden model: plait.ir.numerics.dsp (mode "pair").
-// Latency: out_valid rises 4 + CASCADE + level(mode) clock edges after the edge that
+// Latency: out_valid rises 3 + CASCADE + level(mode) clock edges after the edge that
 // accepted the group's last beat (level(mode) = log2(N / CASCADE)).
 module dsp_chain #(
   parameter int N_DSP     = dsp_chain_pkg::N_DSP,
@@ -115,10 +115,10 @@ module dsp_chain #(
   // as x, which silently dropped pair mode from the netlist
   localparam bit EN_PAIR = MODE_EN[dsp_chain_pkg::MODE_PAIR];
   // control pipeline: v[k] = beat accepted k cycles ago; the tree level l of a beat
-  // is valid while v[3 + C + l] is set (input regs, slice A2/D/B1, AD/B2 and M
+  // is valid while v[2 + C + l] is set (input regs, the first slice's A2/D/B1 and M
   // registers, C P registers -- level 0 is the bit fields of the last one -- and l
   // tree registers).
-  localparam int TAP0     = 3 + C;
+  localparam int TAP0     = 2 + C;
   localparam int DEPTH    = TAP0 + LEVELS + 1;
 
   // log2(logical group / CASCADE): tree level holding the rows of a mode (modes
@@ -264,7 +264,7 @@ module dsp_chain #(
   // register of tap TAP0 + lev - 1 holds exactly tap TAP0 + lev: acc_v / acc_last keep
   // their cycle.  cur_mode (hence lev) changes only when no beat is in flight, so the
   // per-row level select may follow it one cycle late: a new mode's first beat
-  // reaches the accumulators TAP0 + lev >= 5 cycles after it was accepted.  So the
+  // reaches the accumulators TAP0 + lev >= 4 cycles after it was accepted.  So the
   // level is registered first (lev_r, and tap_r: the tap of each level, one-hot) and
   // the taps are picked by an AND-OR with tap_r: no mode decode, no index adder and no
   // shifter in front of the accumulator controls (it limited 64-slice chains to

@@ -10,6 +10,10 @@
 //   stage 2  AD = A2 + D (ADREG = 1),  B2 = B1            (BREG = 2)
 //   stage 3  M  = AD * B2 (MREG = 1)
 //   stage 4  P  = M + Z + W, Z = PCIN or 0, W = 0 or RND (PREG = 1)
+// or, with PREADD_REG = 0 (the first slice of a cascade group), latency 3: no AD
+// register, B once (ADREG = 0, BREG = 1), stage 2 M = (A2 + D) * B1 (pre-adder and
+// multiplier in one stage, inside the DSP).  The group's further slices then need
+// one clock less of operand skew (dsp_cascade_group.sv): the second slice none.
 // `pcin` is the previous slice's `pcout` (the dedicated PCOUT -> PCIN cascade);
 // the first slice of a cascade group has CASCADE_IN = 0: its Z-MUX selects 0 --
 // that cut is FlightLLM's reduction node -- and its W-MUX adds the constant RND, the
@@ -24,7 +28,8 @@
 //      OPMODE  = 9'b00_001_01_01 (W = 0, Z = PCIN, Y = X = M) or, first slice of a
 //                group, 9'b10_000_01_01 (W = RND, Z = 0)
 //      ALUMODE = 4'b0000 (Z + W + X + Y + CIN), CARRYINSEL = 000, CARRYIN = 0
-//      AMULTSEL = "AD", AREG = 1, BREG = 2, DREG = ADREG = MREG = PREG = 1.
+//      AMULTSEL = "AD", AREG = 1, BREG = 1 + PREADD_REG, DREG = MREG = PREG = 1,
+//      ADREG = PREADD_REG.
 //    plait.rtl.synth defines PLAIT_DSP_PRIMITIVE on the DSP48E2 families (xcup, xcu;
 //    the one place that decides it, for every engine's DSP48E2 instances), so
 //    `synth_xilinx -family xcup` keeps one DSP48E2 per slice and the PCOUT -> PCIN
@@ -48,7 +53,8 @@ module dsp_slice #(
   parameter int SH         = dsp_chain_pkg::LANE_SHIFT,  // a_hi's weight 2^SH in the packed operand
   parameter int P_W        = dsp_chain_pkg::P_W,         // cascade / P path (the DSP48E2's)
   parameter bit CASCADE_IN = 1'b1,
-  parameter int RND        = 0                            // W-MUX constant (CASCADE_IN = 0)
+  parameter int RND        = 0,                           // W-MUX constant (CASCADE_IN = 0)
+  parameter bit PREADD_REG = 1'b1                         // AD register (0: latency 3)
 ) (
   input  logic                  clk,
   input  logic signed [7:0]     a_hi,   // lane 1 (token row 1) activation
@@ -71,8 +77,9 @@ module dsp_slice #(
   assign b_port    = 18'(b);
   assign pcin_port = pcin;
 
-  plait_dsp48e2 #(.P_W(P_W), .AMULTSEL("AD"), .AREG(1), .BREG(2), .DREG(1), .ADREG(1),
-                  .MREG(1), .PREG(1), .RND(P_W'(RND))) u_dsp (
+  plait_dsp48e2 #(.P_W(P_W), .AMULTSEL("AD"), .AREG(1), .BREG(PREADD_REG ? 2 : 1),
+                  .DREG(1), .ADREG(PREADD_REG ? 1 : 0), .MREG(1), .PREG(1),
+                  .RND(P_W'(RND))) u_dsp (
     .clk, .a(a_port), .b(b_port), .c('0), .d(d_port), .pcin(pcin_port),
     .inmode(5'b00100), .opmode(OPMODE), .p(p_port), .pcout(pcout_port));
   assign p     = signed'(p_port);
@@ -83,17 +90,28 @@ module dsp_slice #(
     $fatal(1, "dsp_slice: the DSP48E2 primitive path needs P_W = %0d", dsp_chain_pkg::P_W);
 `endif
 `else
-  logic signed [AD_W-1:0] a2_r, d_r, ad_r;
-  logic signed [7:0]      b1_r, b2_r;
+  logic signed [AD_W-1:0] a2_r, d_r, ad;
+  logic signed [7:0]      b1_r, b2;
   logic signed [P_W-1:0]  m_r;
 
   always_ff @(posedge clk) begin
     a2_r <= AD_W'(a_hi) <<< SH;
     d_r  <= AD_W'(a_lo);
     b1_r <= b;
-    ad_r <= a2_r + d_r;                       // pre-adder (27 bits, like the DSP's)
-    b2_r <= b1_r;
-    m_r  <= P_W'(ad_r * b2_r);
+    m_r  <= P_W'(ad * b2);
+  end
+  if (PREADD_REG) begin : g_adreg
+    logic signed [AD_W-1:0] ad_r;
+    logic signed [7:0]      b2_r;
+    always_ff @(posedge clk) begin
+      ad_r <= a2_r + d_r;                     // pre-adder (27 bits, like the DSP's)
+      b2_r <= b1_r;
+    end
+    assign ad = ad_r;
+    assign b2 = b2_r;
+  end else begin : g_no_adreg
+    assign ad = a2_r + d_r;                   // pre-adder in the multiplier's stage
+    assign b2 = b1_r;
   end
 
   if (CASCADE_IN) begin : g_cascade
