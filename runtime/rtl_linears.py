@@ -57,7 +57,7 @@ class RtlLinears:
         self.dsp_cfg = DspChainConfig.from_target(self.target)
         self.lut_cfg = LutCoreConfig.from_target(self.target) if self.target.lut_core else None
         self.opt = dict(opt or {})      # engine -> C++ optimisation of its build
-        self._packs: dict[str, object] = {}
+        self._packs: dict = {}          # weight name (or (name, "pair")) -> its pack
         self.calls: Counter = Counter()             # (engine, mode) -> evaluations
         self.cycles: Counter = Counter()            # engine -> measured cycles
         self.seconds: Counter = Counter()           # engine -> simulation seconds
