@@ -65,7 +65,8 @@ DSP chain (``rtl/sv/dsp_chain.sv``)
     ``ceil(T / 2)`` passes x ``ceil(rows / rows(mode))`` tiles; with ``count``
     chains (each its own activation broadcast) the units of work are spread evenly,
     and the layer ends ``latency(mode) = 3 + cascade + log2(N / cascade)`` clocks
-    after its last beat (:func:`dsp_latency`, the RTL's out_valid latency)::
+    after its last beat (one less on a dense-only chain: :func:`dsp_latency`, the
+    RTL's out_valid latency)::
 
         cycles = ceil(passes * tiles / count) * K / M + latency(mode)
 
@@ -108,7 +109,7 @@ from .numerics.dsp import PAIR_MAX_BITS, DspMode, M_MAX, check_lane_geometry, pa
 from .numerics.lut import LUT_G, LUT_WEIGHT_BITS
 
 __all__ = ["TargetError", "DspChainGeometry", "LutCoreGeometry", "Target", "TARGETS", "U280",
-           "SIM16", "register_target", "get_target", "list_targets", "dsp_level", "dsp_latency",
+           "SIM16", "register_target", "get_target", "list_targets", "dsp_level", "dsp_latency", "dsp_input_register",
            "dsp_rows", "dsp_tile_beats", "dsp_linear_cycles", "dsp_pair_pass", "lut_tile_cycles",
            "lut_tile_period", "lut_linear_cycles", "LUT_PIPE", "ENGINES"]
 
@@ -188,7 +189,7 @@ class DspChainGeometry:
         return dsp_rows(self.n_dsp, mode)
 
     def latency(self, mode) -> int:
-        return dsp_latency(self.cascade, mode)
+        return dsp_latency(self.cascade, mode, self.modes)
 
     @property
     def dsp48(self) -> int:
@@ -403,12 +404,24 @@ def dsp_level(cascade: int, mode) -> int:
     return _clog2(parse_mode(mode).n // cascade)
 
 
-def dsp_latency(cascade: int, mode) -> int:
-    """Clock edges from accepting a group's last beat to ``out_valid``:
-    input registers, the group's first slice's A2/D/B1 and M registers (it has no AD
-    register), ``cascade`` P registers (the reduction node reads the last one's bit
-    fields: no register), ``level`` tree registers and the row accumulator."""
-    return 3 + cascade + dsp_level(cascade, mode)
+def dsp_input_register(modes) -> bool:
+    """Whether a chain built for ``modes`` has a fabric input register in front of its
+    slices.  A build with an operand select between the input beat and the slices
+    (the sparse MUX of an N:M mode, pair mode's operand swap) registers the beat and
+    the decoded selects first, so that the select has a clean registered input; a
+    dense-only build has no select: its activations go straight into the slices'
+    A2/D registers and the widened weights into B1, which are then the chain's input
+    registers (one clock less latency, no fabric copy of the beat)."""
+    return any(not parse_mode(m).dense for m in modes)
+
+
+def dsp_latency(cascade: int, mode, modes) -> int:
+    """Clock edges from accepting a group's last beat to ``out_valid`` on a chain
+    built for ``modes``: the input register (:func:`dsp_input_register`), the group's
+    first slice's A2/D/B1 and M registers (it has no AD register), ``cascade`` P
+    registers (the reduction node reads the last one's bit fields: no register),
+    ``level`` tree registers and the row accumulator."""
+    return 2 + int(dsp_input_register(modes)) + cascade + dsp_level(cascade, mode)
 
 
 def dsp_rows(n_dsp: int, mode) -> int:
@@ -461,7 +474,7 @@ def dsp_linear_cycles(rows: int, k: int, mode: Union[str, DspMode], tokens: int,
     if pair:
         work += -(-rows // dsp_rows(geometry.n_dsp, "pair"))
     per_chain = -(-work // geometry.count)
-    return per_chain * dsp_tile_beats(k, md) + dsp_latency(geometry.cascade, md)
+    return per_chain * dsp_tile_beats(k, md) + dsp_latency(geometry.cascade, md, geometry.modes)
 
 
 # --------------------------------------------------------------------------- LUT core cycles

@@ -37,8 +37,8 @@ from plait.ir.numerics.dsp import (CHAIN_MODES, CODE_BITS, DSP_P_BITS, IDX_BITS,
                                    check_lane_geometry, lane_bias, lane_bits,
                                    lane_window, parse_mode)
 from plait.ir.numerics.common import NumericsError
-from plait.ir.target import (DspChainGeometry, dsp_latency, dsp_level, dsp_linear_cycles,
-                             dsp_rows, dsp_tile_beats, get_target)
+from plait.ir.target import (DspChainGeometry, dsp_input_register, dsp_latency, dsp_level,
+                             dsp_linear_cycles, dsp_rows, dsp_tile_beats, get_target)
 
 from . import synth as _synth
 from .config import UnitConfig, clog2
@@ -190,6 +190,7 @@ class DspChainConfig(UnitConfig):
             "rnd": rnd,
             "lo_off": lo_off,
             "mode_mask": mask,
+            "in_reg": int(self.in_reg),
             **encoding_params(),
         }
 
@@ -207,12 +208,18 @@ class DspChainConfig(UnitConfig):
             wbits[code] = b
         return {"MODE_N": mode_n, "MODE_M": mode_m, "WBITS_OF": wbits}
 
+    @property
+    def in_reg(self) -> bool:
+        """The fabric input register in front of the slices
+        (:func:`plait.ir.target.dsp_input_register`: absent in a dense-only build)."""
+        return dsp_input_register(self.mode_list())
+
     def level(self, mode) -> int:
         return dsp_level(self.cascade, mode)
 
     def latency(self, mode) -> int:
         """Clock edges from accepting a group's last beat to ``out_valid``."""
-        return dsp_latency(self.cascade, mode)
+        return dsp_latency(self.cascade, mode, self.mode_list())
 
     def rows(self, mode) -> int:
         return dsp_rows(self.n_dsp, mode)
@@ -240,8 +247,9 @@ class DspChainConfig(UnitConfig):
         """Analytical counts (UltraScale+: LUT6, FF, CARRY8, DSP48E2).
 
         Slice registers (A2/D/B1, AD/B2 -- none in a group's first slice --, M, P) and
-        the lane-packing pre-adder are inside the DSP48E2.  Fabric: input registers (activations, decoded select and
-        widened weight per slice), the sparse MUX (16 bits of a 16:1 MUX = 5 LUT6 per
+        the lane-packing pre-adder are inside the DSP48E2.  Fabric: input registers
+        (activations, decoded select and widened weight per slice; none in a dense-only
+        build, :attr:`in_reg`), the sparse MUX (16 bits of a 16:1 MUX = 5 LUT6 per
         bit with N:16 modes, one LUT per bit for a 4:1 MUX with 2:4 only, none when
         dense only), select decode + widening, the operand skew lines, reduction
         nodes' bit fields (no logic), the adder tree, the row accumulators (one LUT per
@@ -270,10 +278,11 @@ class DspChainConfig(UnitConfig):
         tree_nodes = sum(ng >> lv for lv in range(1, levels + 1))
         tree_w = lane_w + levels
         lo_off = lane_bias(c, self.lane_shift)[1]
-        depth = 2 + c + levels + 1
+        depth = 1 + int(self.in_reg) + c + levels + 1
         od_w = clog2(self.out_depth)
         lutram = rows * -(-2 * self.acc_w // 14) + 1   # RAM32M16 cells (<= 32 words)
-        ff = (2 * 16 * 8 + n * 12 + 5            # input registers (act, sel, weight)
+        in_ff = (2 * 16 * 8 + n * 12 + 5) if self.in_reg else 0   # act, sel, weight
+        ff = (in_ff                              # input registers (none when dense only)
               + (n * 9 if pair else 0)           # second weight + pair flag per slice
               + skew_ff
               + tree_bits                        # tree registers

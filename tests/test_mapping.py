@@ -13,8 +13,8 @@ import pytest
 from plait.ir import Graph, QuantSpec, SparsitySpec, TensorType, WeightStore, parse_graph, print_graph
 from plait.ir.stats import engine_summary, format_summary, summarize
 from plait.ir.target import (SIM16, U280, DspChainGeometry, LutCoreGeometry, Target,
-                             TargetError, dsp_linear_cycles, get_target, list_targets,
-                             lut_linear_cycles, lut_tile_cycles, lut_tile_period)
+                             TargetError, dsp_input_register, dsp_linear_cycles, get_target,
+                             list_targets, lut_linear_cycles, lut_tile_cycles, lut_tile_period)
 from plait.ir.types import code_dtype
 from plait.passes import PassError, PassManager, PassOptionError, make_pass, run_recipe
 from plait.passes.mapping import ENGINE_ATTRS, map_engines
@@ -235,6 +235,12 @@ def test_dsp_linear_cycles_by_hand():
     assert dsp_linear_cycles(64, 128, "dense", 2, p, bits=4) == 64 * 8 + 8   # even: lanes
     assert dsp_linear_cycles(64, 128, "2:4", 1, p, bits=4) == 8 * 32 + 5     # sparse: no pair
     assert dsp_linear_cycles(64, 128, "dense", 1, g, bits=4) == 64 * 8 + 8   # not enabled
+    # a dense-only chain has no fabric input register (no operand select): one clock less
+    d = dataclasses.replace(g, modes=("dense",))
+    assert not dsp_input_register(d.modes) and dsp_input_register(g.modes)
+    assert dsp_linear_cycles(64, 128, "dense", 1, d) == 64 * 8 + (2 + 2 + 3)
+    assert DspChainConfig(modes="dense").latency("dense") == d.latency("dense") == 7
+    assert DspChainConfig(modes="dense,pair").latency("dense") == 8   # pair swaps operands
 
 
 def test_lut_linear_cycles_by_hand():

@@ -167,6 +167,30 @@ def test_rtl_primitive_path_all_modes():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("n_dsp, cascade, primitive", [(16, 2, False), (16, 2, True),
+                                                      (32, 4, True), (64, 8, False)])
+def test_rtl_dense_only_build_without_input_register(n_dsp, cascade, primitive):
+    """A dense-only build has no operand select, so it has no fabric input register
+    (IN_REG = 0): the beat goes straight into the slices' A2/D/B1 registers (and into
+    the operand skew of cascades of 4 and 8).  Bit-exact on the whole testbench (random
+    streams with gaps and back-pressure, edges, every weight width), on both slice
+    implementations, with the latency measured on the waveform one clock below the
+    registered builds' and equal to the model."""
+    cfg = DspChainConfig(n_dsp=n_dsp, cascade=cascade, modes="dense")
+    assert not cfg.in_reg and cfg.sv_params()["IN_REG"] == 0
+    run = _run(cfg, primitive=primitive, opt="-O0")
+    # the GEMV lane-use test needs pair mode: skipped (not passed) on a dense-only build
+    assert all(t.passed for t in run.tests), run.tests
+    assert _ran(run) == [t for t in FULL_RUN if t != "test_gemv_lane_use"], run.tests
+    perf = {p["mode"]: p for p in run.perf() if not p["mode"].startswith("gemv-")}
+    assert sorted(perf) == ["dense"]
+    assert perf["dense"]["latency_measured"] == [cfg.latency("dense")]
+    registered = DspChainConfig(n_dsp=n_dsp, cascade=cascade, modes="dense,8:16")
+    assert registered.in_reg and cfg.latency("dense") == registered.latency("dense") - 1
+    assert perf["dense"]["steady_utilisation"] == 1.0
+
+
+@pytest.mark.slow
 def test_primitive_opmode_mutation_is_caught(tmp_path):
     """Cut the cascade inside a group (the first slice's OPMODE, Z-MUX = 0 and W-MUX =
     RND, on every slice of the primitive path): the testbench must fail on its
@@ -262,6 +286,9 @@ def test_yosys_xcup_dsp48e2_cascade_and_resources(modes):
               f"FF {res.ff / eq:.1f}  DSP48E2 {res.dsp / eq:.3f}")
     assert 0 < res.lut / macs <= LUT_PER_MAC_MAX[modes], res.table()
     assert res.ff > 0 and res.muxf < res.lut / 4, res.cells
+    # issue 7's area rule: no more flip-flops than LUTs (a dense-only build has no
+    # fabric input register: the slices' A2/D/B1 registers take the beat)
+    assert res.ff <= res.lut, res.table()
     # the output FIFO is distributed RAM (one RAM group per row, not flip-flops)
     assert res.lutram == cfg.estimate_resources()["LUTRAM"], res.cells
     if "pair" in cfg.mode_list():

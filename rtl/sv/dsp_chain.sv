@@ -57,8 +57,13 @@
 // lanes busy: 2 * N_DSP / 16 rows per tile, output lane l row r = tile row
 // l * N_DSP/16 + r.  Weights of 2..4 bits only: a pair beat with in_wbits = WBITS_8
 // is dropped and sets err.  Golden model: plait.ir.numerics.dsp (mode "pair").
-// Latency: out_valid rises 3 + CASCADE + level(mode) clock edges after the edge that
-// accepted the group's last beat (level(mode) = log2(N / CASCADE)).
+// Input register (IN_REG, plait.ir.target.dsp_input_register): a build with an
+// operand select in front of the slices (an N:M mode's sparse MUX, pair mode's
+// operand swap) registers the beat and the decoded selects first; a dense-only build
+// has no select, and the slices' own A2/D/B1 registers take the beat (the widened
+// weight) directly: they are its input registers.
+// Latency: out_valid rises IN_REG + 2 + CASCADE + level(mode) clock edges after the
+// edge that accepted the group's last beat (level(mode) = log2(N / CASCADE)).
 module dsp_chain #(
   parameter int N_DSP     = dsp_chain_pkg::N_DSP,
   parameter int CASCADE    = dsp_chain_pkg::CASCADE,
@@ -71,6 +76,7 @@ module dsp_chain #(
   parameter int RND        = dsp_chain_pkg::RND,         // lane bias (dsp_lane_adjust.sv)
   parameter int LO_OFF     = dsp_chain_pkg::LO_OFF,      // lower-lane offset per group
   parameter int MODE_MASK  = dsp_chain_pkg::MODE_MASK,   // enabled mode codes (bit per code)
+  parameter int IN_REG     = dsp_chain_pkg::IN_REG,      // fabric input register (0: dense only)
   parameter int P_W        = dsp_chain_pkg::P_W,
   parameter int M_MAX      = dsp_chain_pkg::M_MAX,
   parameter int IDX_W      = dsp_chain_pkg::IDX_W,
@@ -115,10 +121,10 @@ module dsp_chain #(
   // as x, which silently dropped pair mode from the netlist
   localparam bit EN_PAIR = MODE_EN[dsp_chain_pkg::MODE_PAIR];
   // control pipeline: v[k] = beat accepted k cycles ago; the tree level l of a beat
-  // is valid while v[2 + C + l] is set (input regs, the first slice's A2/D/B1 and M
-  // registers, C P registers -- level 0 is the bit fields of the last one -- and l
-  // tree registers).
-  localparam int TAP0     = 2 + C;
+  // is valid while v[IN_REG + 1 + C + l] is set (the input register if built, the
+  // first slice's A2/D/B1 and M registers, C P registers -- level 0 is the bit fields
+  // of the last one -- and l tree registers).
+  localparam int TAP0     = (IN_REG != 0 ? 2 : 1) + C;
   localparam int DEPTH    = TAP0 + LEVELS + 1;
 
   // log2(logical group / CASCADE): tree level holding the rows of a mode (modes
@@ -159,7 +165,8 @@ module dsp_chain #(
     end
   end
 
-  // per-slice decode (MUX select, weight widening) before the input register
+  // per-slice decode (MUX select, weight widening) before the input register (with
+  // IN_REG = 0 the decoded operands go to the slices in the beat's own clock)
   logic [2*M_MAX*8-1:0] act_r;
   logic [N_DSP*8-1:0]   wq_r, wq_hi_r;
   logic [N_DSP*IDX_W-1:0] sel_r;
@@ -172,9 +179,14 @@ module dsp_chain #(
                          .CODE_W(CODE_W), .MODE_W(MODE_W), .WBITS_W(WBITS_W)) u_dec (
       .mode(in_mode), .wbits(in_wbits), .idx(in_idx[i*IDX_W +: IDX_W]),
       .code(in_w[i*CODE_W +: CODE_W]), .sel, .w(wq), .w_hi(wq_hi));
-    always_ff @(posedge clk) begin
-      sel_r[i*IDX_W +: IDX_W] <= sel;
-      wq_r[i*8 +: 8]          <= wq;
+    if (IN_REG != 0) begin : g_reg
+      always_ff @(posedge clk) begin
+        sel_r[i*IDX_W +: IDX_W] <= sel;
+        wq_r[i*8 +: 8]          <= wq;
+      end
+    end else begin : g_wire
+      assign sel_r[i*IDX_W +: IDX_W] = sel;
+      assign wq_r[i*8 +: 8]          = wq;
     end
     if (EN_PAIR) begin : g_pair
       // one copy of the pair flag per slice ((* keep *): yosys would merge them; one
@@ -191,7 +203,18 @@ module dsp_chain #(
     end
   end
 
-  always_ff @(posedge clk) act_r <= in_act;
+  if (IN_REG != 0) begin : g_act_reg
+    always_ff @(posedge clk) act_r <= in_act;
+  end else begin : g_act_wire
+    assign act_r = in_act;
+  end
+`ifndef SYNTHESIS
+  // only a dense-only build may leave the input register out (its MUX selects are
+  // constants): every other mode's select needs a registered beat
+  localparam int DENSE_ONLY = 1 << dsp_chain_pkg::MODE_DENSE;
+  initial if (IN_REG == 0 && MODE_MASK != DENSE_ONLY)
+    $fatal(1, "dsp_chain: IN_REG = 0 needs a dense-only build (MODE_MASK = %0d)", MODE_MASK);
+`endif
 
   // ------------------------------------------------------------ sparse MUX
   // The MUX outputs go straight into the slices' input registers (A2/D/B1 of the
@@ -264,7 +287,8 @@ module dsp_chain #(
   // register of tap TAP0 + lev - 1 holds exactly tap TAP0 + lev: acc_v / acc_last keep
   // their cycle.  cur_mode (hence lev) changes only when no beat is in flight, so the
   // per-row level select may follow it one cycle late: a new mode's first beat
-  // reaches the accumulators TAP0 + lev >= 4 cycles after it was accepted.  So the
+  // reaches the accumulators TAP0 + lev >= 4 cycles after it was accepted (a build of
+  // one mode, e.g. dense only with IN_REG = 0, has a constant level).  So the
   // level is registered first (lev_r, and tap_r: the tap of each level, one-hot) and
   // the taps are picked by an AND-OR with tap_r: no mode decode, no index adder and no
   // shifter in front of the accumulator controls (it limited 64-slice chains to
