@@ -101,10 +101,14 @@ def segments(graph: Graph) -> list[tuple[list[str], list[str]]]:
 
 
 class Interpreter:
-    def __init__(self, graph: Graph, weights, observer=None):
+    """Float mode: runs ``graph`` on ``weights`` in float32 on the host.  ``linear``
+    (optional) computes every linear's ``x @ W^T (+ b)`` instead of torch
+    (:class:`~plait.ir.ops.EvalContext`; e.g. the runtime's device GEMM)."""
+
+    def __init__(self, graph: Graph, weights, observer=None, linear=None):
         self.graph = graph
         self.observer = observer
-        self.ctx = EvalContext(weights)
+        self.ctx = EvalContext(weights, linear=linear)
         self.pos = 0
         self._order = [n for n in graph.order() if graph.node(n).op != "input"]
         self._free_after = free_plan(graph, self._order)

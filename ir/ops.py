@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -41,10 +41,14 @@ class Cost:
 
 
 class EvalContext:
-    """State of one interpreter run: weights, KV cache, positions, dequant cache."""
+    """State of one interpreter run: weights, KV cache, positions, dequant cache, and
+    ``linear``: where a linear's product is computed (``None``: torch on the host; else
+    ``linear(node, x, w[, b])`` returning ``x @ w.T (+ b)``, e.g. a device kernel)."""
 
-    def __init__(self, weights, positions: Optional[np.ndarray] = None):
+    def __init__(self, weights, positions: Optional[np.ndarray] = None,
+                 linear: Optional[Callable] = None):
         self.weights = weights
+        self.linear = linear
         self.positions = positions if positions is not None else np.zeros(0, np.int64)
         self.kv: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.param_cache: dict[str, np.ndarray] = {}
@@ -230,6 +234,8 @@ class Linear(OpDef):
         return TensorType(x.shape[:-1] + (w.shape[0],), "f32")
 
     def evaluate(self, node, args, ctx):
+        if ctx.linear is not None:
+            return ctx.linear(node, *args)
         # torch's GEMM/GEMV (x @ w.T without a transposed copy; numpy's batched matmul
         # takes a slow path for a transposed weight at one row, the decode case)
         import torch

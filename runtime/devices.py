@@ -12,9 +12,9 @@ cpu      the host: float mode -- the fast decoder (:mod:`plait.runtime.fast`, lo
          weights, one C call per token) where the graph is a supported decoder, else
          the graph runner (the accuracy reference) -- and exact mode (the integers of
          ``plait.ir.numerics``); buffers are numpy arrays, kernels Python callables
-cuda     a CUDA GPU: exact mode with every linear on the TVM cuda kernels (float mode
-         is the host's runner for now); unavailable without a GPU, and the reason
-         says so
+cuda     a CUDA GPU: exact mode with every linear on the TVM cuda kernels, float mode
+         with every linear on the TVM cuda fp32 GEMM (weights kept on the GPU);
+         unavailable without a GPU, and the reason says so
 sim      the RTL engines in Verilator: exact mode with every linear on the DSP chain
          or LUT core it is mapped to (the stream player of plait.sim), the rest of exact
          mode the host's; needs Verilator, make and a C++ compiler; artifacts mapped for
@@ -176,8 +176,10 @@ class CpuDevice(Device):
 class CudaDevice(Device):
     """A CUDA GPU.  Exact mode runs every linear on the TVM kernels built for ``cuda``
     (:class:`plait.runtime.kernels.linears.KernelLinears`; the norms, attention and
-    activations stay the host's integer functions); float mode is the host's runner
-    (the CUDA float path is not built: ``runner_note`` says so)."""
+    activations stay the host's integer functions); float mode runs every linear on
+    the TVM fp32 GEMM built for ``cuda``, its weights kept on the GPU
+    (:class:`plait.runtime.kernels.fgemm.FloatKernelLinears`; the rest of float mode
+    is the host's graph runner).  ``fast=True`` (the host's C decoder) is refused."""
     name = "cuda"
 
     @classmethod
@@ -196,10 +198,15 @@ class CudaDevice(Device):
 
     def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
         if not exact:
-            host = CpuDevice()
-            r = host.runner(graph, weights, exact=False, fast=fast)
-            self.runner_note = f"float mode on the host (no CUDA float path yet): {host.runner_note}"
-            return r
+            if fast:
+                raise DeviceUnavailable("cuda: fast=True is the cpu device's C decoder; on "
+                                        "cuda float mode runs the linears on the GPU "
+                                        "(leave fast unset, or use device='cpu')")
+            from plait.ir import Interpreter
+            from plait.runtime.kernels.fgemm import FloatKernelLinears
+            self.linears = FloatKernelLinears("cuda")
+            self.runner_note = "float mode, linears on the TVM cuda fp32 GEMM (weights on the GPU)"
+            return Interpreter(graph, weights, linear=self.linears)
         _no_fast_in_exact(fast)
         from plait.ir.exact import ExactInterpreter
         from plait.runtime.kernels.linears import KernelLinears

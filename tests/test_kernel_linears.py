@@ -71,7 +71,7 @@ def test_a_wrong_p_shape_names_the_linear(tiny_hf, tmp_path_factory):
 def test_cuda_device_runs_exact_mode_on_the_kernels(tiny_hf, tmp_path_factory, monkeypatch):
     """The cuda device's exact runner is exact mode with KernelLinears: here with the
     kernels built for llvm in place of cuda (no GPU), the Session's tokens equal the cpu
-    device's; its float mode is the host's runner and says so."""
+    device's; its float mode says it runs the fp32 GEMM (tested below)."""
     import plait.runtime.kernels.linears as kl
     from plait.runtime import Session
     from plait.runtime.devices import CudaDevice
@@ -83,7 +83,79 @@ def test_cuda_device_runs_exact_mode_on_the_kernels(tiny_hf, tmp_path_factory, m
         assert "TVM cuda kernels" in s.runner_note
         assert list(s.generate_ids(IDS, 5, stop_ids=set())) == list(c.generate_ids(IDS, 5, stop_ids=set()))
     with Session(out, device="cuda") as s:
-        assert s.runner_note.startswith("float mode on the host")
+        assert s.runner_note.startswith("float mode, linears on the TVM cuda fp32 GEMM")
+
+
+def _float_linears_llvm(monkeypatch):
+    """The cuda device's float path with the fp32 GEMM built for llvm in place of cuda."""
+    import plait.runtime.kernels.fgemm as fg
+    from plait.runtime.devices import CudaDevice
+    monkeypatch.setattr(CudaDevice, "probe", classmethod(lambda cls: (True, "")))
+    real, made = fg.FloatKernelLinears, []
+
+    def on_llvm(target):
+        made.append(real("llvm"))
+        return made[-1]
+    monkeypatch.setattr(fg, "FloatKernelLinears", on_llvm)
+    return made
+
+
+@pytest.mark.parametrize("recipe", ["w4a8-lut", "w8a8-sparse24-wanda"])
+def test_cuda_device_float_mode_runs_linears_on_the_fp32_gemm(tiny_hf, tmp_path_factory,
+                                                              monkeypatch, recipe):
+    """The cuda device's float mode: the graph runner with every linear on the TVM fp32
+    GEMM, each weight uploaded once (here built for llvm: no GPU).  Its logits equal
+    the cpu graph runner's to float32 rounding (another summation order) and its greedy
+    tokens are the same."""
+    from plait.runtime import Session
+    made = _float_linears_llvm(monkeypatch)
+    out = _artifact_dir(tiny_hf, tmp_path_factory, recipe)
+    g, w = _artifact(tiny_hf, tmp_path_factory, recipe)
+    n_linear = sum(1 for _ in g.nodes("linear"))
+    with Session(out, device="cuda") as s, Session(out, device="cpu", fast=False) as c:
+        lin = made[-1]
+        np.testing.assert_allclose(s.forward(IDS, s.new_cache()), c.forward(IDS, c.new_cache()),
+                                   rtol=1e-4, atol=1e-4)
+        assert sum(lin.calls.values()) == n_linear
+        assert list(s.generate_ids(IDS, 5, stop_ids=set())) == list(c.generate_ids(IDS, 5, stop_ids=set()))
+        weights = {n.inputs[1] for n in g.nodes("linear")}
+        assert set(lin.calls) == weights and len(lin._w) == len(weights)   # one upload each
+    print(f"\n{recipe}: {lin.summary()}")
+
+
+def test_cuda_float_mode_refuses_the_host_fast_decoder(tiny_hf, tmp_path_factory, monkeypatch):
+    from plait.runtime import DeviceUnavailable, Session
+    _float_linears_llvm(monkeypatch)
+    out = _artifact_dir(tiny_hf, tmp_path_factory, "w4a8-lut")
+    with pytest.raises(DeviceUnavailable, match="fast=True is the cpu device's C decoder"):
+        Session(out, device="cuda", fast=True)
+
+
+def test_cuda_float_mode_on_a_gpu(tiny_hf, tmp_path_factory):
+    from plait.runtime import Session
+    from plait.runtime.kernels.build import cuda_enabled, gpu_present
+    if not (cuda_enabled() and gpu_present()):
+        pytest.skip("no CUDA GPU here")
+    out = _artifact_dir(tiny_hf, tmp_path_factory, "w4a8-lut")
+    with Session(out, device="cuda") as s, Session(out, device="cpu", fast=False) as c:
+        np.testing.assert_allclose(s.forward(IDS, s.new_cache()), c.forward(IDS, c.new_cache()),
+                                   rtol=1e-4, atol=1e-4)
+        assert list(s.generate_ids(IDS, 5, stop_ids=set())) == list(c.generate_ids(IDS, 5, stop_ids=set()))
+
+
+def test_float_kernel_linears_with_a_bias():
+    """The hook's contract (x @ W^T + b for any leading shape), against numpy."""
+    from types import SimpleNamespace
+    from plait.runtime.kernels import FloatKernelLinears
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 48), (20, 48), (20,)))
+    lin = FloatKernelLinears("llvm")
+    node = SimpleNamespace(inputs=["x", "w", "b"])
+    y = lin(node, x, w, b)
+    assert y.shape == (2, 3, 20) and y.dtype == np.float32
+    np.testing.assert_allclose(y, x @ w.T + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(lin(node, x[0, 0], w), x[0, 0] @ w.T, rtol=1e-5, atol=1e-5)
+    assert lin.calls["w"] == 2 and len(lin._w) == 1
 
 
 def test_cuda_device_without_a_gpu_says_why():

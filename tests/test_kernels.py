@@ -283,8 +283,9 @@ def test_cuda_kernels_compile(private_cache):
     assert "__global__" in src
     K.build_sparse(K.prepare_sparse(pack_dsp(_nm_weight(40, 128, "2:4", 8, 64), "2:4")), "cuda")
     K.build_int8_gemm("cuda")
+    K.build_f32_gemm("cuda")                               # float mode's linears
     fat = sorted(private_cache.glob("*-cuda-*.fatbin"))
-    assert len(fat) == 4                                   # lut tables + main, sparse, gemm
+    assert len(fat) == 5                        # lut tables + main, sparse, gemm, fp32 gemm
     for f in fat:
         assert f.stat().st_size > 1000
     with pytest.raises(K.KernelError, match="nvcc failed"):

@@ -12,6 +12,10 @@ Every kernel's result equals the integers of :mod:`plait.ir.numerics` exactly:
 * :func:`int8_gemm` -- int8 x int8 -> int32 (batched), the attention products
   ``Q K^T`` and ``P V`` of :mod:`plait.ir.numerics.sfu` (:mod:`.gemm`).
 
+and one float kernel, float mode's linears on a device (the cuda float path):
+:func:`f32_gemm` / :class:`FloatKernelLinears` (:mod:`.fgemm`; compared with a
+tolerance, never used in exact mode).
+
 They take the artifact's packed formats (:mod:`plait.ir.numerics.pack`); each kernel is
 built once per (kernel, shape, bits, target) and cached in memory and on disk
 (:mod:`.build`).  TVM is an optional dependency (``pip install 'plait[kernels]'``).
@@ -19,6 +23,7 @@ built once per (kernel, shape, bits, target) and cached in memory and on disk
 from .build import (KernelCacheWarning, KernelError, Target, cache_path, clear_memory_cache,
                     compile_cuda, cuda_enabled, cuda_source, gpu_present, kernel_cache_dir,
                     resolve_target)
+from .fgemm import FloatKernelLinears, build_f32_gemm, f32_gemm
 from .gemm import build_int8_gemm, int8_gemm
 from .lut import LutKernelWeight, build_lut, lut_gemm, lut_gemv, prepare_lut
 from .sparse import SparseKernelWeight, build_sparse, prepare_sparse, sparse_gemm, sparse_gemv
@@ -27,4 +32,5 @@ __all__ = ["KernelError", "KernelCacheWarning", "Target", "resolve_target", "cac
            "clear_memory_cache", "compile_cuda", "cuda_enabled", "cuda_source", "gpu_present",
            "kernel_cache_dir", "LutKernelWeight", "prepare_lut", "build_lut", "lut_gemm",
            "lut_gemv", "SparseKernelWeight", "prepare_sparse", "build_sparse", "sparse_gemm",
-           "sparse_gemv", "int8_gemm", "build_int8_gemm"]
+           "sparse_gemv", "int8_gemm", "build_int8_gemm", "f32_gemm", "build_f32_gemm",
+           "FloatKernelLinears"]
