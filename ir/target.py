@@ -70,7 +70,11 @@ DSP chain (``rtl/sv/dsp_chain.sv``)
 
         cycles = ceil(passes * tiles / count) * K / M + latency(mode)
 
-    A decoded token (T = 1) uses one lane: half of the chain's MACs are idle.
+    A decoded token (T = 1) uses one lane: half of the chain's MACs are idle, unless
+    the chain has decode lane packing (``pair``): then an odd last token row of a
+    dense linear of <= 4-bit weights takes a pair pass of ``2 n_dsp / 16``-row tiles
+    (:func:`dsp_pair_pass`), whose beats wait for the pass before to drain
+    (:func:`dsp_pipeline_depth` clocks: a mode change empties the pipeline).
 LUT core (``rtl/sv/lut_core.sv``)
     A tile is ``m`` token rows x ``n`` output columns x ``K``; the lookup array takes
     one weight bit-plane of one chunk of 4 inputs per clock (``bits * G / 4`` clocks
@@ -109,8 +113,8 @@ from .numerics.dsp import PAIR_MAX_BITS, DspMode, M_MAX, check_lane_geometry, pa
 from .numerics.lut import LUT_G, LUT_WEIGHT_BITS
 
 __all__ = ["TargetError", "DspChainGeometry", "LutCoreGeometry", "Target", "TARGETS", "U280",
-           "SIM16", "register_target", "get_target", "list_targets", "dsp_level", "dsp_latency", "dsp_input_register",
-           "dsp_rows", "dsp_tile_beats", "dsp_linear_cycles", "dsp_pair_pass", "lut_tile_cycles",
+           "SIM16", "register_target", "get_target", "list_targets", "dsp_level", "dsp_latency",
+           "dsp_input_register", "dsp_pipeline_depth", "dsp_rows", "dsp_tile_beats", "dsp_linear_cycles", "dsp_pair_pass", "lut_tile_cycles",
            "lut_tile_period", "lut_linear_cycles", "LUT_PIPE", "ENGINES"]
 
 #: engine names used by the mapping pass and the reports
@@ -424,6 +428,16 @@ def dsp_latency(cascade: int, mode, modes) -> int:
     return 2 + int(dsp_input_register(modes)) + cascade + dsp_level(cascade, mode)
 
 
+def dsp_pipeline_depth(geometry: DspChainGeometry) -> int:
+    """Clocks a beat stays in the chain's control pipeline (``DEPTH`` of
+    ``dsp_chain.sv``: the input register if built, the first slice's A2/D/B1 and M
+    registers, ``cascade`` P registers, every tree level and the row accumulator): a beat
+    of another mode waits that long after the last beat in flight (the pipeline
+    drains before the mode changes)."""
+    levels = _clog2(geometry.n_dsp // geometry.cascade)
+    return 2 + int(dsp_input_register(geometry.modes)) + geometry.cascade + levels
+
+
 def dsp_rows(n_dsp: int, mode) -> int:
     """Output rows of one tile: ``n_dsp / N`` (pair mode: ``2 n_dsp / 16``)."""
     md = parse_mode(mode)
@@ -462,7 +476,8 @@ def dsp_linear_cycles(rows: int, k: int, mode: Union[str, DspMode], tokens: int,
     token rows on the chains of ``geometry``, from its first beat to its last output
     (module docstring).  Token rows go two per pass (the packed lanes); an odd last
     row of a dense linear takes a pair-mode pass (:func:`dsp_pair_pass`, half the
-    tiles) where the chain has it."""
+    tiles) where the chain has it; its beats wait for the dense beats to drain
+    (:func:`dsp_pipeline_depth`, the mode change)."""
     _check_layer(rows, k, tokens)
     md = parse_mode(mode)
     if not geometry.supports(md):
@@ -474,7 +489,9 @@ def dsp_linear_cycles(rows: int, k: int, mode: Union[str, DspMode], tokens: int,
     if pair:
         work += -(-rows // dsp_rows(geometry.n_dsp, "pair"))
     per_chain = -(-work // geometry.count)
-    return per_chain * dsp_tile_beats(k, md) + dsp_latency(geometry.cascade, md, geometry.modes)
+    drain = dsp_pipeline_depth(geometry) if pair and passes else 0
+    return (per_chain * dsp_tile_beats(k, md) + drain
+            + dsp_latency(geometry.cascade, md, geometry.modes))
 
 
 # --------------------------------------------------------------------------- LUT core cycles

@@ -38,7 +38,8 @@ from plait.ir.numerics.dsp import (CHAIN_MODES, CODE_BITS, DSP_P_BITS, IDX_BITS,
                                    lane_window, parse_mode)
 from plait.ir.numerics.common import NumericsError
 from plait.ir.target import (DspChainGeometry, dsp_input_register, dsp_latency, dsp_level,
-                             dsp_linear_cycles, dsp_rows, dsp_tile_beats, get_target)
+                             dsp_linear_cycles, dsp_pipeline_depth, dsp_rows, dsp_tile_beats,
+                             get_target)
 
 from . import synth as _synth
 from .config import UnitConfig, clog2
@@ -278,7 +279,7 @@ class DspChainConfig(UnitConfig):
         tree_nodes = sum(ng >> lv for lv in range(1, levels + 1))
         tree_w = lane_w + levels
         lo_off = lane_bias(c, self.lane_shift)[1]
-        depth = 1 + int(self.in_reg) + c + levels + 1
+        depth = dsp_pipeline_depth(self.geometry())
         od_w = clog2(self.out_depth)
         lutram = rows * -(-2 * self.acc_w // 14) + 1   # RAM32M16 cells (<= 32 words)
         in_ff = (2 * 16 * 8 + n * 12 + 5) if self.in_reg else 0   # act, sel, weight

@@ -36,10 +36,10 @@ import numpy as np
 
 from plait.ir.numerics import dequant_groups
 from plait.ir.numerics.pack import DspPacked, LutPacked, pack_dsp, pack_lut
-from plait.ir.target import dsp_pair_pass, get_target
+from plait.ir.target import get_target
 from plait.rtl.dsp_chain import DspChainConfig
 from plait.rtl.lut_core import LutCoreConfig
-from plait.sim.engines import DspJob, LutJob, run_jobs
+from plait.sim.engines import LutJob, dsp_call_jobs, run_jobs
 from plait.sim.layers import weight_sparsity
 
 __all__ = ["RtlLinears", "HARDWARE"]
@@ -93,21 +93,12 @@ class RtlLinears:
             self._packs[key] = pack_dsp(qw, "pair", n_dsp=self.dsp_cfg.n_dsp, bits=pk.bits)
         return self._packs[key]
 
-    def _dsp_jobs(self, node, x8: np.ndarray, qw, pk: DspPacked) -> list[DspJob]:
-        """The linear call's passes as DSP jobs: token rows two per pass in the pack's
-        mode; where :func:`~plait.ir.target.dsp_pair_pass` says so (a dense weight of at
-        most 4-bit codes on chains with ``pair``, an odd row count: batch-1 decode), the
-        last row as a pair-mode job of its own."""
-        t = x8.shape[0]
-        if not dsp_pair_pass(pk.mode, t, self.target.dsp_chain, pk.bits):
-            return [DspJob(node.name, x8, packed=pk)]
-        pair = DspJob(f"{node.name}:pair", x8[t - 1:], packed=self._pair_pack(node, qw, pk))
-        return ([DspJob(node.name, x8[:t - 1], packed=pk)] if t > 1 else []) + [pair]
-
     def __call__(self, node, x8: np.ndarray, qw, packed) -> np.ndarray:
         pk = self._pack(node, qw, packed)
         if isinstance(pk, DspPacked):
-            engine, jobs = "dsp_chain", self._dsp_jobs(node, x8, qw, pk)
+            engine = "dsp_chain"
+            jobs = dsp_call_jobs(node.name, x8, pk, self.target.dsp_chain,
+                                 lambda: self._pair_pack(node, qw, pk))
             run = run_jobs(jobs, dsp_cfg=self.dsp_cfg, opt=self.opt.get(engine))
             p = np.concatenate([dequant_groups(r.out, j.packed.mant)
                                 for j, r in zip(jobs, run.results)])

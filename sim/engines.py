@@ -60,7 +60,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -69,12 +69,13 @@ from plait.ir.numerics.common import NumericsError
 from plait.ir.numerics.dsp import CHAIN_MODES, M_MAX, WBITS_CODE, parse_mode
 from plait.ir.numerics.lut import LUT_G, ZP_BITS
 from plait.ir.numerics.pack import DspPacked, LutPacked, pack_dsp, pack_lut, pack_nibbles
+from plait.ir.target import DspChainGeometry, dsp_pair_pass
 from plait.rtl.dsp_chain import DspChainConfig
 from plait.rtl.lut_core import LutCoreConfig, mode_of
 
 from .player import COCOTB_OUT, PROGRAM_ENV
 
-__all__ = ["DspJob", "LutJob", "JobResult", "StreamRun", "run_jobs", "run_linear_dsp",
+__all__ = ["DspJob", "LutJob", "JobResult", "StreamRun", "run_jobs", "dsp_call_jobs", "run_linear_dsp",
            "run_linear_lut", "dsp_stimulus", "lut_stimulus", "dsp_packed", "lut_packed",
            "pack_fields", "unpack_fields", "dsp_program", "lut_program", "BENCHES",
            "TB_MODULE", "DSP_BUILD_ARGS", "SIM_ENV"]
@@ -134,6 +135,22 @@ class DspJob:
     engine: str = field(default="dsp_chain", init=False)
 
 
+def dsp_call_jobs(name: str, x8: np.ndarray, pk: DspPacked, geometry: DspChainGeometry,
+                  pair_pack: Callable[[], DspPacked]) -> list[DspJob]:
+    """The DSP chain jobs of one linear call ``x8 [T, K]`` on the pack ``pk``: one job
+    of all rows in the pack's mode; where :func:`~plait.ir.target.dsp_pair_pass` says
+    the call's odd last row runs in decode lane packing (a dense weight of at most
+    4-bit codes on chains of ``geometry`` with ``pair``: batch-1 decode), the first
+    ``T - 1`` rows (if any) in the pack's mode and the last row as a pair-mode job
+    ``<name>:pair`` on ``pair_pack()`` (called only then: the caller packs the weight
+    for pair mode once).  What :func:`~plait.ir.target.dsp_linear_cycles` counts."""
+    t = x8.shape[0]
+    if not dsp_pair_pass(pk.mode, t, geometry, pk.bits):
+        return [DspJob(name, x8, packed=pk)]
+    pair = DspJob(f"{name}:pair", x8[t - 1:], packed=pair_pack())
+    return ([DspJob(name, x8[:t - 1], packed=pk)] if t > 1 else []) + [pair]
+
+
 @dataclass
 class LutJob:
     """One linear call on the LUT core: ``x`` int8 ``[T, K]`` times the weight
@@ -149,8 +166,10 @@ class LutJob:
 @dataclass
 class JobResult:
     """What the RTL produced for one job: ``out`` (DSP: ``acc[T, N, K/G]``; LUT:
-    ``P[T, N]``), measured ``cycles``, weight ``beats`` streamed (over all passes /
-    tiles), the ``packed`` weight that was streamed and the job's geometry (``info``)."""
+    ``P[T, N]``), measured ``cycles`` (``end - start``: the cycle its first input beat
+    was presented, the cycle its last output word was valid, counted from the run's
+    start), weight ``beats`` streamed (over all passes / tiles), the ``packed`` weight
+    that was streamed and the job's geometry (``info``)."""
     name: str
     engine: str
     out: np.ndarray
@@ -158,6 +177,8 @@ class JobResult:
     beats: int
     packed: object
     info: dict
+    start: int = 0
+    end: int = 0
 
 
 @dataclass
@@ -484,7 +505,7 @@ def run_jobs(jobs: Sequence, *, dsp_cfg: DspChainConfig | None = None,
         pos += no
         out = _dsp_result(meta, w, cfg) if engine == "dsp_chain" else _lut_result(meta, w, cfg)
         results.append(JobResult(j.name, engine, out, end - int(st), meta["beats"],
-                                 s["packed"], meta))
+                                 s["packed"], meta, start=int(st), end=end))
     cycles = int(out_cycle[-1]) - int(starts[0])
     t3 = time.perf_counter()
     secs = {"stimulus": t1 - t0, "run": t2 - t1, "sim": res.seconds, "unpack": t3 - t2,

@@ -21,7 +21,10 @@ evaluation of the selected decoder layers' linears: the int8 rows ``x[T, K]``, t
 compares with :class:`~plait.sim.scoreboard.Scoreboard` equality:
 
 * DSP chain: ``acc == group_accumulate(signed_weight(qw), x, G)`` (tag
-  ``<node>@<call>.acc``) and ``dequant_groups(acc, mant) == P`` (``.P``);
+  ``<node>@<call>.acc``) and ``dequant_groups(acc, mant) == P`` (``.P``); where the
+  target's chains have decode lane packing, a call's odd last token row runs as a
+  pair-mode job (:func:`~plait.sim.engines.dsp_call_jobs`, a pair pack made here once
+  per weight) and the call's cycles are its span over both jobs;
 * LUT core: ``P == P`` of exact mode (``.P``).
 
 Each row also has the measured cycles and the prediction of the ir-level cycle model
@@ -49,7 +52,7 @@ from plait.ir.target import (Target, dsp_linear_cycles, get_target, lut_linear_c
 from plait.rtl.dsp_chain import DspChainConfig
 from plait.rtl.lut_core import LutCoreConfig
 
-from .engines import DspJob, LutJob, StreamRun, run_jobs
+from .engines import LutJob, StreamRun, dsp_call_jobs, run_jobs
 from .scoreboard import Scoreboard
 
 __all__ = ["LinearCall", "LayerCheck", "capture_linears", "check_on_rtl", "sim_target",
@@ -213,8 +216,14 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
     prefill_tokens = graph.meta.get("engine_map", {}).get("prefill_tokens")
     t0 = time.perf_counter()
     jobs: dict[str, list] = {"dsp_chain": [], "lut_core": []}
-    owners: dict[str, list[tuple[LinearCall, dict, str]]] = {"dsp_chain": [], "lut_core": []}
+    # per engine, per call: (call, its mapping attrs, its name, how many jobs it took)
+    owners: dict[str, list[tuple[LinearCall, dict, str, int]]] = {"dsp_chain": [], "lut_core": []}
     packs: dict[tuple[str, str], object] = {}
+
+    def pair_pack(wname: str, c: LinearCall, bits: int):
+        if (wname, "pair") not in packs:
+            packs[wname, "pair"] = pack_dsp(c.qw, "pair", n_dsp=dsp_cfg.n_dsp, bits=bits)
+        return packs[wname, "pair"]
     for c in calls:
         a = _mapped(graph, c)
         eng = a["engine"]
@@ -239,10 +248,13 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
             packs[key] = pk
         name = f"{c.node}@{c.call}"
         if eng == "dsp_chain":
-            jobs[eng].append(DspJob(name, c.x, packed=packs[key]))
+            # an odd last token row runs in decode lane packing where the chain has it
+            mine = dsp_call_jobs(name, c.x, packs[key], tgt.dsp_chain,
+                                 lambda: pair_pack(wname, c, packs[key].bits))
         else:
-            jobs[eng].append(LutJob(name, c.x, packed=packs[key]))
-        owners[eng].append((c, a, name))
+            mine = [LutJob(name, c.x, packed=packs[key])]
+        jobs[eng].extend(mine)
+        owners[eng].append((c, a, name, len(mine)))
     t1 = time.perf_counter()
     sb = Scoreboard("rtl layer check")
     rows: list[dict] = []
@@ -252,18 +264,23 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
             continue
         run = run_jobs(jobs[eng], dsp_cfg=dsp_cfg, lut_cfg=lut_cfg, opt=(opt or {}).get(eng))
         runs[eng] = run
-        for (c, a, name), res in zip(owners[eng], run.results):
+        at = 0
+        for c, a, name, n_jobs in owners[eng]:
+            part = run.results[at:at + n_jobs]
+            at += n_jobs
+            res = part[0]
             t, k = c.x.shape
             n = c.p.shape[1]
             if eng == "dsp_chain":
                 ref = group_accumulate(signed_weight(c.qw), c.x, c.qw.group_size)
                 sb.expect(f"{name}.acc", ref)
-                sb.observe(f"{name}.acc", res.out)
+                sb.observe(f"{name}.acc", np.concatenate([r.out for r in part]))
                 sb.expect(f"{name}.P", c.p)
-                sb.observe(f"{name}.P", dequant_groups(res.out, res.packed.mant))
-                mode = res.packed.mode
-                pred = dsp_linear_cycles(n, k, mode, t, tgt.dsp_chain)
-                mode = f"{mode} W{res.packed.bits}"
+                sb.observe(f"{name}.P", np.concatenate([dequant_groups(r.out, r.packed.mant)
+                                                        for r in part]))
+                pred = dsp_linear_cycles(n, k, res.packed.mode, t, tgt.dsp_chain,
+                                         bits=res.packed.bits)
+                mode = " + ".join(f"{r.packed.mode} W{r.packed.bits}" for r in part)
             else:
                 sb.expect(f"{name}.P", c.p)
                 sb.observe(f"{name}.P", res.out)
@@ -271,10 +288,11 @@ def check_on_rtl(graph, calls: Sequence[LinearCall], target, *,
                 pred = lut_linear_cycles(n, k, pk.bits, pk.group_size, t, tgt.lut_core)
                 mode = f"W{pk.bits} {pk.scheme} g{pk.group_size}"
             _check_mapping(c.node, a, t, pred, prefill_tokens, tgt.name)
+            measured = part[-1].end - part[0].start     # a call split into jobs: its span
             rows.append({"linear": c.node, "call": c.call, "T": t, "N": n, "K": k,
-                         "engine": eng, "mode": mode, "measured": res.cycles,
-                         "predicted": pred, "ratio": res.cycles / pred,
-                         "beats": res.beats})
+                         "engine": eng, "mode": mode, "measured": measured,
+                         "predicted": pred, "ratio": measured / pred,
+                         "beats": sum(r.beats for r in part)})
     secs = {"prepare": t1 - t0, **{f"{e}_{k}": v for e, r in runs.items()
                                    for k, v in r.seconds.items() if k not in ("built", "bench")}}
     return LayerCheck(rows, sb, runs, secs)

@@ -13,8 +13,9 @@ import pytest
 from plait.ir import Graph, QuantSpec, SparsitySpec, TensorType, WeightStore, parse_graph, print_graph
 from plait.ir.stats import engine_summary, format_summary, summarize
 from plait.ir.target import (SIM16, U280, DspChainGeometry, LutCoreGeometry, Target,
-                             TargetError, dsp_input_register, dsp_linear_cycles, get_target,
-                             list_targets, lut_linear_cycles, lut_tile_cycles, lut_tile_period)
+                             TargetError, dsp_input_register, dsp_linear_cycles,
+                             dsp_pipeline_depth, get_target, list_targets, lut_linear_cycles,
+                             lut_tile_cycles, lut_tile_period)
 from plait.ir.types import code_dtype
 from plait.passes import PassError, PassManager, PassOptionError, make_pass, run_recipe
 from plait.passes.mapping import ENGINE_ATTRS, map_engines
@@ -231,7 +232,9 @@ def test_dsp_linear_cycles_by_hand():
     p = dataclasses.replace(g, modes=g.modes + ("pair",))
     assert dsp_linear_cycles(64, 128, "dense", 1, p, bits=4) == 32 * 8 + 8
     assert dsp_linear_cycles(64, 128, "dense", 1, p, bits=8) == 64 * 8 + 8   # 8-bit: no pair
-    assert dsp_linear_cycles(64, 128, "dense", 3, p, bits=4) == (64 + 32) * 8 + 8
+    # three rows: a dense pass, then the pair pass once the pipeline drained (8 clocks)
+    assert dsp_pipeline_depth(p) == 2 + 1 + 2 + 3 == 8
+    assert dsp_linear_cycles(64, 128, "dense", 3, p, bits=4) == (64 + 32) * 8 + 8 + 8
     assert dsp_linear_cycles(64, 128, "dense", 2, p, bits=4) == 64 * 8 + 8   # even: lanes
     assert dsp_linear_cycles(64, 128, "2:4", 1, p, bits=4) == 8 * 32 + 5     # sparse: no pair
     assert dsp_linear_cycles(64, 128, "dense", 1, g, bits=4) == 64 * 8 + 8   # not enabled

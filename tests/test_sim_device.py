@@ -101,21 +101,27 @@ def test_sim_device_generates_exact_modes_tokens(tiny_hf, tmp_path_factory, reci
     print(f"\n{recipe}: logits {lin.summary()}\n  3 tokens: {summary}")
 
 
-@pytest.mark.slow
-def test_sim_device_runs_decode_lane_packing(tiny_hf, tmp_path_factory):
-    """On chains that enable ``pair`` (and no LUT core), dense W4 weights run a decoded
-    token -- the one token row -- in decode lane packing, and an odd prefill's last row
-    too: the RTL's logits equal exact mode's."""
+def _pair_artifact(tiny_hf, tmp_path_factory):
+    """A target whose chains enable ``pair`` (and no LUT core), and the tiny model
+    compiled W4 sym (the LUT recipe's weights, on the DSP chain) for it."""
     import dataclasses
     from plait.ir.target import SIM16, register_target
     from plait.runtime.artifact import load_artifact
-    from plait.runtime.rtl_linears import RtlLinears
     tgt = register_target(dataclasses.replace(
         SIM16, name="t_pair_sim", lut_core=None,
         dsp_chain=dataclasses.replace(SIM16.dsp_chain, modes=SIM16.dsp_chain.modes + ("pair",))))
     art = _compiled(tiny_hf, tmp_path_factory, "w4a8-lut", tgt.name,
                     edit=('scheme = "odd"', 'scheme = "sym"'))
-    a = load_artifact(art)
+    return tgt, load_artifact(art)
+
+
+@pytest.mark.slow
+def test_sim_device_runs_decode_lane_packing(tiny_hf, tmp_path_factory):
+    """On chains that enable ``pair`` (and no LUT core), dense W4 weights run a decoded
+    token -- the one token row -- in decode lane packing, and an odd prefill's last row
+    too: the RTL's logits equal exact mode's."""
+    from plait.runtime.rtl_linears import RtlLinears
+    tgt, a = _pair_artifact(tiny_hf, tmp_path_factory)
     modes = {n.attrs["engine_decode_mode"] for n in a.graph.nodes("linear")}
     assert modes == {"pair W4", "dense W8"}, modes
     for ids in (IDS[None, :1], IDS[None, :7]):
@@ -125,3 +131,28 @@ def test_sim_device_runs_decode_lane_packing(tiny_hf, tmp_path_factory):
             ExactInterpreter(a.graph, a.weights).logits(ids))
         assert {m for _, m in lin.calls} == {"pair W4", "dense W4", "dense W8"} - (
             {"dense W4"} if ids.shape[1] == 1 else set()), lin.calls
+
+
+@pytest.mark.slow
+def test_layer_check_runs_decode_lane_packing(tiny_hf, tmp_path_factory):
+    """plait.sim.layers on the pair target: an odd prefill's last row and each decoded
+    token run in pair mode (the artifact's dense pack plus a pair pack), every integer
+    equals exact mode's, and the cycle model it compares with is the mapping pass's
+    (cycles_decode counts the pair pass: a mismatch would raise)."""
+    from plait.sim.layers import artifact_packs, capture_linears, check_on_rtl, format_table
+    tgt, a = _pair_artifact(tiny_hf, tmp_path_factory)
+    calls, _ = capture_linears(a.graph, a.weights, IDS[:7], decode_steps=2, layers=(0,))
+    check = check_on_rtl(a.graph, calls, tgt, packed=artifact_packs(a.graph, a.weights))
+    print("\n" + format_table(check.rows))
+    check.scoreboard.assert_clean()
+    modes = {(r["call"], r["mode"]) for r in check.rows}
+    assert ("prefill", "dense W4 + pair W4") in modes and ("decode1", "pair W4") in modes, modes
+    assert ("decode2", "pair W4") in modes, modes
+    # measured = the cycle model: the first call exactly (its pair beats wait for its
+    # dense pass to drain); a later prefill call's dense beats also wait for the call
+    # before it (pair mode) to drain, which an isolated layer's model does not count
+    from plait.ir.target import dsp_pipeline_depth
+    depth = dsp_pipeline_depth(tgt.dsp_chain)
+    for i, r in enumerate(check.rows):
+        wait = depth if r["call"] == "prefill" and i > 0 else 0
+        assert r["measured"] == r["predicted"] + wait, r
