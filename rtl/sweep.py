@@ -5,7 +5,8 @@ of the fixed ``--config`` overrides) this module synthesizes the unit with yosys
 estimates its timing (:func:`plait.rtl.timing.unit_timing`: both cached, so a second
 sweep over the same sources costs nothing) and tabulates
 
-* LUT, FF, DSP48E2 and BRAM (RAMB36 equivalents) of ``synth_xilinx``,
+* LUT (logic), memLUT (the LUTs of distributed RAM and SRLs, :func:`~plait.rtl.synth.
+  memory_luts`), FF, DSP48E2 and BRAM (RAMB36 equivalents) of ``synth_xilinx``,
 * the estimated fmax (MHz, the timing estimate's worst path of any group),
 * ``macs_per_cycle`` -- int8 multiply-accumulates per clock of the config
   (:meth:`~plait.rtl.config.UnitConfig.macs_per_cycle`: the DSP chain's two packed lanes
@@ -209,6 +210,7 @@ def measure_config(unit: str, cfg: UnitConfig, *, family: str = "xcup") -> dict[
     row = {"LUT": int(table["LUT"]), "FF": int(table["FF"]), "CARRY": int(table["CARRY"]),
            "DSP48E2": int(table[res.dsp_name]), "BRAM": float(table["BRAM"]),
            "URAM": int(table["URAM"]), "LUTRAM": int(table["LUTRAM"]),
+           "mem_lut": res.lut_with_memory() - res.lut,   # LUTs in distributed RAM / SRLs
            "fmax_mhz": round(fmax, 1), "fmax_reg2reg_mhz": round(float(rep.fmax_reg2reg_mhz), 1),
            "meets_clock": bool(rep.meets_target), "clock_mhz": rep.target_mhz,
            "macs_per_cycle": macs, "gmacs": macs * fmax / 1000.0,
@@ -366,7 +368,9 @@ def format_sweep(doc: dict) -> str:
     tgt = doc["target"]
     cols = [("#", 3, lambda r: str(r["index"])),
             ("config", max([6] + [len(r["label"]) for r in rows]), lambda r: r["label"]),
-            ("LUT", 7, lambda r: str(r["LUT"])), ("FF", 7, lambda r: str(r["FF"])),
+            ("LUT", 7, lambda r: str(r["LUT"])),
+            ("memLUT", 6, lambda r: str(r.get("mem_lut", "-"))),
+            ("FF", 7, lambda r: str(r["FF"])),
             ("DSP", 5, lambda r: str(r["DSP48E2"])), ("BRAM", 5, lambda r: f"{r['BRAM']:g}"),
             ("fmax MHz", 8, lambda r: f"{r['fmax_mhz']:.1f}"),
             ("MAC/clk", 7, lambda r: f"{r['macs_per_cycle']:g}"),
