@@ -25,6 +25,7 @@ cycle right after reset's release.  The C++ file's header documents the file for
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
@@ -32,6 +33,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -42,6 +44,8 @@ __all__ = ["PortInfo", "Program", "PlayResult", "PlayerFailed", "model_ports", "
            "play", "read_program", "read_out", "write_out", "OPS", "COCOTB_OUT", "PROGRAM_ENV"]
 
 PLAYER_SRC = Path(__file__).resolve().parent / "player" / "player.cpp"
+#: what the player prints on stdout after each program in server mode (player.cpp)
+SERVE_DONE = "plait-player: done"
 EXE_NAME = "plait_player"
 #: the cocotb bench (plait.sim.tb.test_linear_stream): the environment variable naming
 #: its program file, and the file in its run directory it writes its PlayResult to
@@ -114,13 +118,17 @@ def player_exe(build_dir: Path) -> Path:
     from plait.sim.verilator import find_verilator
 
     bdir = Path(build_dir)
+    lib = bdir / "Vtop__ALL.a"
+    skey = _stat_key(lib, PLAYER_SRC, bdir / EXE_NAME)
+    hit = _EXES.get(str(bdir))
+    if skey is not None and hit is not None and hit[0] == skey:
+        return hit[1]           # nothing changed since this process last checked it
     ports = model_ports(bdir)
     mk = _classes_mk(bdir)
     if mk.get("VM_TIMING", "0") != "0" or mk.get("VM_TRACE", "0") != "0":
         raise ValueError(f"{bdir}: the player runs builds without --timing and without "
                          f"waves (VM_TIMING={mk.get('VM_TIMING')}, VM_TRACE={mk.get('VM_TRACE')})")
     header = _ports_header(ports)
-    lib = bdir / "Vtop__ALL.a"
     objs = sorted(bdir.glob("verilated*.o"))
     if not lib.is_file() or not objs:
         raise FileNotFoundError(f"{bdir}: no Vtop__ALL.a / verilated*.o (build it with "
@@ -131,6 +139,7 @@ def player_exe(build_dir: Path) -> Path:
     stamp = bdir / f"{EXE_NAME}.key"
     with _locked(bdir / f".{EXE_NAME}.lock"):
         if exe.is_file() and stamp.is_file() and stamp.read_text() == key:
+            _EXES[str(bdir)] = (_stat_key(lib, PLAYER_SRC, exe), exe)
             return exe
         root = find_verilator()
         (bdir / "plait_ports.h").write_text(header)
@@ -149,7 +158,20 @@ def player_exe(build_dir: Path) -> Path:
                               f"{' '.join(cmd)}\n{proc.stderr[-4000:]}")
         tmp.replace(exe)
         stamp.write_text(key)
+        _EXES[str(bdir)] = (_stat_key(lib, PLAYER_SRC, exe), exe)
     return exe
+
+
+#: player_exe's answers in this process, by build dir: (stat key of the model library,
+#: player.cpp and the executable, the executable)
+_EXES: dict[str, tuple[tuple, Path]] = {}
+
+
+def _stat_key(*paths: Path):
+    try:
+        return tuple((st.st_mtime_ns, st.st_size) for st in (q.stat() for q in paths))
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------ programs
@@ -381,22 +403,89 @@ def read_out(path: Path) -> PlayResult:
     return PlayResult(words.copy(), out_cycle.copy(), marks.copy(), int(cycles), seconds)
 
 
+class _Server:
+    """One ``plait_player --serve`` process: runs programs one after the other, each on
+    a fresh context and model (the same as a process of its own, without the start-up
+    of one: a small linear call costs ~1 ms of simulation and ~8 ms of process start)."""
+
+    def __init__(self, exe: Path, plusargs: list[str]):
+        self.build = exe.parent.name
+        self.errf = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([str(exe), "--serve", *plusargs], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.errf, text=True)
+
+    def run(self, prog: Path, out: Path) -> None:
+        try:
+            self.proc.stdin.write(f"{prog}\t{out}\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline()
+            while reply and reply.rstrip("\n") != SERVE_DONE:   # the model's own prints
+                reply = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            reply = ""
+        if not reply:
+            code = self.proc.wait()
+            self.errf.seek(0)
+            msg = self.errf.read().strip()[-3000:]
+            self.close()
+            raise PlayerFailed(f"stream player on {self.build} exited with {code}: "
+                               f"{msg or '(no message)'}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.errf.close()
+
+
+#: live servers of this process, by (player executable, its mtime and size, plusargs);
+#: the least recently used beyond MAX_SERVERS is closed
+_SERVERS: dict[tuple, _Server] = {}
+MAX_SERVERS = 4
+_SERVERS_LOCK = threading.Lock()
+
+
+def _close_servers() -> None:
+    with _SERVERS_LOCK:
+        for srv in _SERVERS.values():
+            srv.close()
+        _SERVERS.clear()
+
+
+atexit.register(_close_servers)
+
+
 def play(build_dir: Path, program: Program, *, workdir: str | Path | None = None,
          seed: int | None = None) -> PlayResult:
     """Run ``program`` on the build in ``build_dir`` (uninitialised state randomised
     with ``seed``, default ``$PLAIT_SIM_SEED`` or 1, as :func:`~plait.sim.runner.
-    run_cocotb`); :class:`PlayerFailed` names what went wrong."""
+    run_cocotb`); :class:`PlayerFailed` names what went wrong.  The player process is
+    kept for the next program on the same build (a fresh model each time; a failed
+    player is not kept)."""
     exe = player_exe(build_dir)
     if seed is None:
         seed = int(os.environ.get("PLAIT_SIM_SEED", "1"))
+    plusargs = ["+verilator+rand+reset+2", f"+verilator+seed+{max(1, seed)}"]
+    st = exe.stat()
+    key = (str(exe), st.st_mtime_ns, st.st_size, tuple(plusargs))
     with tempfile.TemporaryDirectory(prefix="plait-play-", dir=workdir) as tmp:
         prog = program.write(Path(tmp) / "program.bin")
         out = Path(tmp) / "out.bin"
-        proc = subprocess.run([str(exe), str(prog), str(out), "+verilator+rand+reset+2",
-                               f"+verilator+seed+{max(1, seed)}"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0 or not out.is_file():
-            msg = (proc.stderr or proc.stdout).strip()[-3000:]
-            raise PlayerFailed(f"stream player on {Path(build_dir).name} exited with "
-                               f"{proc.returncode}: {msg or '(no message)'}")
+        with _SERVERS_LOCK:
+            srv = _SERVERS.pop(key, None)
+            if srv is None or not srv.alive():
+                srv = _Server(exe, plusargs)
+            _SERVERS[key] = srv                       # most recently used last
+            while len(_SERVERS) > MAX_SERVERS:
+                _SERVERS.pop(next(iter(_SERVERS))).close()
+            srv.run(prog, out)
+            if not out.is_file():
+                raise PlayerFailed(f"stream player on {Path(build_dir).name} wrote no output")
         return read_out(out)

@@ -179,4 +179,15 @@ def test_player_reports_failed_checks_stalls_and_missing_ports(tmp_path):
     other = dict(ports, in_act=PortInfo("in_act", True, 256))
     with pytest.raises(PlayerFailed, match="names port 'in_act', the model has none"):
         play(bdir, Program(other).set("in_act", 0), workdir=tmp_path)
+    # a failed player process is not kept: the next program runs on a fresh one, which
+    # then serves the program after it too (a fresh model each time: the same result)
+    import plait.sim.player as P
+    def server_pids():
+        return [v.proc.pid for k, v in P._SERVERS.items()
+                if k[0] == str(P.player_exe(bdir)) and v.alive()]
+    r1 = play(bdir, base().tick(5), workdir=tmp_path)
+    pids = server_pids()
+    r2 = play(bdir, base().tick(5), workdir=tmp_path)
+    assert len(pids) == 1 and server_pids() == pids
+    assert r1.cycles == r2.cycles == 5 and r1.words.shape == r2.words.shape
     assert list(tmp_path.iterdir()) == []              # no leftovers

@@ -36,6 +36,13 @@
 //   i64 marks[n_marks].
 // Exit status: 0 ok; 2 bad program or arguments; 3 a check failed or a stream stalled
 // (the reason is printed on stderr as "plait-player: ...").
+//
+// Server mode (`plait_player --serve [plusargs]`, plait.sim.player.play keeps one per
+// build): reads lines "PROGRAM<TAB>OUT" from stdin and runs each program exactly as a
+// process of its own would -- a new VerilatedContext with the same plusargs (so the
+// same seed for the uninitialised state) and a new model -- then prints the line
+// "plait-player: done" on stdout.  A failure exits with the status above, as in the
+// one-shot mode.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -387,19 +394,42 @@ class Player {
     double seconds_ = 0.0;
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    if (argc < 3) fail(2, "usage: plait_player PROGRAM OUT [+verilator+... plusargs]");
+// one program on a fresh context and model (argv: the plusargs for the context)
+void play_one(int argc, char** argv, const char* program, const char* out) {
     auto ctx = std::make_unique<VerilatedContext>();
     ctx->commandArgs(argc, argv);
     auto top = std::make_unique<Vtop>(ctx.get(), "TOP");
     std::vector<Port> ports;
     plait_bind_ports(top.get(), ports);
-    Reader rd(argv[1]);
+    Reader rd(program);
     Player player(top.get(), std::move(ports));
     player.run(rd);
     top->final();
-    player.write(argv[2]);
+    player.write(out);
+}
+
+int serve(int argc, char** argv) {
+    std::string line;
+    int c;
+    for (;;) {
+        line.clear();
+        while ((c = std::fgetc(stdin)) != EOF && c != '\n') line.push_back(char(c));
+        if (c == EOF && line.empty()) return 0;           // the client closed the pipe
+        const size_t tab = line.find('\t');
+        if (tab == std::string::npos) fail(2, "serve: expected PROGRAM<TAB>OUT, got " + line);
+        const std::string program = line.substr(0, tab), out = line.substr(tab + 1);
+        play_one(argc, argv, program.c_str(), out.c_str());
+        std::fputs("plait-player: done\n", stdout);
+        std::fflush(stdout);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc >= 2 && std::strcmp(argv[1], "--serve") == 0) return serve(argc, argv);
+    if (argc < 3) fail(2, "usage: plait_player PROGRAM OUT [+verilator+... plusargs] | "
+                          "plait_player --serve [plusargs]");
+    play_one(argc, argv, argv[1], argv[2]);
     return 0;
 }
