@@ -114,8 +114,9 @@ from .numerics.lut import LUT_G, LUT_WEIGHT_BITS
 
 __all__ = ["TargetError", "DspChainGeometry", "LutCoreGeometry", "Target", "TARGETS", "U280",
            "SIM16", "register_target", "get_target", "list_targets", "dsp_level", "dsp_latency",
-           "dsp_input_register", "dsp_pipeline_depth", "dsp_rows", "dsp_tile_beats", "dsp_linear_cycles", "dsp_pair_pass", "lut_tile_cycles",
-           "lut_tile_period", "lut_linear_cycles", "LUT_PIPE", "ENGINES"]
+           "dsp_input_register", "dsp_pipeline_depth", "dsp_rows", "dsp_tile_beats",
+           "dsp_linear_cycles", "dsp_pair_pass", "lut_tile_cycles", "lut_tile_period",
+           "lut_linear_cycles", "LUT_PIPE", "ENGINES"]
 
 #: engine names used by the mapping pass and the reports
 ENGINES = ("dsp_chain", "lut_core")

@@ -75,8 +75,8 @@ from plait.rtl.lut_core import LutCoreConfig, mode_of
 
 from .player import COCOTB_OUT, PROGRAM_ENV
 
-__all__ = ["DspJob", "LutJob", "JobResult", "StreamRun", "run_jobs", "dsp_call_jobs", "run_linear_dsp",
-           "run_linear_lut", "dsp_stimulus", "lut_stimulus", "dsp_packed", "lut_packed",
+__all__ = ["DspJob", "LutJob", "JobResult", "StreamRun", "run_jobs", "dsp_call_jobs",
+           "run_linear_dsp", "run_linear_lut", "dsp_stimulus", "lut_stimulus", "dsp_packed", "lut_packed",
            "pack_fields", "unpack_fields", "dsp_program", "lut_program", "BENCHES",
            "TB_MODULE", "DSP_BUILD_ARGS", "SIM_ENV"]
 

@@ -406,7 +406,7 @@ def read_out(path: Path) -> PlayResult:
 class _Server:
     """One ``plait_player --serve`` process: runs programs one after the other, each on
     a fresh context and model (the same as a process of its own, without the start-up
-    of one: a small linear call costs ~1 ms of simulation and ~8 ms of process start)."""
+    of one: a small linear call costs ~1 ms of simulation, a process start ~2 ms more)."""
 
     def __init__(self, exe: Path, plusargs: list[str]):
         self.build = exe.parent.name
