@@ -210,7 +210,7 @@ def measure_config(unit: str, cfg: UnitConfig, *, family: str = "xcup") -> dict[
     row = {"LUT": int(table["LUT"]), "FF": int(table["FF"]), "CARRY": int(table["CARRY"]),
            "DSP48E2": int(table[res.dsp_name]), "BRAM": float(table["BRAM"]),
            "URAM": int(table["URAM"]), "LUTRAM": int(table["LUTRAM"]),
-           "mem_lut": res.lut_with_memory() - res.lut,   # LUTs in distributed RAM / SRLs
+           "mem_lut": res.lut_with_memory - res.lut,     # LUTs in distributed RAM / SRLs
            "fmax_mhz": round(fmax, 1), "fmax_reg2reg_mhz": round(float(rep.fmax_reg2reg_mhz), 1),
            "meets_clock": bool(rep.meets_target), "clock_mhz": rep.target_mhz,
            "macs_per_cycle": macs, "gmacs": macs * fmax / 1000.0,
