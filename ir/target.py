@@ -420,23 +420,28 @@ def dsp_input_register(modes) -> bool:
     return any(not parse_mode(m).dense for m in modes)
 
 
+def _dsp_tree_base(cascade: int, modes) -> int:
+    """Clocks from accepting a beat to its lanes at tree level 0 (the reduction nodes)
+    plus one for the row accumulator: the input register (:func:`dsp_input_register`),
+    the group's first slice's A2/D/B1 and M registers (it has no AD register) and
+    ``cascade`` P registers (the reduction node reads the last one's bit fields)."""
+    return 2 + int(dsp_input_register(modes)) + cascade
+
+
 def dsp_latency(cascade: int, mode, modes) -> int:
     """Clock edges from accepting a group's last beat to ``out_valid`` on a chain
-    built for ``modes``: the input register (:func:`dsp_input_register`), the group's
-    first slice's A2/D/B1 and M registers (it has no AD register), ``cascade`` P
-    registers (the reduction node reads the last one's bit fields: no register),
-    ``level`` tree registers and the row accumulator."""
-    return 2 + int(dsp_input_register(modes)) + cascade + dsp_level(cascade, mode)
+    built for ``modes``: :func:`_dsp_tree_base` (input register, first slice, the P
+    registers, the row accumulator) and ``level`` tree registers."""
+    return _dsp_tree_base(cascade, modes) + dsp_level(cascade, mode)
 
 
 def dsp_pipeline_depth(geometry: DspChainGeometry) -> int:
     """Clocks a beat stays in the chain's control pipeline (``DEPTH`` of
-    ``dsp_chain.sv``: the input register if built, the first slice's A2/D/B1 and M
-    registers, ``cascade`` P registers, every tree level and the row accumulator): a beat
-    of another mode waits that long after the last beat in flight (the pipeline
-    drains before the mode changes)."""
+    ``dsp_chain.sv``: :func:`_dsp_tree_base` and every tree level): a beat of another
+    mode waits that long after the last beat in flight (the pipeline drains before the
+    mode changes)."""
     levels = _clog2(geometry.n_dsp // geometry.cascade)
-    return 2 + int(dsp_input_register(geometry.modes)) + geometry.cascade + levels
+    return _dsp_tree_base(geometry.cascade, geometry.modes) + levels
 
 
 def dsp_rows(n_dsp: int, mode) -> int:

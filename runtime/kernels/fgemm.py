@@ -50,6 +50,11 @@ def _device(tg):
     return t.cpu(0) if tg.kind == "llvm" else t.cuda(0)
 
 
+def _upload(w: np.ndarray, tg):
+    """The weight as a float32 tensor on ``tg``'s device."""
+    return tvm().runtime.tensor(np.ascontiguousarray(w, np.float32), _device(tg))
+
+
 def _run(tg, x2: np.ndarray, w_dev, n: int) -> np.ndarray:
     t = tvm()
     dev = _device(tg)
@@ -72,8 +77,7 @@ def f32_gemm(x, w, target="llvm") -> np.ndarray:
         raise KernelError(f"weight must be [N, K], got shape {w.shape}")
     tg = resolve_target(target)
     x2 = _rows(x, w.shape[1])
-    w_dev = tvm().runtime.tensor(np.ascontiguousarray(w, np.float32), _device(tg))
-    return _run(tg, x2, w_dev, w.shape[0]).reshape(*np.shape(x)[:-1], w.shape[0])
+    return _run(tg, x2, _upload(w, tg), w.shape[0]).reshape(*np.shape(x)[:-1], w.shape[0])
 
 
 class FloatKernelLinears:
@@ -90,9 +94,7 @@ class FloatKernelLinears:
         hit = self._w.get(key)
         if hit is None:
             w = np.asarray(w)
-            hit = (tvm().runtime.tensor(np.ascontiguousarray(w, np.float32), _device(self.target)),
-                   w.shape[0])
-            self._w[key] = hit
+            hit = self._w[key] = (_upload(w, self.target), w.shape[0])
         w_dev, n = hit
         x = np.asarray(x)
         y = _run(self.target, _rows(x, x.shape[-1]), w_dev, n).reshape(*x.shape[:-1], n)
