@@ -226,8 +226,44 @@ def load_tokenizer(source):
             return load_tokenizer("smollm2")
         return None
     if kind == "gguf":
-        return AutoTokenizer.from_pretrained(os.path.dirname(loc) or ".", gguf_file=os.path.basename(loc))
+        return _gguf_tokenizer(loc)
     names = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
     if not any(os.path.isfile(os.path.join(loc, n)) for n in names):
         return None
     return AutoTokenizer.from_pretrained(loc, local_files_only=True)
+
+
+def _gguf_tokenizer(path: str):
+    """A GGUF file's tokenizer.  transformers builds it from the file's vocabulary and
+    merges (about 9 s for SmolLM2's 49,152 tokens); the result is saved once under
+    ``<cache>/tokenizers/`` (keyed by the file's path, size and mtime and the
+    transformers version) and read back from there (0.3 s) by every later call.  An
+    entry that does not load is rebuilt; a cache that cannot be written is skipped."""
+    import hashlib
+    import shutil
+
+    import transformers
+    from transformers import AutoTokenizer
+
+    from plait.ir.cache import cache_dir
+    st = os.stat(path)
+    key = hashlib.sha256("\0".join([os.path.realpath(path), str(st.st_size), str(st.st_mtime_ns),
+                                     transformers.__version__]).encode()).hexdigest()[:16]
+    entry = cache_dir() / "tokenizers" / f"{os.path.basename(path)}-{key}"
+    if (entry / "done").is_file():
+        try:
+            return AutoTokenizer.from_pretrained(str(entry), local_files_only=True)
+        except Exception:  # noqa: BLE001 - a damaged entry: convert again below
+            shutil.rmtree(entry, ignore_errors=True)
+    tok = AutoTokenizer.from_pretrained(os.path.dirname(path) or ".", gguf_file=os.path.basename(path))
+    tmp = entry.with_name(f"{entry.name}.tmp{os.getpid()}")
+    try:
+        tok.save_pretrained(str(tmp))
+        (tmp / "done").write_text("ok\n")
+        shutil.rmtree(entry, ignore_errors=True)
+        tmp.replace(entry)
+    except OSError:
+        pass                                      # a read-only cache: convert every time
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tok

@@ -48,21 +48,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from plait.ir.cache import REPO_ROOT, cache_dir  # noqa: F401  - cache_dir re-exported for the units
+
 __all__ = ["UnitConfig", "clog2", "parse_overrides", "cache_dir", "SV_INT_MIN", "SV_INT_MAX"]
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def cache_dir() -> Path:
-    """Root of plait's build caches: ``$PLAIT_CACHE`` or ``<repo>/.plait_cache``
-    (simulation builds under ``sim/``, synthesis results under ``synth/``)."""
-    return Path(os.environ.get("PLAIT_CACHE") or REPO_ROOT / ".plait_cache")
 
 SV_INT_MIN, SV_INT_MAX = -(2 ** 31), 2 ** 31 - 1
 

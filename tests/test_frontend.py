@@ -273,6 +273,44 @@ def test_tokenizers_of_named_configs():
     assert build_model("llama2-7b", shape_only=True)[0].model.embed_tokens.weight.is_meta
 
 
+def test_gguf_tokenizer_is_converted_once_and_a_damaged_cache_entry_rebuilt(tmp_path, monkeypatch):
+    """SmolLM2's tokenizer is built from its GGUF file once per cache and read back from
+    the cache afterwards, with the same encodings and chat template; an entry that does not
+    load is converted again and rewritten, not an error."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from plait.ir.cache import cache_dir
+    from plait.passes.textdata import default_text
+    ref = load_tokenizer("smollm2")                  # fills the shared cache (at most one conversion)
+    entries = sorted((cache_dir() / "tokenizers").glob("*.gguf-*"))
+    assert entries and (entries[-1] / "done").is_file()
+    shutil.copytree(entries[-1], tmp_path / "tokenizers" / entries[-1].name)
+    monkeypatch.setenv("PLAIT_CACHE", str(tmp_path))
+    conversions, orig = [], AutoTokenizer.from_pretrained
+
+    def counting(*a, **k):
+        if "gguf_file" in k:
+            conversions.append(k["gguf_file"])
+        return orig(*a, **k)
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", counting)
+    text = default_text()[:20000]
+    chat = [{"role": "user", "content": "What is 2+2?"}]
+
+    def same(tok):
+        assert tok.encode(text) == ref.encode(text) and tok.eos_token_id == ref.eos_token_id
+        assert tok.apply_chat_template(chat, add_generation_prompt=True) == \
+            ref.apply_chat_template(chat, add_generation_prompt=True)
+    same(load_tokenizer("smollm2"))
+    assert conversions == []                         # read from the cache
+    (tmp_path / "tokenizers" / entries[-1].name / "tokenizer.json").write_text("{not json")
+    same(load_tokenizer("smollm2"))
+    assert len(conversions) == 1                     # converted again ...
+    same(load_tokenizer("smollm2"))
+    assert len(conversions) == 1                     # ... and the entry rewritten
+
+
 # ---------------------------------------------------------------------------- GGUF files
 def _write_gguf(path, hf, arch):
     """Write a tiny HF model as a float32 GGUF file the way llama.cpp's converter lays it out."""
