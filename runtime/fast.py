@@ -85,8 +85,18 @@ class _State(ctypes.Structure):
     _fields_ = [(n, ctypes.c_void_p) for n in ("x", "h", "q", "att", "kvnew", "gbuf", "ubuf", "act", "scores", "kv")]
 
 
-_LIB = None
+_LIBS: dict = {}                   # SIMD width -> the loaded library
 _LIB_LOCK = threading.Lock()
+
+#: the fast decoder's builds by SIMD width: the CPU flags (/proc/cpuinfo) each needs and
+#: gcc's flags for it.  512: AVX-512 VNNI kernels (64 inputs per step, vpdpwssd); 256:
+#: AVX2 + FMA; 0: portable C.
+SIMD_BUILDS = {
+    512: ({"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"},
+          ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]),
+    256: ({"avx2", "fma"}, ["-mavx2", "-mfma"]),
+    0: (set(), []),
+}
 
 
 def _cpu_flags() -> set[str]:
@@ -99,15 +109,31 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def compiler_flags() -> list[str]:
-    """gcc flags of the build: AVX2 + FMA kernels where the CPU has them, portable C otherwise."""
-    simd = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= _cpu_flags() else []
-    return ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp", *simd]
+def host_simd() -> int:
+    """The widest build this CPU runs (a key of :data:`SIMD_BUILDS`)."""
+    flags = _cpu_flags()
+    return max(w for w, (need, _) in SIMD_BUILDS.items() if need <= flags)
 
 
-def library_path() -> Path:
+def _simd(simd: Optional[int]) -> int:
+    if simd is None:
+        return host_simd()
+    if simd not in SIMD_BUILDS:
+        raise ValueError(f"SIMD width {simd!r}: the fast decoder is built for {sorted(SIMD_BUILDS)}")
+    missing = SIMD_BUILDS[simd][0] - _cpu_flags()
+    if missing:
+        raise FastUnsupported(f"the {simd}-bit build needs CPU flags this host lacks: {sorted(missing)}")
+    return simd
+
+
+def compiler_flags(simd: Optional[int] = None) -> list[str]:
+    """gcc flags of the build: the widest kernels the CPU has (or the ``simd`` width asked for)."""
+    return ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fopenmp", *SIMD_BUILDS[_simd(simd)][1]]
+
+
+def library_path(simd: Optional[int] = None) -> Path:
     """Where the built library is cached: keyed by the source, the flags and the compiler."""
-    from plait.rtl.config import cache_dir
+    from plait.ir.cache import cache_dir
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise FastUnsupported("no C compiler (gcc or $CC) to build the fast decoder's kernels")
@@ -115,25 +141,26 @@ def library_path() -> Path:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise FastUnsupported(f"the C compiler {cc} does not run ({e})") from None
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(compiler_flags()), cc, version]).encode())
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(compiler_flags(simd)), cc, version]).encode())
     return cache_dir() / "fast" / f"fast_decode-{key.hexdigest()[:16]}.so"
 
 
-def load_library():
-    """The fast decoder's C library, built on first use (atomically, into the cache)."""
-    global _LIB
+def load_library(simd: Optional[int] = None):
+    """The fast decoder's C library, built on first use (atomically, into the cache): the
+    widest build this CPU runs, or the ``simd`` width asked for (tests compare them)."""
+    simd = _simd(simd)
     with _LIB_LOCK:
-        if _LIB is not None:
-            return _LIB
+        if simd in _LIBS:
+            return _LIBS[simd]
         import torch  # noqa: F401  - its OpenMP runtime (libgomp) is the one the library shares
-        path = library_path()
+        path = library_path(simd)
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
             fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".so.tmp", dir=path.parent)
             os.close(fd)
             try:
-                r = subprocess.run([cc, *compiler_flags(), "-o", tmp, str(SOURCE), "-lm"],
+                r = subprocess.run([cc, *compiler_flags(simd), "-o", tmp, str(SOURCE), "-lm"],
                                    capture_output=True, text=True, timeout=300)
                 if r.returncode != 0:
                     raise FastUnsupported(f"building the fast decoder's kernels failed ({cc}): "
@@ -148,6 +175,9 @@ def load_library():
             raise FastUnsupported(f"the fast decoder's library {path} does not load ({e})") from None
         if lib.plait_abi() != ABI:
             raise FastUnsupported(f"{path}: ABI {lib.plait_abi()} != {ABI}; remove it to rebuild")
+        if lib.plait_simd() != simd:
+            raise FastUnsupported(f"{path}: built with {lib.plait_simd()}-bit kernels, {simd} asked for; "
+                                  f"remove it to rebuild")
         lib.plait_step.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                    ctypes.c_int]
         lib.plait_step.restype = ctypes.c_int
@@ -155,7 +185,7 @@ def load_library():
         lib.plait_dequant.restype = ctypes.c_int
         lib.plait_gemv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
         lib.plait_gemv.restype = ctypes.c_int
-        _LIB = lib
+        _LIBS[simd] = lib
         return lib
 
 
@@ -389,13 +419,14 @@ def prepare_linear(weights, ref: LinearRef, *, head: Optional[str] = None) -> _W
     return _Weight(F32, w.shape[0], w.shape[1], wf=w, bias=bias, what=what)
 
 
-def gemv(w: _Weight, x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """``W x (+ b)`` of one prepared linear by the decode kernel (tests, benchmarks)."""
+def gemv(w: _Weight, x: np.ndarray, threads: int = 1, simd: Optional[int] = None) -> np.ndarray:
+    """``W x (+ b)`` of one prepared linear by the decode kernel (tests, benchmarks; ``simd``
+    picks a build other than the host's widest)."""
     x = np.ascontiguousarray(x, np.float32)
     if x.shape != (w.k,):
         raise ValueError(f"x must be [{w.k}], got {x.shape}")
     y = np.empty(w.n, np.float32)
-    if load_library().plait_gemv(ctypes.byref(w.struct), x.ctypes.data, y.ctypes.data, threads) != 0:
+    if load_library(simd).plait_gemv(ctypes.byref(w.struct), x.ctypes.data, y.ctypes.data, threads) != 0:
         raise FastUnsupported(f"{w.what or 'linear'}: the kernel refused its format")
     return y
 
@@ -512,7 +543,8 @@ class FastDecoder:
         fmt = sorted({kinds[w.kind] for w in lin})
         mb = (sum(w.nbytes for w in lin) + self.head.nbytes) / 2 ** 20
         return (f"fast decoder: {len(self.layers)} layers, linears {'/'.join(fmt)}, LM head "
-                f"{kinds[self.head.kind]}; {mb:.0f} MB of weights read per token")
+                f"{kinds[self.head.kind]}; {mb:.0f} MB of weights read per token; "
+                f"{self.lib.plait_simd() or 'portable'}{'-bit' if self.lib.plait_simd() else ''} kernels")
 
     @property
     def weight_bytes(self) -> int:

@@ -64,6 +64,40 @@ def test_kernels_equal_the_numerics_dequantization(bits, group, scheme):
         assert _rel(fast.gemv(w, x, threads), want) < 1e-4
 
 
+@pytest.mark.parametrize("simd", sorted(fast.SIMD_BUILDS))
+def test_every_simd_build_the_host_runs_computes_the_same_linears(simd):
+    """The AVX-512 VNNI, AVX2 and portable builds of the decode kernel (those this CPU
+    runs; the others are skipped) on groups of 32, 64 and 96 inputs (the 512-bit kernel's
+    64-input steps and its 32-input tail), 4- and 8-bit codes, symmetric and asymmetric:
+    within 1e-4 of dequantize(W) @ x, and the wider builds within 1e-5 of each other (the
+    same int32 group sums, float sums ordered otherwise)."""
+    missing = fast.SIMD_BUILDS[simd][0] - fast._cpu_flags()
+    if missing:
+        pytest.skip(f"this CPU lacks {sorted(missing)}")
+    rng = np.random.default_rng(simd)
+    for bits, group, scheme in [(4, 32, "sym"), (4, 64, "asym"), (4, 96, "sym"), (8, 64, "sym"),
+                                (8, 96, "asym"), (2, 32, "ternary")]:
+        n, k = 61, 576
+        qw = quantize_rtn(rng.standard_normal((n, k)).astype(np.float32), bits, group, scheme)
+        w = fast.prepare_quantized(qw, rng.standard_normal(n).astype(np.float32))
+        x = rng.standard_normal(k).astype(np.float32)
+        want = dequantize(qw).astype(np.float64) @ x + w.bias.numpy()
+        got = fast.gemv(w, x, 2, simd=simd)
+        assert _rel(got, want) < 1e-4, (bits, group, scheme)
+        if simd:
+            assert _rel(got, fast.gemv(w, x, 1, simd=256)) < 1e-5, (bits, group, scheme)
+    assert fast.load_library(simd).plait_simd() == simd
+
+
+def test_simd_build_the_cpu_lacks_is_refused(monkeypatch):
+    monkeypatch.setattr(fast, "_cpu_flags", lambda: {"avx2", "fma"})
+    assert fast.host_simd() == 256
+    with pytest.raises(FastUnsupported, match=r"512-bit build needs CPU flags this host lacks: \['avx512"):
+        fast.compiler_flags(512)
+    with pytest.raises(ValueError, match="SIMD width 128"):
+        fast.compiler_flags(128)
+
+
 def test_group_size_the_kernel_cannot_block_stays_float():
     """4-bit codes in groups of 16 (the kernel blocks 32 inputs): the linear is kept as the
     float path's float32 weight, not refused."""
@@ -211,7 +245,7 @@ def test_thread_pick_retries_the_slower_count_less_and_less():
 
 def test_no_compiler_falls_back(monkeypatch, tmp_path):
     """Without a working C compiler the library cannot be built: the reason is named."""
-    monkeypatch.setattr(fast, "_LIB", None)
+    monkeypatch.setattr(fast, "_LIBS", {})
     monkeypatch.setenv("PLAIT_CACHE", str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     g, w = llama(n_layers=1)
