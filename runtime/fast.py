@@ -6,7 +6,8 @@ computes the same function (float32 activations, the artifact's own weights) for
 that are a supported decoder (:func:`decoder_plan`):
 
 * **weights stay low-bit**: every quantized linear keeps the artifact's integer codes
-  (1-4-bit codes two per byte, 8-bit codes one per byte) with a float scale and zero per
+  (1-2-bit codes four per byte where the groups are multiples of 64 inputs, up to 4-bit
+  codes two per byte, 8-bit codes one per byte) with a float scale and zero per
   group (``w = sc * (u - zf)``, exactly the float path's dequantized value; a zero that
   every group shares, as in sym / odd schemes, is passed once, not per group); a float
   linear stays float32.  The tied LM head / embedding, float in the artifact, is
@@ -45,8 +46,8 @@ from typing import Optional
 import numpy as np
 
 SOURCE = Path(__file__).with_name("csrc") / "fast_decode.c"
-ABI = 4
-Q4, Q8, F32 = 1, 2, 3
+ABI = 5
+Q4, Q8, F32, Q2 = 1, 2, 3, 4
 HEAD_FORMATS = ("w8", "float")
 MAX_GROUPS = 512             # groups per row the C kernel's stack buffers hold
 MAX_K = 16384                # inputs of a quantized linear (the kernel's int16 activation buffer)
@@ -370,6 +371,14 @@ def pack_q4(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((c[:, :, 0, :] | (c[:, :, 1, :] << 4)).reshape(n, k // 2))
 
 
+def pack_q2(codes: np.ndarray) -> np.ndarray:
+    """Codes ``[N, K]`` (values 0..3, K a multiple of 64) four per byte: in each block of
+    64 inputs, byte j holds inputs j, j + 16, j + 32, j + 48 in bits 0-1, 2-3, 4-5, 6-7."""
+    n, k = codes.shape
+    c = np.asarray(codes, np.uint8).reshape(n, k // 64, 4, 16)
+    return np.ascontiguousarray((c[:, :, 0] | c[:, :, 1] << 2 | c[:, :, 2] << 4 | c[:, :, 3] << 6).reshape(n, k // 4))
+
+
 def prepare_quantized(qw, bias=None, what: str = "") -> _Weight:
     """A :class:`~plait.ir.numerics.QuantizedWeight` in the kernel's low-bit form, or its
     float32 dequantization (the float path's values) where the group size does not fit the
@@ -381,6 +390,8 @@ def prepare_quantized(qw, bias=None, what: str = "") -> _Weight:
     if g % block or k % g or k // g > MAX_GROUPS or k > MAX_K:
         return _Weight(F32, n, k, wf=dequantize(qw), bias=bias, what=what)
     sc, zf = _zero_and_scale(qw)
+    if qw.bits <= 2 and g % 64 == 0:              # 2-bit codes stay 2-bit where groups fill its blocks
+        return _Weight(Q2, n, k, g, w=pack_q2(qw.codes), sc=sc, zf=zf, bias=bias, what=what)
     if qw.bits <= 4:
         return _Weight(Q4, n, k, g, w=pack_q4(qw.codes), sc=sc, zf=zf, bias=bias, what=what)
     return _Weight(Q8, n, k, g, w=np.ascontiguousarray(qw.codes, np.uint8), sc=sc, zf=zf, bias=bias, what=what)
@@ -538,7 +549,7 @@ class FastDecoder:
 
     # ------------------------------------------------------------ description
     def describe(self) -> str:
-        kinds = {Q4: "4-bit", Q8: "8-bit", F32: "float32"}
+        kinds = {Q2: "2-bit", Q4: "4-bit", Q8: "8-bit", F32: "float32"}
         lin = [w for lw in self.layers for w in lw.values() if isinstance(w, _Weight)]
         fmt = sorted({kinds[w.kind] for w in lin})
         mb = (sum(w.nbytes for w in lin) + self.head.nbytes) / 2 ** 20

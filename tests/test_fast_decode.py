@@ -55,7 +55,7 @@ def test_kernels_equal_the_numerics_dequantization(bits, group, scheme):
     qw = quantize_rtn(rng.standard_normal((n, k)).astype(np.float32), bits, group, scheme)
     bias = rng.standard_normal(n).astype(np.float32)
     w = fast.prepare_quantized(qw, bias)
-    assert w.kind == (fast.Q4 if bits <= 4 else fast.Q8)
+    assert w.kind == (fast.Q2 if bits <= 2 and group % 64 == 0 else fast.Q4 if bits <= 4 else fast.Q8)
     ref = dequantize(qw)
     assert np.array_equal(fast.dequant(w), ref)
     x = rng.standard_normal(k).astype(np.float32)
@@ -67,8 +67,9 @@ def test_kernels_equal_the_numerics_dequantization(bits, group, scheme):
 @pytest.mark.parametrize("simd", sorted(fast.SIMD_BUILDS))
 def test_every_simd_build_the_host_runs_computes_the_same_linears(simd):
     """The AVX-512 VNNI, AVX2 and portable builds of the decode kernel (those this CPU
-    runs; the others are skipped) on groups of 32, 64 and 96 inputs (the 512-bit kernel's
-    64-input steps and its 32-input tail), 4- and 8-bit codes, symmetric and asymmetric:
+    runs; the others are skipped) on groups of 32 to 576 inputs (the 512-bit kernel's
+    64-input steps and 32-input tail; 2-bit codes: 128-input steps, 64-input tail), 1-, 2-,
+    4- and 8-bit codes, every scheme:
     within 1e-4 of dequantize(W) @ x, and the wider builds within 1e-5 of each other (the
     same int32 group sums, float sums ordered otherwise)."""
     missing = fast.SIMD_BUILDS[simd][0] - fast._cpu_flags()
@@ -76,7 +77,8 @@ def test_every_simd_build_the_host_runs_computes_the_same_linears(simd):
         pytest.skip(f"this CPU lacks {sorted(missing)}")
     rng = np.random.default_rng(simd)
     for bits, group, scheme in [(4, 32, "sym"), (4, 64, "asym"), (4, 96, "sym"), (8, 64, "sym"),
-                                (8, 96, "asym"), (2, 32, "ternary")]:
+                                (8, 96, "asym"), (2, 32, "ternary"), (2, 64, "odd"), (2, 192, "asym"),
+                                (1, 192, "asym"), (2, 576, "ternary")]:
         n, k = 61, 576
         qw = quantize_rtn(rng.standard_normal((n, k)).astype(np.float32), bits, group, scheme)
         w = fast.prepare_quantized(qw, rng.standard_normal(n).astype(np.float32))
@@ -107,6 +109,15 @@ def test_group_size_the_kernel_cannot_block_stays_float():
     assert w.kind == fast.F32 and np.array_equal(fast.dequant(w), dequantize(qw))
     x = rng.standard_normal(64).astype(np.float32)
     assert _rel(fast.gemv(w, x), dequantize(qw) @ x) < 1e-5
+
+
+def test_pack_q2_layout():
+    codes = (np.arange(128, dtype=np.uint8) * 7 % 4).reshape(1, 128)
+    p = fast.pack_q2(codes)
+    assert p.shape == (1, 32)
+    for blk, j in [(0, 0), (0, 15), (1, 3)]:
+        c = codes[0, blk * 64 + j::16][:4]
+        assert p[0, blk * 16 + j] == c[0] | c[1] << 2 | c[2] << 4 | c[3] << 6
 
 
 def test_pack_q4_layout():

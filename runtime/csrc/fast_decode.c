@@ -8,6 +8,9 @@
  *   PLAIT_Q4  4-bit codes u (0..15), two per byte: in each block of 32 inputs, byte j
  *             holds input j (low nibble) and input j + 16 (high nibble);
  *   PLAIT_Q8  8-bit codes u (0..255), one per byte;
+ *   PLAIT_Q2  2-bit codes u (0..3), four per byte: in each block of 64 inputs, byte j
+ *             (0..15) holds inputs j, j + 16, j + 32 and j + 48 in bits 0-1, 2-3, 4-5, 6-7
+ *             (each shift of a block's 16 bytes is 16 consecutive inputs);
  *   PLAIT_F32 float32 weights (no groups).
  * The real weight of a code is  sc[n, g] * (u - zf[n, g])  (float32), which covers the
  * artifact's sym / asym / odd / ternary codes (fast.py computes sc and zf).  Where every
@@ -47,11 +50,11 @@
 #define PLAIT_AVX512 0
 #endif
 
-enum { PLAIT_Q4 = 1, PLAIT_Q8 = 2, PLAIT_F32 = 3 };
+enum { PLAIT_Q4 = 1, PLAIT_Q8 = 2, PLAIT_F32 = 3, PLAIT_Q2 = 4 };
 
 typedef struct {
     int32_t kind, n, k, g;
-    const uint8_t *w;      /* Q4: n * k / 2 bytes, Q8: n * k bytes */
+    const uint8_t *w;      /* Q2: n * k / 4 bytes, Q4: n * k / 2, Q8: n * k */
     const float *sc, *zf;  /* [n, k / g] */
     const float *wf;       /* F32: [n, k] */
     const float *bias;     /* [n] or NULL */
@@ -81,7 +84,20 @@ typedef struct {
     float *kv;                                   /* [n_layers, 2, n_kv, cap, hd] */
 } plait_state;
 
-int plait_abi(void) { return 4; }
+int plait_abi(void) { return 5; }
+
+/* bytes of one row's codes */
+static inline size_t row_bytes(const plait_lin *L) {
+    return L->kind == PLAIT_Q2 ? (size_t)L->k / 4 : L->kind == PLAIT_Q4 ? (size_t)L->k / 2 : (size_t)L->k;
+}
+
+/* the code of input kk of row n (the portable paths) */
+static inline int code_at(const plait_lin *L, int n, int kk) {
+    const uint8_t *w = L->w + (size_t)n * row_bytes(L);
+    if (L->kind == PLAIT_Q4) return kk % 32 < 16 ? w[kk / 32 * 16 + kk % 16] & 15 : w[kk / 32 * 16 + kk % 16] >> 4;
+    if (L->kind == PLAIT_Q2) return (w[kk / 64 * 16 + kk % 16] >> (2 * (kk % 64 / 16))) & 3;
+    return w[kk];
+}
 /* the widest kernels built in: 512 (AVX-512 VNNI), 256 (AVX2 + FMA) or 0 (portable C) */
 int plait_simd(void) { return PLAIT_AVX512 ? 512 : PLAIT_AVX2 ? 256 : 0; }
 
@@ -128,68 +144,17 @@ static float dot_row(const plait_lin *L, int n, const float *x, const float *xs)
         out = hsum8(_mm256_add_ps(a0, a1));
 #endif
         for (; i < K; i++) out += w[i] * x[i];
-    } else {
+    } else {                 /* the portable build (AVX2 builds take dot4_q for codes) */
         const int G = L->g, ng = K / G;
         const float *sc = L->sc + (size_t)n * ng, *zf = L->zf ? L->zf + (size_t)n * ng : NULL;
         float corr = 0.f;
-#if PLAIT_AVX2
-        __m256 y = _mm256_setzero_ps();
-        if (L->kind == PLAIT_Q4) {
-            const uint8_t *w = L->w + (size_t)n * (K / 2);
-            const __m128i m4 = _mm_set1_epi8(0x0F);
-            for (int gi = 0; gi < ng; gi++) {
-                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-                const float *xg = x + gi * G;
-                for (int b = 0; b < G; b += 32) {
-                    __m128i v = _mm_loadu_si128((const __m128i *)(w + (gi * G + b) / 2));
-                    __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-                    const float *xb = xg + b;
-                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), _mm256_loadu_ps(xb), a0);
-                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))),
-                                         _mm256_loadu_ps(xb + 8), a1);
-                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), _mm256_loadu_ps(xb + 16), a0);
-                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))),
-                                         _mm256_loadu_ps(xb + 24), a1);
-                }
-                y = _mm256_fmadd_ps(_mm256_set1_ps(sc[gi]), _mm256_add_ps(a0, a1), y);
-                corr += sc[gi] * (zf ? zf[gi] : L->z0) * xs[gi];
-            }
-        } else {
-            const uint8_t *w = L->w + (size_t)n * K;
-            for (int gi = 0; gi < ng; gi++) {
-                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-                const float *xg = x + gi * G;
-                const uint8_t *wg = w + gi * G;
-                for (int b = 0; b < G; b += 16) {
-                    __m128i v = _mm_loadu_si128((const __m128i *)(wg + b));
-                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), _mm256_loadu_ps(xg + b), a0);
-                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))),
-                                         _mm256_loadu_ps(xg + b + 8), a1);
-                }
-                y = _mm256_fmadd_ps(_mm256_set1_ps(sc[gi]), _mm256_add_ps(a0, a1), y);
-                corr += sc[gi] * (zf ? zf[gi] : L->z0) * xs[gi];
-            }
-        }
-        out = hsum8(y) - corr;
-#else
         for (int gi = 0; gi < ng; gi++) {
             float a = 0.f;
-            for (int i = 0; i < G; i++) {
-                int kk = gi * G + i, u;
-                if (L->kind == PLAIT_Q4) {
-                    int blk = kk / 32, j = kk % 32;
-                    uint8_t byte = L->w[(size_t)n * (K / 2) + blk * 16 + (j & 15)];
-                    u = j < 16 ? (byte & 15) : (byte >> 4);
-                } else {
-                    u = L->w[(size_t)n * K + kk];
-                }
-                a += (float)u * x[kk];
-            }
+            for (int kk = gi * G; kk < (gi + 1) * G; kk++) a += (float)code_at(L, n, kk) * x[kk];
             out += sc[gi] * a;
             corr += sc[gi] * (zf ? zf[gi] : L->z0) * xs[gi];
         }
         out -= corr;
-#endif
     }
     if (L->bias) out += L->bias[n];
     return out;
@@ -277,12 +242,12 @@ static void dot4_q512(const plait_lin *L, int n0, int cnt, const plait_act *a, f
     const size_t pf_sc = (size_t)4 * PF_QUADS * ng;
     for (int r = 0; r < 4; r++) PREFETCH(sc[r] + pf_sc);
     if (zf[0]) for (int r = 0; r < 4; r++) PREFETCH(zf[r] + pf_sc);
-    const int q4 = L->kind == PLAIT_Q4;
-    const size_t rb = q4 ? (size_t)K / 2 : (size_t)K, pf = 4 * PF_QUADS * rb;
+    const int q4 = L->kind == PLAIT_Q4, q2 = L->kind == PLAIT_Q2;
+    const size_t rb = row_bytes(L), pf = 4 * PF_QUADS * rb;
     const uint8_t *w0 = L->w + (size_t)rows[0] * rb, *w1 = L->w + (size_t)rows[1] * rb;
     const uint8_t *w2 = L->w + (size_t)rows[2] * rb, *w3 = L->w + (size_t)rows[3] * rb;
-    const __m512i m4 = _mm512_set1_epi16(0x0F);
-    const __m256i m4h = _mm256_set1_epi16(0x0F);
+    const __m512i m4 = _mm512_set1_epi16(0x0F), m2 = _mm512_set1_epi16(3);
+    const __m256i m4h = _mm256_set1_epi16(0x0F), m2h = _mm256_set1_epi16(3);
 #define Q4_ROW64(wr, acc)                                                                      \
     {                                                                                          \
         const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((wr) + off))); \
@@ -294,6 +259,24 @@ static void dot4_q512(const plait_lin *L, int n0, int cnt, const plait_act *a, f
         const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)((wr) + off))); \
         acc = _mm256_dpwssd_epi32(acc, _mm256_and_si256(v, m4h), xl);                          \
         acc = _mm256_dpwssd_epi32(acc, _mm256_srli_epi16(v, 4), xh);                           \
+    }
+/* Q2: 128 inputs (two blocks) per step, the 32 bytes widened to words, the four shifts
+ * against the activations of inputs 16 s .. 16 s + 15 of both blocks */
+#define Q2_ROW128(wr, acc)                                                                     \
+    {                                                                                          \
+        const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)((wr) + off))); \
+        acc = _mm512_dpwssd_epi32(acc, _mm512_and_si512(v, m2), x2[0]);                        \
+        acc = _mm512_dpwssd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 2), m2), x2[1]);  \
+        acc = _mm512_dpwssd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m2), x2[2]);  \
+        acc = _mm512_dpwssd_epi32(acc, _mm512_srli_epi16(v, 6), x2[3]);                        \
+    }
+#define Q2_ROW64(wr, acc)                                                                      \
+    {                                                                                          \
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)((wr) + off))); \
+        acc = _mm256_dpwssd_epi32(acc, _mm256_and_si256(v, m2h), x2[0]);                       \
+        acc = _mm256_dpwssd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 2), m2h), x2[1]); \
+        acc = _mm256_dpwssd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 4), m2h), x2[2]); \
+        acc = _mm256_dpwssd_epi32(acc, _mm256_srli_epi16(v, 6), x2[3]);                        \
     }
 #define Q8_ROW64(wr, acc)                                                                      \
     {                                                                                          \
@@ -307,11 +290,21 @@ static void dot4_q512(const plait_lin *L, int n0, int cnt, const plait_act *a, f
     }
     for (int gi = 0; gi < ng; gi++) {
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        const int end = (gi + 1) * G;
+        const int end = (gi + 1) * G, step = q2 ? 128 : 64;
         int b = gi * G;
-        for (; b + 64 <= end; b += 64) {
+        for (; b + step <= end; b += step) {
             __m512i xl, xh;
-            if (q4) {            /* inputs 0..15 | 32..47 and 16..31 | 48..63 */
+            if (q2) {
+                __m512i x2[4];
+                for (int sh = 0; sh < 4; sh++)
+                    x2[sh] = _mm512_inserti64x4(
+                        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xq + b + 16 * sh))),
+                        _mm256_loadu_si256((const __m256i *)(xq + b + 64 + 16 * sh)), 1);
+                const size_t off = (size_t)b / 4;
+                if (!(off & 63)) { PREFETCH(w0 + pf + off); PREFETCH(w1 + pf + off);
+                                   PREFETCH(w2 + pf + off); PREFETCH(w3 + pf + off); }
+                Q2_ROW128(w0, a0) Q2_ROW128(w1, a1) Q2_ROW128(w2, a2) Q2_ROW128(w3, a3)
+            } else if (q4) {            /* inputs 0..15 | 32..47 and 16..31 | 48..63 */
                 xl = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xq + b))),
                                         _mm256_loadu_si256((const __m256i *)(xq + b + 32)), 1);
                 xh = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xq + b + 16))),
@@ -327,9 +320,14 @@ static void dot4_q512(const plait_lin *L, int n0, int cnt, const plait_act *a, f
                 Q8_ROW64(w0, a0) Q8_ROW64(w1, a1) Q8_ROW64(w2, a2) Q8_ROW64(w3, a3)
             }
         }
-        if (b < end) {           /* the last 32 inputs of the group */
+        if (b < end) {           /* the last half step of the group (32 inputs, Q2: 64) */
             __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, xl, xh;
-            if (q4) {
+            if (q2) {
+                __m256i x2[4];
+                for (int sh = 0; sh < 4; sh++) x2[sh] = _mm256_loadu_si256((const __m256i *)(xq + b + 16 * sh));
+                const size_t off = (size_t)b / 4;
+                Q2_ROW64(w0, c0) Q2_ROW64(w1, c1) Q2_ROW64(w2, c2) Q2_ROW64(w3, c3)
+            } else if (q4) {
                 xl = _mm256_loadu_si256((const __m256i *)(xq + b));
                 xh = _mm256_loadu_si256((const __m256i *)(xq + b + 16));
                 const size_t off = (size_t)b / 2;
@@ -352,6 +350,8 @@ static void dot4_q512(const plait_lin *L, int n0, int cnt, const plait_act *a, f
     }
 #undef Q4_ROW64
 #undef Q4_ROW32
+#undef Q2_ROW128
+#undef Q2_ROW64
 #undef Q8_ROW64
 #undef Q8_ROW32
     const __m512 ys[4] = {y0, y1, y2, y3};
@@ -409,6 +409,39 @@ __attribute__((unused)) static void dot4_q(const plait_lin *L, int n0, int cnt, 
             y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc[3][gi] * xs), _mm256_cvtepi32_ps(a3), y3);
         }
 #undef Q4_ROW
+    } else if (L->kind == PLAIT_Q2) {
+        const size_t rb = row_bytes(L), pf = 4 * PF_QUADS * rb;
+        const uint8_t *w0 = L->w + (size_t)rows[0] * rb, *w1 = L->w + (size_t)rows[1] * rb;
+        const uint8_t *w2 = L->w + (size_t)rows[2] * rb, *w3 = L->w + (size_t)rows[3] * rb;
+        const __m256i m2 = _mm256_set1_epi16(3);
+#define Q2_ROW(wr, acc)                                                                        \
+        {                                                                                      \
+            __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)((wr) + off)));  \
+            __m256i p0 = _mm256_madd_epi16(_mm256_and_si256(v, m2), x0);                       \
+            __m256i p1 = _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2), m2), x1); \
+            __m256i p2 = _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m2), x2); \
+            __m256i p3 = _mm256_madd_epi16(_mm256_srli_epi16(v, 6), x3);                       \
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3))); \
+        }
+        for (int gi = 0; gi < ng; gi++) {
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (int b = gi * G; b < (gi + 1) * G; b += 64) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + b + 16));
+                const __m256i x2 = _mm256_loadu_si256((const __m256i *)(xq + b + 32));
+                const __m256i x3 = _mm256_loadu_si256((const __m256i *)(xq + b + 48));
+                const size_t off = (size_t)b / 4;
+                if (!(off & 63)) { PREFETCH(w0 + pf + off); PREFETCH(w1 + pf + off);
+                                   PREFETCH(w2 + pf + off); PREFETCH(w3 + pf + off); }
+                Q2_ROW(w0, a0) Q2_ROW(w1, a1) Q2_ROW(w2, a2) Q2_ROW(w3, a3)
+            }
+            const float xs = a->xsc[gi];
+            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc[0][gi] * xs), _mm256_cvtepi32_ps(a0), y0);
+            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc[1][gi] * xs), _mm256_cvtepi32_ps(a1), y1);
+            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc[2][gi] * xs), _mm256_cvtepi32_ps(a2), y2);
+            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc[3][gi] * xs), _mm256_cvtepi32_ps(a3), y3);
+        }
+#undef Q2_ROW
     } else {
         const size_t rb = (size_t)K, pf = 4 * PF_QUADS * rb;
         const uint8_t *w0 = L->w + (size_t)rows[0] * rb, *w1 = L->w + (size_t)rows[1] * rb;
@@ -679,7 +712,7 @@ int plait_gemv(const plait_lin *L, const float *x, float *y, int nthreads) {
 
 /* ------------------------------------------------------------------ dequantization */
 
-/* float32 rows [r0, r1) of a Q4 / Q8 linear into out[(r1 - r0), k]: sc * (u - zf) */
+/* float32 rows [r0, r1) of a Q2 / Q4 / Q8 linear into out[(r1 - r0), k]: sc * (u - zf) */
 int plait_dequant(const plait_lin *L, int r0, int r1, float *out, int nthreads) {
     if (L->kind == PLAIT_F32 || r0 < 0 || r1 > L->n || r0 > r1) return -1;
     const int K = L->k, G = L->g, ng = K / G;
@@ -689,17 +722,20 @@ int plait_dequant(const plait_lin *L, int r0, int r1, float *out, int nthreads) 
         const float *sc = L->sc + (size_t)n * ng, *zf = L->zf ? L->zf + (size_t)n * ng : NULL;
         for (int gi = 0; gi < ng; gi++) {
             const float s = sc[gi], z = zf ? zf[gi] : L->z0;
-            if (L->kind == PLAIT_Q4) {
-                for (int b = gi * G; b < (gi + 1) * G; b += 32) {
-                    const uint8_t *wb = L->w + (size_t)n * (K / 2) + b / 2;
+            const uint8_t *w = L->w + (size_t)n * row_bytes(L);
+            if (L->kind == PLAIT_Q2) {
+                for (int b = gi * G; b < (gi + 1) * G; b += 64)
+                    for (int j = 0; j < 16; j++)
+                        for (int sh = 0; sh < 4; sh++)
+                            o[b + 16 * sh + j] = s * ((float)((w[b / 4 + j] >> (2 * sh)) & 3) - z);
+            } else if (L->kind == PLAIT_Q4) {
+                for (int b = gi * G; b < (gi + 1) * G; b += 32)
                     for (int j = 0; j < 16; j++) {
-                        o[b + j] = s * ((float)(wb[j] & 15) - z);
-                        o[b + 16 + j] = s * ((float)(wb[j] >> 4) - z);
+                        o[b + j] = s * ((float)(w[b / 2 + j] & 15) - z);
+                        o[b + 16 + j] = s * ((float)(w[b / 2 + j] >> 4) - z);
                     }
-                }
             } else {
-                const uint8_t *wg = L->w + (size_t)n * K;
-                for (int kk = gi * G; kk < (gi + 1) * G; kk++) o[kk] = s * ((float)wg[kk] - z);
+                for (int kk = gi * G; kk < (gi + 1) * G; kk++) o[kk] = s * ((float)w[kk] - z);
             }
         }
     }
