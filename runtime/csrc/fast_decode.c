@@ -209,6 +209,22 @@ static void prep_act(const plait_lin *L, const float *x, plait_act *a) {
 #if PLAIT_AVX2
 #define PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 
+/* a quad's rows (cnt <= 4; the missing rows of a last quad repeat the last row) and their
+ * scales and zeros; the scales of the quad PF_QUADS ahead are prefetched (its codes are
+ * prefetched in the kernels' loops, next to the loads of this quad's: the rows of a quad
+ * are contiguous) */
+static inline void quad_rows(const plait_lin *L, int n0, int cnt, int *rows, const float **sc, const float **zf) {
+    const int ng = L->k / L->g;
+    for (int r = 0; r < 4; r++) {
+        rows[r] = n0 + (r < cnt ? r : cnt - 1);
+        sc[r] = L->sc + (size_t)rows[r] * ng;
+        zf[r] = L->zf ? L->zf + (size_t)rows[r] * ng : NULL;
+    }
+    const size_t pf_sc = (size_t)4 * PF_QUADS * ng;
+    for (int r = 0; r < 4; r++) PREFETCH(sc[r] + pf_sc);
+    if (zf[0]) for (int r = 0; r < 4; r++) PREFETCH(zf[r] + pf_sc);
+}
+
 /* a row's zero-point term  sum_g sc_g * zf_g * xs_g  (one zero z0 where zf is NULL) */
 static inline float zero_term(const plait_lin *L, const float *sc, const float *zf, const plait_act *a, int ng) {
     float corr = 0.f;
@@ -231,17 +247,10 @@ static inline float zero_term(const plait_lin *L, const float *sc, const float *
 static void dot4_q512(const plait_lin *L, int n0, int cnt, const plait_act *a, float *out) {
     const int K = L->k, G = L->g, ng = K / G;
     int rows[4];
-    for (int r = 0; r < 4; r++) rows[r] = n0 + (r < cnt ? r : cnt - 1);
     const float *sc[4], *zf[4];
-    for (int r = 0; r < 4; r++) {
-        sc[r] = L->sc + (size_t)rows[r] * ng;
-        zf[r] = L->zf ? L->zf + (size_t)rows[r] * ng : NULL;
-    }
+    quad_rows(L, n0, cnt, rows, sc, zf);
     __m512 y0 = _mm512_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
     const int16_t *xq = a->xq;
-    const size_t pf_sc = (size_t)4 * PF_QUADS * ng;
-    for (int r = 0; r < 4; r++) PREFETCH(sc[r] + pf_sc);
-    if (zf[0]) for (int r = 0; r < 4; r++) PREFETCH(zf[r] + pf_sc);
     const int q4 = L->kind == PLAIT_Q4, q2 = L->kind == PLAIT_Q2;
     const size_t rb = row_bytes(L), pf = 4 * PF_QUADS * rb;
     const uint8_t *w0 = L->w + (size_t)rows[0] * rb, *w1 = L->w + (size_t)rows[1] * rb;
@@ -366,19 +375,19 @@ static void dot4_q512(const plait_lin *L, int n0, int cnt, const plait_act *a, f
 __attribute__((unused)) static void dot4_q(const plait_lin *L, int n0, int cnt, const plait_act *a, float *out) {
     const int K = L->k, G = L->g, ng = K / G;
     int rows[4];
-    for (int r = 0; r < 4; r++) rows[r] = n0 + (r < cnt ? r : cnt - 1);
     const float *sc[4], *zf[4];
-    for (int r = 0; r < 4; r++) {
-        sc[r] = L->sc + (size_t)rows[r] * ng;
-        zf[r] = L->zf ? L->zf + (size_t)rows[r] * ng : NULL;
-    }
+    quad_rows(L, n0, cnt, rows, sc, zf);
     __m256 y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
     const int16_t *xq = a->xq;
-    /* the scales of the quad PF_QUADS ahead; its codes are prefetched in the loops below,
-     * next to the loads of this quad's (the rows of a quad are contiguous) */
-    const size_t pf_sc = (size_t)4 * PF_QUADS * ng;
-    for (int r = 0; r < 4; r++) PREFETCH(sc[r] + pf_sc);
-    if (zf[0]) for (int r = 0; r < 4; r++) PREFETCH(zf[r] + pf_sc);
+    /* a group's int32 sums a0..a3, scaled by the rows' scales and the activations' scale */
+#define GROUP_DONE(gi)                                                                         \
+    {                                                                                          \
+        const float xs = a->xsc[gi];                                                           \
+        y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc[0][gi] * xs), _mm256_cvtepi32_ps(a0), y0);      \
+        y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc[1][gi] * xs), _mm256_cvtepi32_ps(a1), y1);      \
+        y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc[2][gi] * xs), _mm256_cvtepi32_ps(a2), y2);      \
+        y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc[3][gi] * xs), _mm256_cvtepi32_ps(a3), y3);      \
+    }
 
     if (L->kind == PLAIT_Q4) {
         const size_t rb = (size_t)K / 2, pf = 4 * PF_QUADS * rb;
@@ -402,11 +411,7 @@ __attribute__((unused)) static void dot4_q(const plait_lin *L, int n0, int cnt, 
                                    PREFETCH(w2 + pf + off); PREFETCH(w3 + pf + off); }
                 Q4_ROW(w0, a0) Q4_ROW(w1, a1) Q4_ROW(w2, a2) Q4_ROW(w3, a3)
             }
-            const float xs = a->xsc[gi];
-            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc[0][gi] * xs), _mm256_cvtepi32_ps(a0), y0);
-            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc[1][gi] * xs), _mm256_cvtepi32_ps(a1), y1);
-            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc[2][gi] * xs), _mm256_cvtepi32_ps(a2), y2);
-            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc[3][gi] * xs), _mm256_cvtepi32_ps(a3), y3);
+            GROUP_DONE(gi)
         }
 #undef Q4_ROW
     } else if (L->kind == PLAIT_Q2) {
@@ -435,11 +440,7 @@ __attribute__((unused)) static void dot4_q(const plait_lin *L, int n0, int cnt, 
                                    PREFETCH(w2 + pf + off); PREFETCH(w3 + pf + off); }
                 Q2_ROW(w0, a0) Q2_ROW(w1, a1) Q2_ROW(w2, a2) Q2_ROW(w3, a3)
             }
-            const float xs = a->xsc[gi];
-            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc[0][gi] * xs), _mm256_cvtepi32_ps(a0), y0);
-            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc[1][gi] * xs), _mm256_cvtepi32_ps(a1), y1);
-            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc[2][gi] * xs), _mm256_cvtepi32_ps(a2), y2);
-            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc[3][gi] * xs), _mm256_cvtepi32_ps(a3), y3);
+            GROUP_DONE(gi)
         }
 #undef Q2_ROW
     } else {
@@ -461,14 +462,11 @@ __attribute__((unused)) static void dot4_q(const plait_lin *L, int n0, int cnt, 
                                  PREFETCH(w2 + pf + b); PREFETCH(w3 + pf + b); }
                 Q8_ROW(w0, a0) Q8_ROW(w1, a1) Q8_ROW(w2, a2) Q8_ROW(w3, a3)
             }
-            const float xs = a->xsc[gi];
-            y0 = _mm256_fmadd_ps(_mm256_set1_ps(sc[0][gi] * xs), _mm256_cvtepi32_ps(a0), y0);
-            y1 = _mm256_fmadd_ps(_mm256_set1_ps(sc[1][gi] * xs), _mm256_cvtepi32_ps(a1), y1);
-            y2 = _mm256_fmadd_ps(_mm256_set1_ps(sc[2][gi] * xs), _mm256_cvtepi32_ps(a2), y2);
-            y3 = _mm256_fmadd_ps(_mm256_set1_ps(sc[3][gi] * xs), _mm256_cvtepi32_ps(a3), y3);
+            GROUP_DONE(gi)
         }
 #undef Q8_ROW
     }
+#undef GROUP_DONE
     const __m256 ys[4] = {y0, y1, y2, y3};
     for (int r = 0; r < cnt; r++)
         out[r] = hsum8(ys[r]) - zero_term(L, sc[r], zf[r], a, ng) + (L->bias ? L->bias[rows[r]] : 0.f);
