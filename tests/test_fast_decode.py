@@ -28,12 +28,12 @@ def _rel(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def arts(tmp_path_factory):
-    """The tiny two-layer model compiled with a 4-bit, an 8-bit and an asymmetric recipe."""
+    """The tiny two-layer model compiled with a 4-bit, an 8-bit, an asymmetric and a 2-bit recipe."""
     from plait.tests.graphs import tiny_hf_dir
     root = tmp_path_factory.mktemp("fast")
     hf = tiny_hf_dir(root / "hf", ctx=1024)
     out = {}
-    for recipe in ("w4g128", "w8", "w4g32-asym"):
+    for recipe in ("w4g128", "w8", "w4g32-asym", "w2a8-lut"):
         out[recipe] = root / recipe
         assert main(["compile", str(hf), "--recipe", recipe, "-o", str(out[recipe])]) == 0
     return out
@@ -120,6 +120,16 @@ def test_pack_q2_layout():
         assert p[0, blk * 16 + j] == c[0] | c[1] << 2 | c[2] << 4 | c[3] << 6
 
 
+def test_kernel_refuses_groups_its_blocks_do_not_fill():
+    """The C entry point checks the layout it is given: 2-bit codes in groups of 32 (the Q2
+    block is 64 inputs) are refused with the linear's name, not read out of bounds."""
+    codes = np.zeros((4, 64), np.uint8)
+    w = fast._Weight(fast.Q2, 4, 64, 32, w=fast.pack_q2(codes), sc=np.ones((4, 2), np.float32),
+                     zf=np.ones((4, 2), np.float32), what="layers.0.q")
+    with pytest.raises(FastUnsupported, match="layers.0.q: the kernel refused its format"):
+        fast.gemv(w, np.zeros(64, np.float32))
+
+
 def test_pack_q4_layout():
     codes = np.arange(64, dtype=np.uint8).reshape(1, 64) % 16
     p = fast.pack_q4(codes)
@@ -134,7 +144,7 @@ def _logits(runner, ids):
     return runner.logits(np.asarray([ids]))[0]
 
 
-@pytest.mark.parametrize("recipe", ["w4g128", "w8", "w4g32-asym"])
+@pytest.mark.parametrize("recipe", ["w4g128", "w8", "w4g32-asym", "w2a8-lut"])
 def test_float_head_logits_match_the_graph_runner(arts, recipe):
     """With the LM head in float32 the only difference to the graph runner is float32
     summation order: logits within 1e-4 of their range, for a prefill and 6 decode steps."""
@@ -280,13 +290,17 @@ def test_bad_tokens_and_options(arts):
 
 def test_weights_are_kept_low_bit(arts):
     """The 4-bit artifact's linears stay 4-bit codes in memory (about 4.5 bits a weight with
-    the group scales and zeros), the head 8-bit."""
+    the group scales and zeros), the head 8-bit; the 2-bit artifact's stay 2-bit."""
     with Session(arts["w4g128"], device="cpu") as s:
         fd = s.interp
         lin = [w for lw in fd.layers for w in lw.values() if isinstance(w, fast._Weight)]
         assert {w.kind for w in lin} == {fast.Q4} and fd.head.kind == fast.Q8
         n_weights = sum(w.n * w.k for w in lin)
         assert sum(w.nbytes for w in lin) * 8 / n_weights < 6
+    with Session(arts["w2a8-lut"], device="cpu") as s:      # 2-bit codes four per byte (g64)
+        lin = [w for lw in s.interp.layers for w in lw.values() if isinstance(w, fast._Weight)]
+        assert {w.kind for w in lin} == {fast.Q2} and "linears 2-bit" in s.runner_note
+        assert sum(w.nbytes for w in lin) * 8 / sum(w.n * w.k for w in lin) < 3.5
 
 
 @pytest.mark.slow

@@ -700,7 +700,8 @@ int plait_step(const plait_model *m, plait_state *st, int token, int pos, float 
 
 /* y = W x (+ b) for one linear: the kernel alone (tests, benchmarks) */
 int plait_gemv(const plait_lin *L, const float *x, float *y, int nthreads) {
-    if (L->kind != PLAIT_F32 && (L->g <= 0 || L->k % L->g || L->k / L->g > MAX_GROUPS / 8 || L->k > MAX_K)) return -1;
+    if (L->kind != PLAIT_F32 && (L->g <= 0 || L->k % L->g || L->g % (L->kind == PLAIT_Q2 ? 64 : 32) ||
+                                 L->k / L->g > MAX_GROUPS / 8 || L->k > MAX_K)) return -1;
     const plait_lin *ls[1] = {L};
     float *ys[1] = {y};
     #pragma omp parallel num_threads(nthreads)
