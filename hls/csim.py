@@ -39,7 +39,7 @@ from plait.ir.numerics import (
 from plait.ir.numerics.common import NumericsError, signed_range
 from plait.ir.numerics.dsp import MODES, WBITS_CODE
 from plait.ir.numerics.pack import DspPacked, LutPacked, pack_dsp, pack_lut
-from plait.rtl.config import cache_dir
+from plait.ir.cache import cache_dir
 
 from .gen import DEFAULT_K_MAX, HlsBuild, HlsError, engine_config, generate
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from plait.rtl.config import UnitConfig, cache_dir
+from plait.ir.cache import cache_dir
+from plait.rtl.config import UnitConfig
 
 from .tables import TABLES_HEADER, ModelTables, tables_header
 

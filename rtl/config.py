@@ -53,9 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from plait.ir.cache import REPO_ROOT, cache_dir  # noqa: F401  - cache_dir re-exported for the units
-
-__all__ = ["UnitConfig", "clog2", "parse_overrides", "cache_dir", "SV_INT_MIN", "SV_INT_MAX"]
+__all__ = ["UnitConfig", "clog2", "parse_overrides", "SV_INT_MIN", "SV_INT_MAX"]
 
 SV_INT_MIN, SV_INT_MAX = -(2 ** 31), 2 ** 31 - 1
 

@@ -51,7 +51,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import UnitConfig, cache_dir
+from plait.ir.cache import cache_dir
+
+from .config import UnitConfig
 
 __all__ = ["ToolMissing", "SynthesisFailed", "Resources", "synthesize", "synthesize_unit",
            "synthesize_netlist", "load_netlist", "netlist_path", "find_yosys", "yosys_version",

@@ -64,7 +64,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import cache_dir
+from plait.ir.cache import cache_dir
 
 __all__ = ["DELAYS", "TIMING_VERSION", "net_delay", "analyze", "TimingReport", "TimingPath",
            "PathStep", "unit_timing", "format_timing", "DEFAULT_TARGET_MHZ"]

@@ -867,7 +867,7 @@ def run_campaign(spec: CampaignSpec, mutants: list[Mutant] | None = None, *,
     entry is a judgement, made after looking at the mutant), else *survived*."""
     import time as _time
 
-    from plait.rtl.config import cache_dir
+    from plait.ir.cache import cache_dir
     from plait.rtl.units import unit_sources
 
     t_start = _time.time()

@@ -65,14 +65,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from plait.rtl.config import cache_dir
+from plait.ir.cache import cache_dir
 
 from .verilator import ToolMissing, find_verilator, verilator_env, verilator_version
 
 __all__ = ["run_cocotb", "build_model", "check_build_tools", "lint", "fst_supported", "LintFailed", "SimulationFailed", "BuildFailed", "SimRun", "TestResult",
-           "cache_dir", "parse_results", "read_perf", "BUILD_ARGS", "STAMP_NAME"]
+           "parse_results", "read_perf", "BUILD_ARGS", "STAMP_NAME"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 STAMP_NAME = "plait_build.json"
 #: bump when the build recipe changes (invalidates cached builds)
 _RECIPE_VERSION = 1

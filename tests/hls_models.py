@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from plait.ir.serialize import load, save
-from plait.rtl.config import cache_dir
+from plait.ir.cache import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CALIB_TOKENS = 512

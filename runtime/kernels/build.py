@@ -5,7 +5,7 @@ replaced by a hand-written TIR micro-kernel for the target) compiled with
 ``tvm.compile``.  Built kernels are cached by ``(kernel, shape, bits/mode, target)``:
 
 * in memory (a dict in this process), and
-* on disk under ``plait.rtl.config.cache_dir() / "kernels"``: ``<key>.so`` (TVM
+* on disk under ``plait.ir.cache.cache_dir() / "kernels"``: ``<key>.so`` (TVM
   ``export_library``) with a sidecar ``<key>.json`` holding the key's fields, the
   library's size and SHA-256.  A cache entry whose sidecar is missing or unreadable,
   whose size or hash does not match, or whose library fails to load is *corrupt*: it
@@ -182,7 +182,7 @@ def compile_cuda(source: str, arch: str) -> bytes:
 # --------------------------------------------------------------------------- cache
 
 def kernel_cache_dir() -> Path:
-    from plait.rtl.config import cache_dir  # noqa: PLC0415
+    from plait.ir.cache import cache_dir  # noqa: PLC0415
     return cache_dir() / "kernels"
 
 
