@@ -108,7 +108,9 @@ def _run(args) -> int:
     from plait.runtime import Session
     if not args.prompt.strip():
         raise UsageError("--prompt is empty; give the text to answer")
-    with Session(args.artifact, device=args.device, exact=args.exact) as sess:
+    if args.act_bits is not None and args.exact:
+        raise UsageError("--act-bits is the fast float decoder's option; --exact runs the numerics' integers")
+    with Session(args.artifact, device=args.device, exact=args.exact, act_bits=args.act_bits) as sess:
         pieces = sess.generate(args.prompt, args.max_new_tokens, chat=not args.no_chat, truncate=args.truncate,
                                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                seed=args.seed, stop=args.stop or ())     # the prompt is checked here
@@ -265,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: refuse it)")
     r.add_argument("--exact", action="store_true",
                    help="run in the engines' integers (plait.ir.numerics) instead of float")
+    r.add_argument("--act-bits", type=int, choices=(16, 8), default=None,
+                   help="float mode on the cpu: quantize the fast decoder's activations per weight group "
+                        "to 16 bits (default) or 8 (faster; as llama.cpp's Q8 activation blocks)")
     r.set_defaults(fn=_run)
 
     e = sub.add_parser("eval", help="perplexity of an artifact on a text")

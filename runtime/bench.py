@@ -145,11 +145,12 @@ def _time_steps(prefill: Callable, step: Callable, ids: list[int], n_prefill: in
     return n_prefill / (t1 - t0), (len(ids) - n_prefill) / (t2 - t1)
 
 
-def _plait_row(path: str, exact: bool, ids: list[int], n_prefill: int, fast: Optional[bool] = None) -> dict:
+def _plait_row(path: str, exact: bool, ids: list[int], n_prefill: int, fast: Optional[bool] = None,
+               act_bits: Optional[int] = None) -> dict:
     """One Session's row; as a decode loop runs it: the prefill and every step ask for the
     last position's logits only."""
     from .session import Session
-    with Session(path, device="cpu", exact=exact, fast=fast) as s:
+    with Session(path, device="cpu", exact=exact, fast=fast, act_bits=act_bits) as s:
         warm = s.new_cache()
         s.forward(ids[:8], warm, last_only=True)
         s.forward([ids[8]], warm, last_only=True)          # prepared weights and tables
@@ -158,6 +159,8 @@ def _plait_row(path: str, exact: bool, ids: list[int], n_prefill: int, fast: Opt
                                lambda t: s.forward([t], cache, last_only=True), ids, n_prefill)
         recipe = s.artifact.manifest["recipe"].get("name", "?")
         engine = {"exact": "plait exact", "fast": "plait fast", "graph": "plait float (graph)"}[s.runner]
+        if act_bits == 8:
+            engine += " (int8 act)"
         note = "" if s.runner != "graph" or fast is False else s.runner_note
     row = {"engine": engine, "model": f"{path} ({recipe})", "prefill_tok_s": pre, "decode_tok_s": dec}
     if note:
@@ -267,8 +270,10 @@ def model_rows(artifacts: Sequence[str], *, prefill: int = 128, tokens: int = 32
                 rows.append(_plait_row(path, True, ids, prefill))
                 continue
             rows.append(_plait_row(path, False, ids, prefill))            # the fast decoder where it applies
-            if rows[-1]["engine"] == "plait fast" and graph_runner:
-                rows.append(_plait_row(path, False, ids, prefill, fast=False))
+            if rows[-1]["engine"] == "plait fast":
+                rows.append(_plait_row(path, False, ids, prefill, act_bits=8))   # ... on int8 activations
+                if graph_runner:
+                    rows.append(_plait_row(path, False, ids, prefill, fast=False))
     if baselines and first is not None:
         ids = _text_ids(first.tokenizer, prefill + tokens)
         src = first.manifest.get("model", "smollm2")

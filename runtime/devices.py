@@ -88,7 +88,8 @@ class Device:
     # -- what a Session uses
     runner_note = ""                      # which runner the last runner() built, and why
 
-    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None,
+               act_bits: Optional[int] = None):
         raise NotImplementedError
 
     def close(self) -> None:
@@ -99,6 +100,12 @@ def _no_fast_in_exact(fast: Optional[bool]) -> None:
     if fast:
         raise ValueError("fast=True is the float-mode decoder; exact mode runs the integers of "
                          "plait.ir.numerics (pass fast=None or False with exact=True)")
+
+
+def _no_act_bits(device: str, act_bits: Optional[int]) -> None:
+    if act_bits is not None:
+        raise DeviceUnavailable(f"{device}: act_bits is an option of the cpu device's fast decoder "
+                                f"(leave it unset, or use device='cpu')")
 
 
 class CpuDevice(Device):
@@ -145,7 +152,8 @@ class CpuDevice(Device):
     def wait(self, handle=None) -> None:
         return None                                   # runs are synchronous on the host
 
-    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None,
+               act_bits: Optional[int] = None):
         """Exact mode: the exact interpreter.  Float mode: the fast decoder
         (:class:`plait.runtime.fast.FastDecoder`) with ``fast`` True or None (the default),
         the graph runner (:class:`plait.ir.Interpreter`) with ``fast=False``.  With
@@ -163,9 +171,9 @@ class CpuDevice(Device):
             return Interpreter(graph, weights)
         from .fast import FastDecoder, FastUnsupported
         try:
-            r = FastDecoder(graph, weights)
+            r = FastDecoder(graph, weights, act_bits=16 if act_bits is None else act_bits)
         except FastUnsupported as e:
-            if fast:
+            if fast or act_bits is not None:      # asked for the fast decoder by name
                 raise FastUnsupported(f"the fast decoder cannot run this artifact: {e}") from None
             self.runner_note = f"graph runner (the fast decoder does not apply: {e})"
             return Interpreter(graph, weights)
@@ -196,7 +204,9 @@ class CudaDevice(Device):
             return False, f"TVM does not load ({e})"
         return True, ""
 
-    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None,
+               act_bits: Optional[int] = None):
+        _no_act_bits(self.name, act_bits)
         if not exact:
             if fast:
                 raise DeviceUnavailable("cuda: fast=True is the cpu device's C decoder; on "
@@ -233,7 +243,9 @@ class SimDevice(CpuDevice):
             return False, str(e)
         return True, ""
 
-    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None,
+               act_bits: Optional[int] = None):
+        _no_act_bits(self.name, act_bits)
         if not exact:
             raise DeviceUnavailable("the sim device runs exact mode only (exact=True, "
                                     "`plait run --exact`): its RTL engines compute the integers "
@@ -297,7 +309,8 @@ class FpgaDevice(Device):
         if handle is not None:
             handle.wait()
 
-    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None):
+    def runner(self, graph, weights, *, exact: bool, fast: Optional[bool] = None,
+               act_bits: Optional[int] = None):
         raise DeviceUnavailable("fpga: the controller program for a whole model is not generated yet "
                                 "(the ISA encoder is future work); use device='cpu'")
 

@@ -32,6 +32,7 @@ cpu device then falls back to the graph runner and says so.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -46,9 +47,11 @@ from typing import Optional
 import numpy as np
 
 SOURCE = Path(__file__).with_name("csrc") / "fast_decode.c"
-ABI = 5
+ABI = 6
 Q4, Q8, F32, Q2 = 1, 2, 3, 4
 HEAD_FORMATS = ("w8", "float")
+#: the activations' quantization in the decode kernels (per weight group; module doc)
+ACT_BITS = (16, 8)
 MAX_GROUPS = 512             # groups per row the C kernel's stack buffers hold
 MAX_K = 16384                # inputs of a quantized linear (the kernel's int16 activation buffer)
 MAX_HEAD_DIM = 512
@@ -76,7 +79,8 @@ class _Layer(ctypes.Structure):
 
 
 class _Model(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_int32) for n in ("n_layers", "d", "n_heads", "n_kv", "hd", "inter", "vocab", "cap")] + [
+    _fields_ = [(n, ctypes.c_int32) for n in ("n_layers", "d", "n_heads", "n_kv", "hd", "inter", "vocab", "cap",
+                                              "act_bits")] + [
         ("attn_scale", ctypes.c_float), ("eps_final", ctypes.c_float),
         ("emb", ctypes.c_void_p), ("norm_final", ctypes.c_void_p), ("rope_cos", ctypes.c_void_p),
         ("rope_sin", ctypes.c_void_p), ("layers", ctypes.c_void_p), ("head", _Lin)]
@@ -100,14 +104,15 @@ SIMD_BUILDS = {
 }
 
 
-def _cpu_flags() -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _cpu_flags() -> frozenset[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 def host_simd() -> int:
@@ -184,7 +189,7 @@ def load_library(simd: Optional[int] = None):
         lib.plait_step.restype = ctypes.c_int
         lib.plait_dequant.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
         lib.plait_dequant.restype = ctypes.c_int
-        lib.plait_gemv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        lib.plait_gemv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         lib.plait_gemv.restype = ctypes.c_int
         _LIBS[simd] = lib
         return lib
@@ -430,14 +435,22 @@ def prepare_linear(weights, ref: LinearRef, *, head: Optional[str] = None) -> _W
     return _Weight(F32, w.shape[0], w.shape[1], wf=w, bias=bias, what=what)
 
 
-def gemv(w: _Weight, x: np.ndarray, threads: int = 1, simd: Optional[int] = None) -> np.ndarray:
+def check_act_bits(act_bits) -> int:
+    if act_bits not in ACT_BITS:
+        raise ValueError(f"act_bits must be one of {', '.join(map(str, ACT_BITS))} (the decode kernels' "
+                         f"activation quantization), got {act_bits!r}")
+    return int(act_bits)
+
+
+def gemv(w: _Weight, x: np.ndarray, threads: int = 1, simd: Optional[int] = None, act_bits: int = 16) -> np.ndarray:
     """``W x (+ b)`` of one prepared linear by the decode kernel (tests, benchmarks; ``simd``
-    picks a build other than the host's widest)."""
+    picks a build other than the host's widest, ``act_bits`` the activations' quantization)."""
+    act_bits = check_act_bits(act_bits)
     x = np.ascontiguousarray(x, np.float32)
     if x.shape != (w.k,):
         raise ValueError(f"x must be [{w.k}], got {x.shape}")
     y = np.empty(w.n, np.float32)
-    if load_library(simd).plait_gemv(ctypes.byref(w.struct), x.ctypes.data, y.ctypes.data, threads) != 0:
+    if load_library(simd).plait_gemv(ctypes.byref(w.struct), x.ctypes.data, y.ctypes.data, threads, act_bits) != 0:
         raise FastUnsupported(f"{w.what or 'linear'}: the kernel refused its format")
     return y
 
@@ -469,10 +482,12 @@ class FastDecoder:
 
     kind = "fast"
 
-    def __init__(self, graph, weights, *, head: str = "w8", plan: Optional[DecoderPlan] = None):
+    def __init__(self, graph, weights, *, head: str = "w8", plan: Optional[DecoderPlan] = None,
+                 act_bits: int = 16):
         import torch
         if head not in HEAD_FORMATS:
             raise ValueError(f"head must be one of {', '.join(HEAD_FORMATS)}, got {head!r}")
+        self.act_bits = check_act_bits(act_bits)
         self.plan = plan = plan or decoder_plan(graph)
         self.lib = load_library()
         self.graph = graph
@@ -517,6 +532,7 @@ class FastDecoder:
         m = self._model = _Model()
         m.n_layers, m.d, m.n_heads, m.n_kv, m.hd = len(self.layers), self.d, self.H, self.Hk, self.hd
         m.inter, m.vocab, m.attn_scale, m.eps_final = self.inter, self.vocab, plan.scale, self.eps_final
+        m.act_bits = self.act_bits
         m.emb, m.norm_final = self.emb.data_ptr(), self.norm_final.data_ptr()
         m.layers = ctypes.addressof(self._layer_structs)
         m.head = self.head.struct
@@ -555,7 +571,8 @@ class FastDecoder:
         mb = (sum(w.nbytes for w in lin) + self.head.nbytes) / 2 ** 20
         return (f"fast decoder: {len(self.layers)} layers, linears {'/'.join(fmt)}, LM head "
                 f"{kinds[self.head.kind]}; {mb:.0f} MB of weights read per token; "
-                f"{self.lib.plait_simd() or 'portable'}{'-bit' if self.lib.plait_simd() else ''} kernels")
+                f"{self.lib.plait_simd() or 'portable'}{'-bit' if self.lib.plait_simd() else ''} kernels, "
+                f"int{self.act_bits} activations per group")
 
     @property
     def weight_bytes(self) -> int:
@@ -664,7 +681,8 @@ class FastDecoder:
             xs = x.contiguous()
             out = torch.empty((x.shape[0], w.n), dtype=torch.float32)
             for i in range(x.shape[0]):
-                if self.lib.plait_gemv(ctypes.byref(w.struct), xs[i].data_ptr(), out[i].data_ptr(), threads) != 0:
+                if self.lib.plait_gemv(ctypes.byref(w.struct), xs[i].data_ptr(), out[i].data_ptr(), threads,
+                                       self.act_bits) != 0:
                     raise RuntimeError(f"the kernel refused {w.what}")
             return out
         rows = max(1, min(w.n, _CHUNK_ELEMS // w.k))

@@ -38,11 +38,12 @@ def test_bench_model_rows_for_both_modes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["bench", "model", str(out), "--prefill", "16", "--tokens", "4", "--no-baselines", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["engine"] for r in rows] == ["plait fast", "plait float (graph)", "plait exact"]
+    assert [r["engine"] for r in rows] == ["plait fast", "plait fast (int8 act)", "plait float (graph)",
+                                           "plait exact"]
     assert all(r["prefill_tok_s"] > 0 and r["decode_tok_s"] > 0 for r in rows)
     assert main(["bench", "model", str(out), "--prefill", "16", "--tokens", "2", "--no-baselines", "--json",
                  "--mode", "float", "--no-graph-runner"]) == 0
-    assert [r["engine"] for r in json.loads(capsys.readouterr().out)] == ["plait fast"]
+    assert [r["engine"] for r in json.loads(capsys.readouterr().out)] == ["plait fast", "plait fast (int8 act)"]
 
 
 def test_llama_cpp_row_survives_a_crash_of_the_peer(monkeypatch):

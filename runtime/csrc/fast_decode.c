@@ -17,8 +17,10 @@
  * group has the same zero (sym, odd: 2^(b-1) or (2^b - 1) / 2) zf is NULL and z0 is that
  * zero, so a token reads 4 bytes per group less.  A row's dot
  * product with x is  sum_g sc_g * (sum_{k in g} u_k x_k  -  zf_g * sum_{k in g} x_k):
- * the integer codes are converted to float and multiplied with float32 activations
- * (float mode: no activation quantization).
+ * the integer codes are multiplied with the activations quantized per weight group:
+ * to 16 bits (act_bits 16, the default: within float32 rounding of the float path), or
+ * to 8 bits (act_bits 8: symmetric int8 per group, as llama.cpp's Q8 activation blocks;
+ * the AVX-512 build then multiplies code bytes by activation bytes, vpdpbusd).
  *
  * plait_step runs one token: embedding row, per layer RMSNorm, q/k/v, RoPE, attention
  * over the float32 KV cache, o (+ residual), RMSNorm, gate/up, SwiGLU, down
@@ -69,6 +71,7 @@ typedef struct {
 
 typedef struct {
     int32_t n_layers, d, n_heads, n_kv, hd, inter, vocab, cap;
+    int32_t act_bits;             /* 16 or 8: the activations' quantization (file doc) */
     float attn_scale, eps_final;
     const float *emb;             /* [vocab, d] */
     const float *norm_final;      /* [d] */
@@ -84,7 +87,7 @@ typedef struct {
     float *kv;                                   /* [n_layers, 2, n_kv, cap, hd] */
 } plait_state;
 
-int plait_abi(void) { return 5; }
+int plait_abi(void) { return 6; }
 
 /* bytes of one row's codes */
 static inline size_t row_bytes(const plait_lin *L) {
@@ -129,7 +132,95 @@ __attribute__((unused)) static void group_sums(const float *x, int k, int g, flo
     }
 }
 
-static float dot_row(const plait_lin *L, int n, const float *x, const float *xs) {
+/* The input of a quantized linear, as the decode kernel reads it: the activations
+ * quantized per weight group, xq * xsc[g] ~ x, to int16 (act_bits 16: 15 bits below each
+ * group's largest magnitude) or int8 (act_bits 8: 7 bits), so a group's dot product is an
+ * exact integer scaled once; xs[g] is the group's sum of the values the kernel multiplies
+ * (for the zero-point term).  Float32 linears read x itself.  With act_bits 8 the
+ * AVX-512 build also keeps the int8 values in its kernel's order (xb, see prep_bytes). */
+#define MAX_GROUPS 4096
+#define MAX_K 16384
+typedef struct {
+    int c0, cs, g0, ngc;          /* first input, inputs, first group, groups of the chunk */
+    uint32_t gmask;               /* (1 << ngc) - 1 */
+    int32_t idx[16];              /* lane -> group - g0 */
+    float sx[16];                 /* lane -> its group's activation scale (0 past cs) */
+} plait_chunk;
+typedef struct {
+    const float *x;
+    int16_t *xq;
+    int act_bits;
+    float xsc[MAX_GROUPS / 8], xs[MAX_GROUPS / 8];
+    int8_t *xb;                   /* AVX-512, act_bits 8: the int8 values in kernel order */
+    plait_chunk *ch;              /* ... and the chunks of a linear whose groups are not whole steps */
+    int nch;
+} plait_act;
+
+#if PLAIT_AVX512
+static void prep_bytes(const plait_lin *L, plait_act *a);
+#endif
+
+static void prep_act(const plait_lin *L, const float *x, plait_act *a, int act_bits) {
+    a->x = x;
+    a->act_bits = act_bits;
+    if (L->kind == PLAIT_F32) return;
+    const int K = L->k, G = L->g;
+#if !PLAIT_AVX2
+    if (act_bits != 8) {          /* the portable build multiplies float activations */
+        group_sums(x, K, G, a->xs);
+        return;
+    }
+#endif
+    const int qmax = act_bits == 8 ? 127 : 32767;
+    for (int gi = 0; gi < K / G; gi++) {
+        const float *xg = x + gi * G;
+        int16_t *qg = a->xq + gi * G;
+        float mx = 0.f;
+        int i = 0, sum = 0;
+#if PLAIT_AVX2                    /* the same values, 8 at a time (G is a multiple of 32) */
+        const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        __m256 vm = _mm256_setzero_ps();
+        for (; i < G; i += 8) vm = _mm256_max_ps(vm, _mm256_and_ps(_mm256_loadu_ps(xg + i), absmask));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        mx = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+#else
+        for (; i < G; i++) { float v = fabsf(xg[i]); if (v > mx) mx = v; }
+#endif
+        const float sc = mx / (float)qmax, inv = mx > 0.f ? (float)qmax / mx : 0.f;
+        i = 0;
+#if PLAIT_AVX2                    /* cvtps rounds to nearest even, as lrintf */
+        const __m256 vinv = _mm256_set1_ps(inv);
+        const __m256i hi = _mm256_set1_epi32(qmax), lo = _mm256_set1_epi32(-qmax);
+        __m256i vs = _mm256_setzero_si256();
+        for (; i < G; i += 8) {
+            __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i), vinv));
+            q = _mm256_min_epi32(_mm256_max_epi32(q, lo), hi);
+            vs = _mm256_add_epi32(vs, q);
+            _mm_storeu_si128((__m128i *)(qg + i), _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)));
+        }
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(vs), _mm256_extracti128_si256(vs, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        sum = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1)));
+#endif
+        for (; i < G; i++) {
+            int q = (int)lrintf(xg[i] * inv);
+            q = q > qmax ? qmax : q < -qmax ? -qmax : q;
+            qg[i] = (int16_t)q;
+            sum += q;
+        }
+        a->xsc[gi] = sc;
+        a->xs[gi] = sc * (float)sum;
+    }
+#if PLAIT_AVX512
+    if (act_bits == 8) prep_bytes(L, a);
+#endif
+}
+
+/* row n of W x by the portable code (F32 linears in every build; codes in the portable
+ * build: float activations, or with act_bits 8 the int8 ones, summed exactly per group) */
+static float dot_row(const plait_lin *L, int n, const plait_act *a) {
+    const float *x = a->x, *xs = a->xs;
     const int K = L->k;
     float out = 0.f;
     if (L->kind == PLAIT_F32) {
@@ -149,53 +240,21 @@ static float dot_row(const plait_lin *L, int n, const float *x, const float *xs)
         const float *sc = L->sc + (size_t)n * ng, *zf = L->zf ? L->zf + (size_t)n * ng : NULL;
         float corr = 0.f;
         for (int gi = 0; gi < ng; gi++) {
-            float a = 0.f;
-            for (int kk = gi * G; kk < (gi + 1) * G; kk++) a += (float)code_at(L, n, kk) * x[kk];
-            out += sc[gi] * a;
+            float acc = 0.f;
+            if (a->act_bits == 8) {
+                int32_t iacc = 0;
+                for (int kk = gi * G; kk < (gi + 1) * G; kk++) iacc += code_at(L, n, kk) * a->xq[kk];
+                acc = (float)iacc * a->xsc[gi];
+            } else {
+                for (int kk = gi * G; kk < (gi + 1) * G; kk++) acc += (float)code_at(L, n, kk) * x[kk];
+            }
+            out += sc[gi] * acc;
             corr += sc[gi] * (zf ? zf[gi] : L->z0) * xs[gi];
         }
         out -= corr;
     }
     if (L->bias) out += L->bias[n];
     return out;
-}
-
-/* The input of a quantized linear, as the decode kernel reads it.  AVX2 builds carry the
- * activations as int16 with a float scale per weight group (xq * xsc[g] ~ x: 15 bits
- * below each group's largest magnitude), so a group's dot product is an exact integer
- * (madd of 16-bit pairs into int32) scaled once; xs[g] is the group's sum of the values
- * the kernel multiplies (for the zero-point term).  Float32 linears read x itself. */
-#define MAX_GROUPS 4096
-#define MAX_K 16384
-typedef struct {
-    const float *x;
-    int16_t *xq;
-    float xsc[MAX_GROUPS / 8], xs[MAX_GROUPS / 8];
-} plait_act;
-
-static void prep_act(const plait_lin *L, const float *x, plait_act *a) {
-    a->x = x;
-    if (L->kind == PLAIT_F32) return;
-    const int K = L->k, G = L->g;
-#if PLAIT_AVX2
-    for (int gi = 0; gi < K / G; gi++) {
-        const float *xg = x + gi * G;
-        float mx = 0.f;
-        for (int i = 0; i < G; i++) { float v = fabsf(xg[i]); if (v > mx) mx = v; }
-        const float sc = mx / 32767.f, inv = mx > 0.f ? 32767.f / mx : 0.f;
-        int sum = 0;
-        for (int i = 0; i < G; i++) {
-            int q = (int)lrintf(xg[i] * inv);
-            q = q > 32767 ? 32767 : q < -32767 ? -32767 : q;
-            a->xq[gi * G + i] = (int16_t)q;
-            sum += q;
-        }
-        a->xsc[gi] = sc;
-        a->xs[gi] = sc * (float)sum;
-    }
-#else
-    group_sums(x, K, G, a->xs);
-#endif
 }
 
 /* A decode step streams every weight from DRAM once (85 MB for SmolLM2 w4g128, more than
@@ -238,6 +297,31 @@ static inline float zero_term(const plait_lin *L, const float *sc, const float *
 #endif
 
 #if PLAIT_AVX512
+/* the four rows' outputs: their float sums y0..y3 less their zero-point terms (subtracted
+ * lane-wise, 16 groups a vector), reduced together, plus the bias */
+static inline void finish4_512(const plait_lin *L, __m512 y0, __m512 y1, __m512 y2, __m512 y3, const int *rows,
+                               int cnt, const float *const *sc, const float *const *zf, const plait_act *a,
+                               float *out) {
+    const int ng = L->k / L->g;
+    for (int g = 0; g < ng; g += 16) {
+        const __mmask16 m = ng - g >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ng - g)) - 1);
+        const __m512 xs = _mm512_maskz_loadu_ps(m, a->xs + g);
+#define ZT(r) (zf[0] ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, sc[r] + g), _mm512_maskz_loadu_ps(m, zf[r] + g)) \
+                     : _mm512_mul_ps(_mm512_maskz_loadu_ps(m, sc[r] + g), _mm512_set1_ps(L->z0)))
+        y0 = _mm512_fnmadd_ps(ZT(0), xs, y0);
+        y1 = _mm512_fnmadd_ps(ZT(1), xs, y1);
+        y2 = _mm512_fnmadd_ps(ZT(2), xs, y2);
+        y3 = _mm512_fnmadd_ps(ZT(3), xs, y3);
+#undef ZT
+    }
+#define HALF(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(HALF(y0), HALF(y1)), _mm256_hadd_ps(HALF(y2), HALF(y3)));
+#undef HALF
+    float s4[4];
+    _mm_storeu_ps(s4, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    for (int r = 0; r < cnt; r++) out[r] = s4[r] + (L->bias ? L->bias[rows[r]] : 0.f);
+}
+
 /* dot4_q below with 512-bit vectors.  Q4: the 32 bytes of two 32-input blocks widen to 32
  * 16-bit words (one byte each); the low nibbles are inputs 0..15 of both blocks, the high
  * nibbles inputs 16..31, and the activations are gathered to match (once per step, for the
@@ -363,9 +447,168 @@ static void dot4_q512(const plait_lin *L, int n0, int cnt, const plait_act *a, f
 #undef Q2_ROW64
 #undef Q8_ROW64
 #undef Q8_ROW32
-    const __m512 ys[4] = {y0, y1, y2, y3};
-    for (int r = 0; r < cnt; r++)
-        out[r] = _mm512_reduce_add_ps(ys[r]) - zero_term(L, sc[r], zf[r], a, ng) + (L->bias ? L->bias[rows[r]] : 0.f);
+    finish4_512(L, y0, y1, y2, y3, rows, cnt, sc, zf, a, out);
+}
+#endif
+
+#if PLAIT_AVX512
+/* ---- int8 activations (act_bits 8): code bytes times activation bytes, vpdpbusd
+ *
+ * One step of the kernel loads 64 bytes of a row's codes: 64 inputs of Q8, 128 of Q4
+ * (four 32-input blocks), 256 of Q2 (four 64-input blocks).  The codes' fields (the byte;
+ * the low and high nibbles; the four 2-bit fields) are multiplied, as unsigned bytes, by
+ * as many "streams" of 64 activation bytes, which prep_bytes lays out so that byte j of a
+ * stream is the input of byte j's field:
+ *   Q8  one stream, the inputs in order;
+ *   Q4  per block b (16 bytes of the stream): low stream inputs 32 b + 0..15, high stream
+ *       inputs 32 b + 16..31;
+ *   Q2  stream s, per block b: inputs 64 b + 16 s + 0..15.
+ * vpdpbusd sums 4 products per int32 lane, so lanes 4 j .. 4 j + 3 of a step cover the
+ * 16 stream bytes of block j (Q8: 16 consecutive inputs): one weight group as long as
+ * groups are multiples of 32 (Q4), 64 (Q2), 16 (Q8) inputs.  A row is cut into steps of
+ * S = 64 / 128 / 256 inputs, the last ones halved (256-bit forms) and quartered (128-bit)
+ * where K is not a multiple of S; the activations are laid out chunk by chunk the same way.
+ * Where the groups are whole steps (G % S == 0) a group's steps accumulate in int32 and
+ * are scaled once; otherwise (SmolLM2's 576-wide linears: Q4 groups of 64 are half a step)
+ * every chunk is scaled lane by lane (plait_chunk: each lane's group and its scales). */
+static inline int step_inputs(int kind) { return kind == PLAIT_Q2 ? 256 : kind == PLAIT_Q4 ? 128 : 64; }
+static inline int step_streams(int kind) { return kind == PLAIT_Q2 ? 4 : kind == PLAIT_Q4 ? 2 : 1; }
+/* inputs covered by the 16 stream bytes of four lanes */
+static inline int lane_block(int kind) { return kind == PLAIT_Q2 ? 64 : kind == PLAIT_Q4 ? 32 : 16; }
+
+static void prep_bytes(const plait_lin *L, plait_act *a) {
+    const int K = L->k, G = L->g, kind = L->kind, S = step_inputs(kind), ns = step_streams(kind);
+    const int blk = lane_block(kind), whole = G % S == 0;
+    a->nch = 0;
+    for (int c0 = 0; c0 < K;) {
+        int cs = S;
+        while (cs > K - c0) cs /= 2;
+        const int sl = cs / ns;                /* bytes per stream in this chunk */
+        /* inputs i .. i + 15 of the chunk (i a multiple of 16) are 16 bytes of stream
+         * (i / 16) % ns at 16 * (i / (16 ns)): Q4 block b = i / 32, half i / 16 % 2; Q2
+         * block i / 64, field i / 16 % 4; Q8 in order */
+        for (int i = 0; i < cs; i += 16) {
+            const __m128i *q = (const __m128i *)(a->xq + c0 + i);
+            _mm_storeu_si128((__m128i *)(a->xb + c0 + (i / 16 % ns) * sl + i / (16 * ns) * 16),
+                             _mm_packs_epi16(_mm_loadu_si128(q), _mm_loadu_si128(q + 1)));
+        }
+        if (!whole) {
+            plait_chunk *c = a->ch + a->nch++;
+            c->c0 = c0, c->cs = cs, c->g0 = c0 / G;
+            c->ngc = (c0 + cs - 1) / G - c->g0 + 1;
+            c->gmask = (1u << c->ngc) - 1;
+            const int lanes = sl / 4;
+            for (int l = 0; l < 16; l++) {
+                const int g = l < lanes ? (c0 + blk * (l / 4)) / G : c->g0;
+                c->idx[l] = g - c->g0;
+                c->sx[l] = l < lanes ? a->xsc[g] : 0.f;
+            }
+        }
+        c0 += cs;
+    }
+}
+
+/* the products of one step of a row: codes v, activation streams x[0..]; W the width's
+ * intrinsic prefix, T its integer vector type, AND its and */
+#define B_STEP(W, T, AND, v, x, acc, kind)                                                       \
+    {                                                                                            \
+        if (kind == PLAIT_Q8) acc = W##_dpbusd_epi32(acc, v, x[0]);                               \
+        else if (kind == PLAIT_Q4) {                                                             \
+            const T m = W##_set1_epi8(0x0F);                                                     \
+            acc = W##_dpbusd_epi32(acc, AND(v, m), x[0]);                                        \
+            acc = W##_dpbusd_epi32(acc, AND(W##_srli_epi16(v, 4), m), x[1]);                     \
+        } else {                                                                                 \
+            const T m = W##_set1_epi8(3);                                                        \
+            acc = W##_dpbusd_epi32(acc, AND(v, m), x[0]);                                        \
+            acc = W##_dpbusd_epi32(acc, AND(W##_srli_epi16(v, 2), m), x[1]);                     \
+            acc = W##_dpbusd_epi32(acc, AND(W##_srli_epi16(v, 4), m), x[2]);                     \
+            acc = W##_dpbusd_epi32(acc, AND(W##_srli_epi16(v, 6), m), x[3]);                     \
+        }                                                                                        \
+    }
+
+static inline __attribute__((always_inline)) void dot4_b512_kind(const int kind, const plait_lin *L, int n0,
+                                                                  int cnt, const plait_act *a, float *out) {
+    const int K = L->k, G = L->g, ng = K / G, S = step_inputs(kind), ns = step_streams(kind);
+    const int per = S / 64;                       /* inputs per code byte */
+    int rows[4];
+    const float *sc[4], *zf[4];
+    quad_rows(L, n0, cnt, rows, sc, zf);
+    const size_t rb = row_bytes(L), pf = 4 * PF_QUADS * rb;
+    const uint8_t *w[4];
+    for (int r = 0; r < 4; r++) w[r] = L->w + (size_t)rows[r] * rb;
+    const int8_t *xb = a->xb;
+    __m512 y[4];
+    for (int r = 0; r < 4; r++) y[r] = _mm512_setzero_ps();
+    if (G % S == 0) {                             /* whole steps per group: scaled once a group */
+        for (int gi = 0; gi < ng; gi++) {
+            __m512i acc[4];
+            for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_si512();
+            for (int c0 = gi * G; c0 < (gi + 1) * G; c0 += S) {
+                __m512i x[4];
+                for (int s = 0; s < ns; s++) x[s] = _mm512_loadu_si512((const void *)(xb + c0 + 64 * s));
+                const size_t off = (size_t)c0 / per;
+                for (int r = 0; r < 4; r++) PREFETCH(w[r] + pf + off);
+                for (int r = 0; r < 4; r++) {
+                    const __m512i v = _mm512_loadu_si512((const void *)(w[r] + off));
+                    B_STEP(_mm512, __m512i, _mm512_and_si512, v, x, acc[r], kind)
+                }
+            }
+            const float xs = a->xsc[gi];
+            for (int r = 0; r < 4; r++)
+                y[r] = _mm512_fmadd_ps(_mm512_set1_ps(sc[r][gi] * xs), _mm512_cvtepi32_ps(acc[r]), y[r]);
+        }
+    } else {                                      /* chunk by chunk, each lane scaled by its group */
+        for (int c = 0; c < a->nch; c++) {
+            const plait_chunk *ch = a->ch + c;
+            const int c0 = ch->c0, cs = ch->cs, sl = cs / ns;
+            const size_t off = (size_t)c0 / per;
+            __m512 t[4];
+            if (cs == S) {
+                __m512i x[4];
+                for (int s = 0; s < ns; s++) x[s] = _mm512_loadu_si512((const void *)(xb + c0 + 64 * s));
+                for (int r = 0; r < 4; r++) PREFETCH(w[r] + pf + off);
+                for (int r = 0; r < 4; r++) {
+                    const __m512i v = _mm512_loadu_si512((const void *)(w[r] + off));
+                    __m512i acc = _mm512_setzero_si512();
+                    B_STEP(_mm512, __m512i, _mm512_and_si512, v, x, acc, kind)
+                    t[r] = _mm512_cvtepi32_ps(acc);
+                }
+            } else if (cs == S / 2) {
+                __m256i x[4];
+                for (int s = 0; s < ns; s++) x[s] = _mm256_loadu_si256((const __m256i *)(xb + c0 + sl * s));
+                for (int r = 0; r < 4; r++) {
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(w[r] + off));
+                    __m256i acc = _mm256_setzero_si256();
+                    B_STEP(_mm256, __m256i, _mm256_and_si256, v, x, acc, kind)
+                    t[r] = _mm512_zextps256_ps512(_mm256_cvtepi32_ps(acc));
+                }
+            } else {
+                __m128i x[4];
+                for (int s = 0; s < ns; s++) x[s] = _mm_loadu_si128((const __m128i *)(xb + c0 + sl * s));
+                for (int r = 0; r < 4; r++) {
+                    const __m128i v = _mm_loadu_si128((const __m128i *)(w[r] + off));
+                    __m128i acc = _mm_setzero_si128();
+                    B_STEP(_mm, __m128i, _mm_and_si128, v, x, acc, kind)
+                    t[r] = _mm512_zextps128_ps512(_mm_cvtepi32_ps(acc));
+                }
+            }
+            const __m512i idx = _mm512_loadu_si512((const void *)ch->idx);
+            const __m512 sx = _mm512_loadu_ps(ch->sx);
+            const __mmask16 gm = (__mmask16)ch->gmask;
+            for (int r = 0; r < 4; r++) {
+                const __m512 sw = _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(gm, sc[r] + ch->g0));
+                y[r] = _mm512_fmadd_ps(_mm512_mul_ps(t[r], sx), sw, y[r]);
+            }
+        }
+    }
+    finish4_512(L, y[0], y[1], y[2], y[3], rows, cnt, sc, zf, a, out);
+}
+#undef B_STEP
+
+static void dot4_b512(const plait_lin *L, int n0, int cnt, const plait_act *a, float *out) {
+    if (L->kind == PLAIT_Q4) dot4_b512_kind(PLAIT_Q4, L, n0, cnt, a, out);
+    else if (L->kind == PLAIT_Q2) dot4_b512_kind(PLAIT_Q2, L, n0, cnt, a, out);
+    else dot4_b512_kind(PLAIT_Q8, L, n0, cnt, a, out);
 }
 #endif
 
@@ -524,8 +767,9 @@ static void bar_wait(int n) {
 /* rows n0 .. n0 + cnt - 1 (cnt <= 4) of a linear, bias included */
 static void lin_rows(const plait_lin *L, int n0, int cnt, const plait_act *a, float *out) {
 #if PLAIT_AVX512
-    if (L->kind != PLAIT_F32) {
-        dot4_q512(L, n0, cnt, a, out);      /* prefetches the quad PF_QUADS ahead */
+    if (L->kind != PLAIT_F32) {             /* prefetch the quad PF_QUADS ahead */
+        if (a->act_bits == 8) dot4_b512(L, n0, cnt, a, out);
+        else dot4_q512(L, n0, cnt, a, out);
         return;
     }
 #elif PLAIT_AVX2
@@ -534,22 +778,37 @@ static void lin_rows(const plait_lin *L, int n0, int cnt, const plait_act *a, fl
         return;
     }
 #endif
-    for (int r = 0; r < cnt; r++) out[r] = dot_row(L, n0 + r, a->x, a->xs);
+    for (int r = 0; r < cnt; r++) out[r] = dot_row(L, n0 + r, a);
 }
 
 /* y[r] (= or +=) row r of W x for up to three linears with the same input: their quads
  * of rows are shared out to the threads of the enclosing parallel region.  Every thread
  * prepares the activations itself (no barrier); linears with the same group size share them. */
-static void gemv_multi(const plait_lin *const *L, float *const *y, int nl, const float *x, int accumulate) {
+/* two linears read the same prepared activations: both quantized, the same groups (and,
+ * for the byte kernels' order, the same code format) */
+static inline int same_act(const plait_lin *a, const plait_lin *b) {
+    return a->kind != PLAIT_F32 && b->kind != PLAIT_F32 && a->g == b->g && a->k == b->k && a->kind == b->kind;
+}
+
+/* thread-local buffers of up to three prepared activations */
+static void act_buffers(plait_act *acts, int n) {
     static __thread int16_t xqbuf[3][MAX_K];
+    static __thread int8_t xbbuf[3][MAX_K];
+    static __thread plait_chunk chbuf[3][MAX_K / 32];
+    for (int i = 0; i < n; i++) acts[i].xq = xqbuf[i], acts[i].xb = xbbuf[i], acts[i].ch = chbuf[i];
+}
+
+static void gemv_multi(const plait_lin *const *L, float *const *y, int nl, const float *x, int accumulate,
+                       int act_bits) {
     plait_act acts[3];
+    act_buffers(acts, 3);
     const plait_act *ap[3] = {0, 0, 0};
     int units[3] = {0, 0, 0}, nu = 0;
     for (int i = 0; i < nl; i++) {
         int j = 0;
-        while (j < i && !(L[j]->kind != PLAIT_F32 && L[i]->kind != PLAIT_F32 && L[j]->g == L[i]->g)) j++;
+        while (j < i && !same_act(L[j], L[i])) j++;
         if (j < i) ap[i] = ap[j];
-        else { acts[i].xq = xqbuf[i]; prep_act(L[i], x, &acts[i]); ap[i] = &acts[i]; }
+        else { prep_act(L[i], x, &acts[i], act_bits); ap[i] = &acts[i]; }
         units[i] = (L[i]->n + 3) / 4;
         nu += units[i];
     }
@@ -568,20 +827,18 @@ static void gemv_multi(const plait_lin *const *L, float *const *y, int nl, const
 }
 
 /* act = silu(gate x) * (up x), gate and up rows computed together */
-static void gemv_swiglu(const plait_lin *G, const plait_lin *U, const float *x, float *act) {
-    static __thread int16_t xqbuf[2][MAX_K];
-    plait_act ag, au;
-    ag.xq = xqbuf[0];
-    au.xq = xqbuf[1];
-    prep_act(G, x, &ag);
-    const plait_act *pu = &ag;
-    if (!(G->kind != PLAIT_F32 && U->kind != PLAIT_F32 && G->g == U->g)) { prep_act(U, x, &au); pu = &au; }
+static void gemv_swiglu(const plait_lin *G, const plait_lin *U, const float *x, float *act, int act_bits) {
+    plait_act acts[2];
+    act_buffers(acts, 2);
+    prep_act(G, x, &acts[0], act_bits);
+    const plait_act *pu = &acts[0];
+    if (!same_act(G, U)) { prep_act(U, x, &acts[1], act_bits); pu = &acts[1]; }
     const int nu = (G->n + 3) / 4;
     #pragma omp for SCHED nowait
     for (int u = 0; u < nu; u++) {
         const int n0 = u * 4, cnt = G->n - n0 < 4 ? G->n - n0 : 4;
         float g[4], up[4];
-        lin_rows(G, n0, cnt, &ag, g);
+        lin_rows(G, n0, cnt, &acts[0], g);
         lin_rows(U, n0, cnt, pu, up);
         for (int r = 0; r < cnt; r++) act[n0 + r] = g[r] / (1.f + expf(-g[r])) * up[r];
     }
@@ -622,7 +879,8 @@ static float dotf(const float *a, const float *b, int n) {
 /* ------------------------------------------------------------------ one decode step */
 
 int plait_step(const plait_model *m, plait_state *st, int token, int pos, float *logits, int nthreads) {
-    if (token < 0 || token >= m->vocab || pos < 0 || pos >= m->cap || m->d > MAX_D) return -1;
+    if (token < 0 || token >= m->vocab || pos < 0 || pos >= m->cap || m->d > MAX_D ||
+        (m->act_bits != 16 && m->act_bits != 8)) return -1;
     const int d = m->d, H = m->n_heads, Hk = m->n_kv, hd = m->hd, cap = m->cap;
     const int rep = H / Hk;
     const float *cos = m->rope_cos + (size_t)pos * hd, *sin = m->rope_sin + (size_t)pos * hd;
@@ -639,7 +897,7 @@ int plait_step(const plait_model *m, plait_state *st, int token, int pos, float 
             {
                 const plait_lin *ls[3] = {&L->q, &L->k, &L->v};
                 float *ys[3] = {st->q, st->kvnew, st->kvnew + Hk * hd};
-                gemv_multi(ls, ys, 3, h, 0);
+                gemv_multi(ls, ys, 3, h, 0, m->act_bits);
             }
             /* attention of one head: q and this position's k get RoPE here; the thread of
              * the first query head of a KV group writes the position's k / v to the cache
@@ -678,34 +936,35 @@ int plait_step(const plait_model *m, plait_state *st, int token, int pos, float 
             {
                 const plait_lin *ls[1] = {&L->o};
                 float *ys[1] = {st->x};
-                gemv_multi(ls, ys, 1, st->att, 1);            /* x += o(att) */
+                gemv_multi(ls, ys, 1, st->att, 1, m->act_bits);            /* x += o(att) */
             }
             rmsnorm(st->x, L->norm2, L->eps2, d, h);
-            gemv_swiglu(&L->gate, &L->up, h, st->act);
+            gemv_swiglu(&L->gate, &L->up, h, st->act, m->act_bits);
             {
                 const plait_lin *ls[1] = {&L->down};
                 float *ys[1] = {st->x};
-                gemv_multi(ls, ys, 1, st->act, 1);            /* x += down(act) */
+                gemv_multi(ls, ys, 1, st->act, 1, m->act_bits);            /* x += down(act) */
             }
         }
         rmsnorm(st->x, m->norm_final, m->eps_final, d, h);
         {
             const plait_lin *ls[1] = {&m->head};
             float *ys[1] = {logits};
-            gemv_multi(ls, ys, 1, h, 0);
+            gemv_multi(ls, ys, 1, h, 0, m->act_bits);
         }
     }
     return 0;
 }
 
 /* y = W x (+ b) for one linear: the kernel alone (tests, benchmarks) */
-int plait_gemv(const plait_lin *L, const float *x, float *y, int nthreads) {
+int plait_gemv(const plait_lin *L, const float *x, float *y, int nthreads, int act_bits) {
+    if (act_bits != 16 && act_bits != 8) return -1;
     if (L->kind != PLAIT_F32 && (L->g <= 0 || L->k % L->g || L->g % (L->kind == PLAIT_Q2 ? 64 : 32) ||
                                  L->k / L->g > MAX_GROUPS / 8 || L->k > MAX_K)) return -1;
     const plait_lin *ls[1] = {L};
     float *ys[1] = {y};
     #pragma omp parallel num_threads(nthreads)
-    gemv_multi(ls, ys, 1, x, 0);
+    gemv_multi(ls, ys, 1, x, 0, act_bits);
     return 0;
 }
 
