@@ -420,3 +420,26 @@ def test_smollm2_fast_decoder_against_the_graph_runner(tmp_path):
                     if margin > 0.25:
                         assert int(np.argmax(b)) == int(i1), (recipe, p)
                     a, b = g.forward([t], cg, last_only=True)[-1], s.forward([t], cs, last_only=True)[-1]
+
+
+@pytest.mark.slow
+def test_smollm2_int8_activations_keep_perplexity(tmp_path):
+    """SmolLM2-135M w4g128, 192 tokens of the default text fed through decode steps:
+    act_bits=8 (int8 activations per group, down_proj's input 16-bit) keeps perplexity
+    within 1 % of the default 16-bit steps and the top-1 token at >= 85 % of positions
+    (512 tokens measured: 28.27 vs 28.28, 94.5 %)."""
+    import torch
+
+    from plait.runtime.evaluate import default_text
+    out = tmp_path / "w4g128"
+    assert main(["compile", "smollm2", "--recipe", "w4g128", "-o", str(out)]) == 0
+    n, res = 192, {}
+    for bits in (16, 8):
+        with Session(out, device="cpu", act_bits=bits) as s:
+            ids = s.tokenizer.encode(default_text())[:n + 1]
+            cache = s.new_cache()
+            rows = np.stack([s.forward([t], cache, last_only=True)[-1] for t in ids[:n]])
+        logp = torch.log_softmax(torch.from_numpy(rows).double(), -1).numpy()
+        res[bits] = (float(np.exp(-logp[np.arange(n), ids[1:]].mean())), rows.argmax(-1))
+    assert abs(res[8][0] / res[16][0] - 1) < 0.01, res
+    assert np.mean(res[8][1] == res[16][1]) >= 0.85
