@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from plait.ir.numerics.dsp import (CHAIN_MODES, CODE_BITS, DSP_P_BITS, IDX_BITS, MODE_BITS,
+from plait.ir.numerics.dsp import (CHAIN_MODES, CODE_BITS, DSP_P_BITS, DSP_WEIGHT_BITS, IDX_BITS, MODE_BITS,
                                    MODES, M_MAX, WBITS_BITS, WBITS_CODE, chain_acc_bits,
                                    check_lane_geometry, lane_bias, lane_bits,
                                    lane_window, parse_mode)
@@ -98,7 +98,10 @@ class DspChainConfig(UnitConfig):
     ``acc_w``: row accumulator width; ``modes``: comma-separated sparsity modes the
     build accepts (a subset of ``dense,2:4,2:16,4:16,8:16,pair``; ``pair`` is decode
     lane packing, two weight rows per slice for batch-1 GEMV -- see
-    :mod:`plait.ir.numerics.dsp`).
+    :mod:`plait.ir.numerics.dsp`); ``wbits``: the weight code widths the build widens,
+    every width (``2,3,4,8``, the default: ``in_wbits`` picks one per beat) or a single
+    one (e.g. ``8`` for a W8A8 chain: the widening is that width's wiring only, no
+    per-slice select, and ``in_wbits`` is not read).
 
     The cycle models (:meth:`latency`, :meth:`rows`, :meth:`cycles_per_tile`,
     :meth:`linear_cycles`) are those of :mod:`plait.ir.target`, which the
@@ -112,6 +115,7 @@ class DspChainConfig(UnitConfig):
     lane_shift: int = DspChainGeometry.lane_shift
     acc_w: int = 32
     modes: str = ",".join(DspChainGeometry.modes)
+    wbits: str = ",".join(map(str, DSP_WEIGHT_BITS))
 
     @classmethod
     def from_target(cls, target, **overrides) -> "DspChainConfig":
@@ -130,6 +134,18 @@ class DspChainConfig(UnitConfig):
 
     def mode_list(self) -> list[str]:
         return [parse_mode(m).name for m in self.modes.split(",") if m.strip()]
+
+    def wbits_list(self) -> list[int]:
+        """The weight widths this build widens (ascending)."""
+        try:
+            return sorted({int(b) for b in self.wbits.split(",") if b.strip()})
+        except ValueError:
+            raise ValueError(f"DspChainConfig.wbits must be comma-separated bit widths, "
+                             f"got {self.wbits!r}") from None
+
+    def widths(self, mode) -> list[int]:
+        """Weight widths a beat of ``mode`` may carry on this build."""
+        return [b for b in parse_mode(mode).weight_bits if b in self.wbits_list()]
 
     def validate(self) -> None:
         if self.n_dsp <= 0 or self.n_dsp % M_MAX:
@@ -150,6 +166,14 @@ class DspChainConfig(UnitConfig):
             if n % self.cascade:
                 raise ValueError(f"DspChainConfig.modes: mode {m} needs logical groups of {n} "
                                  f"DSPs, not a multiple of cascade={self.cascade}")
+        wb = self.wbits_list()
+        if wb != sorted(DSP_WEIGHT_BITS) and (len(wb) != 1 or wb[0] not in DSP_WEIGHT_BITS):
+            raise ValueError(f"DspChainConfig.wbits must be every width "
+                             f"({','.join(map(str, DSP_WEIGHT_BITS))}) or one of them, got {self.wbits!r}")
+        for m in modes:
+            if not self.widths(m):
+                raise ValueError(f"DspChainConfig: mode {m} takes {parse_mode(m).weight_bits}-bit "
+                                 f"weights, none of wbits={self.wbits!r}")
         need = chain_acc_bits()
         if not need <= self.acc_w <= P_W:
             raise ValueError(f"DspChainConfig.acc_w must be in [{need}, {P_W}] (exact group "
@@ -191,6 +215,9 @@ class DspChainConfig(UnitConfig):
             "rnd": rnd,
             "lo_off": lo_off,
             "mode_mask": mask,
+            # a single-width build: its width's code (the widening's constant select)
+            "single_width": int(len(self.wbits_list()) == 1),
+            "single_width_code": WBITS_CODE[self.wbits_list()[0]] if len(self.wbits_list()) == 1 else 0,
             "in_reg": int(self.in_reg),
             **encoding_params(),
         }
@@ -291,7 +318,8 @@ class DspChainConfig(UnitConfig):
               + rows * (2 * od_w + 1)            # FIFO pointers + out_valid per row
               + 2 * depth + 3 + 2 + 4            # control
               + 4 * (od_w + 1))                  # FIFO master pointers, count, credits
-        lut = (n * (2 * 8 * mux_per_bit + 7 + 4)  # mux, widening, select decode
+        widen = 7 if len(self.wbits_list()) > 1 else 0   # a single width is wiring (and an inverter)
+        lut = (n * (2 * 8 * mux_per_bit + widen + 4)  # mux, widening, select decode
                + (n * (12 + 4) if pair else 0)   # operand swap, second widening
                + tree_bits                       # tree adders
                + rows * 2 * self.acc_w           # accumulate (clear = the FFs' reset)

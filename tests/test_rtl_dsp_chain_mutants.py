@@ -36,8 +36,8 @@ ASSERTION_MUTANTS = {
     "a_pair_replica": ("        pair_r[i]          <= (in_mode == M_PAIR);", "(in_mode == M_PAIR)",
                        "(in_mode == M_PAIR) && (i != 3)", "edges"),
     # a pair beat with 8-bit codes is accepted
-    "a_pair_wbits": ("MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8);",
-                     "!(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8)", "1'b1", "switch"),
+    "a_pair_wbits": ("MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && wbits == WB_8);",
+                     "!(EN_PAIR && in_mode == M_PAIR && wbits == WB_8)", "1'b1", "switch"),
     # the last word is withdrawn while out_ready is low
     "a_out_hold": ("(n_out == (OD_W+1)'(1) && !pop)", "!pop", "1'b0", "backpressure"),
     # the FIFO's word count runs ahead of its words

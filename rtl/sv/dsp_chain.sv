@@ -28,7 +28,9 @@
 //                       (in_ready = 0) until the pipeline has drained.  A mode not
 //                       enabled in MODE_MASK is dropped and sets err.
 //   in_wbits [WBITS_W]  weight code width: dsp_chain_pkg::WBITS_2 / _3 / _4 / _8
-//                       (plait.ir.numerics.dsp.WBITS_CODE).
+//                       (plait.ir.numerics.dsp.WBITS_CODE).  Not read by a single-width
+//                       build (SINGLE_WIDTH: the width SINGLE_WIDTH_CODE only, its widening
+//                       wired without a select).
 //   in_last             last beat of a quantization group (emit and clear the rows).
 //   in_act   [2*M_MAX*8] lane l (token row), block position j at [(l*M_MAX+j)*8 +: 8].
 //   in_w     [N_DSP*CODE_W] weight code of slice i at [i*CODE_W +: CODE_W] (low wbits used).
@@ -76,6 +78,8 @@ module dsp_chain #(
   parameter int RND        = dsp_chain_pkg::RND,         // lane bias (dsp_lane_adjust.sv)
   parameter int LO_OFF     = dsp_chain_pkg::LO_OFF,      // lower-lane offset per group
   parameter int MODE_MASK  = dsp_chain_pkg::MODE_MASK,   // enabled mode codes (bit per code)
+  parameter int SINGLE_WIDTH  = dsp_chain_pkg::SINGLE_WIDTH,   // 1: one weight width only ...
+  parameter int SINGLE_WIDTH_CODE = dsp_chain_pkg::SINGLE_WIDTH_CODE,  // ... this one
   parameter int IN_REG     = dsp_chain_pkg::IN_REG,      // fabric input register (0: dense only)
   parameter int P_W        = dsp_chain_pkg::P_W,
   parameter int M_MAX      = dsp_chain_pkg::M_MAX,
@@ -139,8 +143,15 @@ module dsp_chain #(
   logic [MODE_W-1:0] cur_mode;     // mode of the beats in flight
   logic             mode_ok, accept;
 
+  // the beat's weight width: a single-width build's constant (its decode folds away)
+  logic [WBITS_W-1:0] wbits;
+  if (SINGLE_WIDTH != 0) begin : g_one_width
+    assign wbits = WBITS_W'(SINGLE_WIDTH_CODE);
+  end else begin : g_wbits
+    assign wbits = in_wbits;
+  end
   // pair mode holds two codes per slot: 8-bit weights cannot be paired
-  assign mode_ok  = MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && in_wbits == WB_8);
+  assign mode_ok  = MODE_EN[in_mode] && !(EN_PAIR && in_mode == M_PAIR && wbits == WB_8);
   // credits: a group's last beat needs a free output FIFO word (in flight + queued)
   localparam int OD_W = $clog2(OUT_DEPTH);
   logic [OD_W:0] pending;          // groups accepted, their word not yet taken
@@ -177,7 +188,7 @@ module dsp_chain #(
     logic signed [7:0] wq, wq_hi;
     dsp_operand_decode #(.POS(i), .MODE_MASK(MODE_MASK), .M_MAX(M_MAX), .IDX_W(IDX_W),
                          .CODE_W(CODE_W), .MODE_W(MODE_W), .WBITS_W(WBITS_W)) u_dec (
-      .mode(in_mode), .wbits(in_wbits), .idx(in_idx[i*IDX_W +: IDX_W]),
+      .mode(in_mode), .wbits(wbits), .idx(in_idx[i*IDX_W +: IDX_W]),
       .code(in_w[i*CODE_W +: CODE_W]), .sel, .w(wq), .w_hi(wq_hi));
     if (IN_REG != 0) begin : g_reg
       always_ff @(posedge clk) begin
@@ -464,7 +475,7 @@ module dsp_chain #(
     a_pair_replica: assert property (@(posedge clk) disable iff (!rst_n) pair_r == {N_DSP{pair_r[0]}})
       else $error("dsp_chain: the per-slice pair flags differ");
     a_pair_wbits: assert property (@(posedge clk) disable iff (!rst_n)
-        accept && mode_ok && in_mode == M_PAIR |-> in_wbits != WB_8)
+        accept && mode_ok && in_mode == M_PAIR |-> wbits != WB_8)
       else $error("dsp_chain: a pair beat with 8-bit codes was accepted");
   end
 `endif

@@ -174,8 +174,9 @@ class ChainTB:
             idx = s.idx
             if s.mode.name == "2:4":            # 2:4 reads idx[1:0]: garbage above
                 idx = idx | (self.garbage.integers(0, 4, idx.shape) << 2)
-            await drv.send({"mode": md, "wbits": wb, "last": int(s.last[t]),
-                            "act": pack_signed(s.act[t].reshape(-1), 8),
+            one = len(self.cfg.wbits_list()) == 1    # a single-width build does not read in_wbits
+            await drv.send({"mode": md, "wbits": int(self.garbage.integers(0, 4)) if one else wb,
+                            "last": int(s.last[t]), "act": pack_signed(s.act[t].reshape(-1), 8),
                             "w": pack_unsigned(s.codes[t], 8), "idx": pack_unsigned(idx[t], 4)}
                            for t in range(s.beats))
             if self._held:
@@ -383,7 +384,7 @@ async def test_random_modes(dut):
         k, g = RANDOM_GEOMETRY[mname]
         r = cfg.rows(md)
         beats_per_tile = k // md.m
-        widths = parse_mode(md).weight_bits
+        widths = cfg.widths(md)
         tiles_per_sched = max(1, -(-beats_target // (beats_per_tile * len(widths))))
         scheds, xs, qs = [], [], []
         for bits in widths:
@@ -410,7 +411,7 @@ async def test_random_modes(dut):
     for mname in cfg.mode_list():
         md = parse_mode(mname)
         k, g = RANDOM_GEOMETRY[mname]
-        bits = max(parse_mode(md).weight_bits)
+        bits = max(cfg.widths(md))
         x = rng.integers(-128, 128, (parse_mode(md).lanes, k))
         q = random_weights(rng, 2 * cfg.rows(md), k, md, bits)
         s = schedule_chain(x, q, md, g, n_dsp=cfg.n_dsp, bits=bits)
@@ -443,7 +444,7 @@ async def test_output_backpressure(dut):
     rng = np.random.default_rng(99)
     for mname in cfg.mode_list():
         md = parse_mode(mname)
-        bits = max(md.weight_bits)
+        bits = max(cfg.widths(md))
         r = cfg.rows(md)
         k1 = 8 * md.m                                  # 8 beats per tile, 1 per group
         x = rng.integers(-128, 128, (md.lanes, k1))
@@ -500,7 +501,8 @@ async def test_edge_cases(dut):
     modes = cfg.mode_list()
     scheds, xs, qs = [], [], []
 
-    def add(x, q, mode, g, bits=8):
+    def add(x, q, mode, g, bits=None):
+        bits = max(cfg.widths(mode)) if bits is None else bits
         s = schedule_chain(x, q, mode, g, n_dsp=cfg.n_dsp, bits=bits)
         tb.expect(s)
         scheds.append(s)
@@ -511,7 +513,7 @@ async def test_edge_cases(dut):
         md = parse_mode(mname)
         r = cfg.rows(md)
         k = 64
-        wide = max(parse_mode(md).weight_bits)                   # 8 bits, 4 in pair mode
+        wide = max(cfg.widths(md))                   # 8 bits, 4 in pair mode
         wmin = signed_range(wide)[0]
         nl = parse_mode(md).lanes
         # -128 x the most negative weight in every lane and every kept weight; also
@@ -529,19 +531,21 @@ async def test_edge_cases(dut):
         x[:, 32:48] = 0
         add(x, q, md, 16, wide)
         # extreme codes of every weight width (0 and 2^b - 1 -> -2^(b-1), 2^(b-1)-1)
-        for bits in parse_mode(md).weight_bits:
+        for bits in cfg.widths(md):
             lo, hi = signed_range(bits)
             q = rng.choice([lo, hi], (r, k))
             if not md.implicit_idx:
                 q = q * prune_nm(rng.standard_normal((r, k)), md.n, md.m)
             add(rng.choice([-128, 127], (nl, k)), q, md, 32 if md.m <= 32 else k, bits)
-        # every N:M pattern (2:4: all 6) / every index in every slot (N:16)
+        # every N:M pattern (2:4: all 6) / every index in every slot (N:16), weights of
+        # the widest width the build has for the mode
+        wlo, whi = signed_range(max(cfg.widths(md)))
         if md.name == "2:4":
             pats = [(a, b) for a in range(4) for b in range(a + 1, 4)]
             q = np.zeros((r, 4 * len(pats)), np.int64)
             for j, (a, b) in enumerate(pats):
-                q[:, 4 * j + a] = rng.integers(-128, 128, r)
-                q[:, 4 * j + b] = rng.integers(-128, 128, r)
+                q[:, 4 * j + a] = rng.integers(wlo, whi + 1, r)
+                q[:, 4 * j + b] = rng.integers(wlo, whi + 1, r)
             q = np.concatenate([q, np.roll(q, 4, axis=1)], axis=0)
             x = rng.integers(-128, 128, (2, q.shape[1]))
             add(x, q, md, 8)
@@ -551,7 +555,7 @@ async def test_edge_cases(dut):
                 blk = np.zeros((r, md.m), np.int64)
                 for row in range(r):
                     pos = (np.arange(md.n) * (md.m // md.n) + shift + row) % md.m
-                    blk[row, pos] = rng.integers(-128, 128, md.n)
+                    blk[row, pos] = rng.integers(wlo, whi + 1, md.n)
                 blocks.append(blk)
             # runs of N neighbours starting at every position: slot j holds index
             # start + j, so the highest indices reach the low slots too (8:16 slot 0
@@ -559,7 +563,7 @@ async def test_edge_cases(dut):
             # coverage found the spread patterns above never do that)
             for start in range(md.m - md.n + 1):
                 blk = np.zeros((r, md.m), np.int64)
-                run = rng.integers(-128, 128, (r, md.n))
+                run = rng.integers(wlo, whi + 1, (r, md.n))
                 run[run == 0] = 1                        # every slot holds its index
                 blk[:, start:start + md.n] = run
                 blocks.append(blk)
@@ -576,7 +580,7 @@ async def test_edge_cases(dut):
         md = parse_mode(mname)
         r = cfg.rows(md)
         k = 65536
-        wide = max(parse_mode(md).weight_bits)
+        wide = max(cfg.widths(md))
         wmin = signed_range(wide)[0]
         x = np.full((parse_mode(md).lanes, k), -128)
         q = np.full((r, k), wmin)
@@ -606,8 +610,9 @@ async def test_mode_switch_and_errors(dut):
     for mname in cfg.mode_list() * 2:
         md = parse_mode(mname)
         x = rng.integers(-128, 128, (parse_mode(md).lanes, 64))
-        q = random_weights(rng, cfg.rows(md), 64, md, 4)
-        s = schedule_chain(x, q, md, 16, n_dsp=cfg.n_dsp, bits=4)
+        bits = 4 if 4 in cfg.widths(md) else cfg.widths(md)[0]
+        q = random_weights(rng, cfg.rows(md), 64, md, bits)
+        s = schedule_chain(x, q, md, 16, n_dsp=cfg.n_dsp, bits=bits)
         tb.expect(s)
         scheds.append(s)
         xs.append(x)
@@ -626,7 +631,7 @@ async def test_mode_switch_and_errors(dut):
     # unsupported mode codes: 6, 7 always; codes of modes masked out of this build;
     # pair mode with 8-bit weights (two codes per slot need <= 4 bits)
     bad = [(c, WBITS_CODE[8]) for c in range(8) if not (cfg.sv_params()["MODE_MASK"] >> c) & 1]
-    if "pair" in cfg.mode_list():
+    if "pair" in cfg.mode_list() and len(cfg.wbits_list()) > 1:   # (a single-width build reads no width)
         bad.append((parse_mode("pair").code, WBITS_CODE[8]))
     for code, wbits in bad:
         tb._mode_name = f"code {code}"
@@ -657,7 +662,8 @@ async def test_protocol_violation(dut):
     modes = cfg.mode_list()
     md = parse_mode(modes[0])
     s = schedule_chain(np.zeros((parse_mode(md).lanes, 64), np.int64),
-                       np.zeros((cfg.rows(md), 64), np.int64), md, 16, n_dsp=cfg.n_dsp, bits=4)
+                       np.zeros((cfg.rows(md), 64), np.int64), md, 16, n_dsp=cfg.n_dsp,
+                       bits=cfg.widths(md)[0])
     await tb.drive([s])
     other = parse_mode(modes[1] if len(modes) > 1 else modes[0])
     dut.in_valid.value = 1
@@ -687,7 +693,7 @@ async def test_gemv_lane_use(dut):
     tb = ChainTB(dut, cfg, "gemv")
     await tb.start()
     rng = np.random.default_rng(5)
-    k, g, bits = 512, 64, 4
+    k, g, bits = 512, 64, max(cfg.widths("pair"))
     rows = 4 * cfg.rows("pair")
     x = rng.integers(-128, 128, (1, k))
     q = random_weights(rng, rows, k, "dense", bits)
@@ -744,7 +750,7 @@ async def _mutant_window(dut, cfg: DspChainConfig, seed: int) -> str:
         for mname in cfg.mode_list():
             md = parse_mode(mname)
             r = cfg.rows(md)
-            for bits in md.weight_bits:
+            for bits in cfg.widths(md):
                 k = 4 * md.m
                 x = rng.integers(-128, 128, (md.lanes, k))
                 x[:, :md.m] = -128                       # one all -128 block
@@ -793,8 +799,8 @@ async def _mutant_window(dut, cfg: DspChainConfig, seed: int) -> str:
             md = parse_mode(mname)
             r = cfg.rows(md)
             x = rng.integers(-128, 128, (md.lanes, groups * md.m))
-            q = random_weights(rng, r, groups * md.m, md, max(md.weight_bits))
-            full.append(schedule_chain(x, q, md, md.m, n_dsp=cfg.n_dsp, bits=max(md.weight_bits)))
+            q = random_weights(rng, r, groups * md.m, md, max(cfg.widths(md)))
+            full.append(schedule_chain(x, q, md, md.m, n_dsp=cfg.n_dsp, bits=max(cfg.widths(md))))
             fx.append(x)
             fq.append(q)
             tb.expect(full[-1])
