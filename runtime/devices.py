@@ -159,7 +159,8 @@ class CpuDevice(Device):
         the graph runner (:class:`plait.ir.Interpreter`) with ``fast=False``.  With
         ``fast=None`` a graph the fast decoder does not support (or a host without a C
         compiler) falls back to the graph runner and :attr:`runner_note` says why; with
-        ``fast=True`` it raises :class:`~plait.runtime.fast.FastUnsupported`."""
+        ``fast=True`` (or ``act_bits`` given: the fast decoder's activation width, 16 or 8)
+        it raises :class:`~plait.runtime.fast.FastUnsupported`."""
         from plait.ir import Interpreter
         from plait.ir.exact import ExactInterpreter
         if exact:
