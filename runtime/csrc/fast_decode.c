@@ -924,20 +924,55 @@ int plait_step(const plait_model *m, plait_state *st, int token, int pos, float 
                     memcpy(vc + ((size_t)kh * cap + pos) * hd, vn, sizeof(float) * hd);
                 }
                 float *sc = st->scores + (size_t)hh * cap, mx = -INFINITY, sum = 0.f;
-                for (int t = 0; t <= pos; t++) {
-                    sc[t] = dotf(qh, t == pos ? kn : kh_c + (size_t)t * hd, hd) * m->attn_scale;
-                    if (sc[t] > mx) mx = sc[t];
-                }
-                for (int t = 0; t <= pos; t++) { sc[t] = expf(sc[t] - mx); sum += sc[t]; }
-                float acc[512];
-                for (int i = 0; i < hd; i++) acc[i] = 0.f;
-                for (int t = 0; t <= pos; t++) {
-                    const float p = sc[t], *vt = t == pos ? vn : vh_c + (size_t)t * hd;
-                    for (int i = 0; i < hd; i++) acc[i] += p * vt[i];
-                }
+                int t = 0;
+#if PLAIT_AVX2
+                if (hd % 8 == 0)                 /* four positions at a time: four FMA chains */
+                    for (; t + 4 <= pos; t += 4) {
+                        const float *k0 = kh_c + (size_t)t * hd;
+                        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                        for (int i = 0; i < hd; i += 8) {
+                            const __m256 qv = _mm256_loadu_ps(qh + i);
+                            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+                            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + hd + i), a1);
+                            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * hd + i), a2);
+                            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * hd + i), a3);
+                        }
+                        const __m256 hs = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+                        _mm_storeu_ps(sc + t, _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(hs),
+                                                                    _mm256_extractf128_ps(hs, 1)),
+                                                         _mm_set1_ps(m->attn_scale)));
+                    }
+#endif
+                for (; t <= pos; t++) sc[t] = dotf(qh, t == pos ? kn : kh_c + (size_t)t * hd, hd) * m->attn_scale;
+                for (t = 0; t <= pos; t++) if (sc[t] > mx) mx = sc[t];
+                for (t = 0; t <= pos; t++) { sc[t] = expf(sc[t] - mx); sum += sc[t]; }
                 const float inv = 1.f / sum;
                 float *o = st->att + hh * hd;
-                for (int i = 0; i < hd; i++) o[i] = acc[i] * inv;
+                int i = 0;
+#if PLAIT_AVX2
+                /* 32 outputs at a time over every position: four FMA chains in registers */
+                for (; i + 32 <= hd; i += 32) {
+                    __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+                    for (t = 0; t <= pos; t++) {
+                        const __m256 pv = _mm256_set1_ps(sc[t]);
+                        const float *vt = (t == pos ? vn : vh_c + (size_t)t * hd) + i;
+                        o0 = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vt), o0);
+                        o1 = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vt + 8), o1);
+                        o2 = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vt + 16), o2);
+                        o3 = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vt + 24), o3);
+                    }
+                    const __m256 iv = _mm256_set1_ps(inv);
+                    _mm256_storeu_ps(o + i, _mm256_mul_ps(o0, iv));
+                    _mm256_storeu_ps(o + i + 8, _mm256_mul_ps(o1, iv));
+                    _mm256_storeu_ps(o + i + 16, _mm256_mul_ps(o2, iv));
+                    _mm256_storeu_ps(o + i + 24, _mm256_mul_ps(o3, iv));
+                }
+#endif
+                for (; i < hd; i++) {            /* the rest (every output in the portable build) */
+                    float acc = 0.f;
+                    for (t = 0; t <= pos; t++) acc += sc[t] * (t == pos ? vn : vh_c + (size_t)t * hd)[i];
+                    o[i] = acc * inv;
+                }
             }
             bar_wait(omp_get_num_threads());
             {
