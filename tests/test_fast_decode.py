@@ -398,8 +398,16 @@ def test_weights_are_kept_low_bit(arts):
         assert sum(w.nbytes for w in lin) * 8 / sum(w.n * w.k for w in lin) < 3.5
 
 
+@pytest.fixture(scope="module")
+def smollm2_w4g128(tmp_path_factory):
+    """SmolLM2-135M compiled with w4g128 once for the module's SmolLM2 tests."""
+    out = tmp_path_factory.mktemp("smollm2") / "w4g128"
+    assert main(["compile", "smollm2", "--recipe", "w4g128", "-o", str(out)]) == 0
+    return out
+
+
 @pytest.mark.slow
-def test_smollm2_fast_decoder_against_the_graph_runner(tmp_path):
+def test_smollm2_fast_decoder_against_the_graph_runner(smollm2_w4g128):
     """SmolLM2-135M w4g128, two chat prompts, 12 tokens (the 8-bit code kernel and every
     scheme are checked against the numerics on the tiny model).  With a float head the
     fast decoder's greedy tokens equal the graph runner's.  With the default W8 head (its
@@ -408,9 +416,7 @@ def test_smollm2_fast_decoder_against_the_graph_runner(tmp_path):
     graph's margin is above 0.25 (a near-tie may flip); prefill logits within 2 %."""
     prompts = ("What is the capital of France?", "What is 2+2?")
     steps = 12
-    for recipe in ("w4g128",):
-        out = tmp_path / recipe
-        assert main(["compile", "smollm2", "--recipe", recipe, "-o", str(out)]) == 0
+    for recipe, out in (("w4g128", smollm2_w4g128),):
         with Session(out, device="cpu") as s, Session(out, device="cpu", fast=False) as g:
             assert s.runner == "fast"
             ff = FastDecoder(s.artifact.graph, s.artifact.weights, head="float")
@@ -437,7 +443,7 @@ def test_smollm2_fast_decoder_against_the_graph_runner(tmp_path):
 
 
 @pytest.mark.slow
-def test_smollm2_int8_activations_keep_perplexity(tmp_path):
+def test_smollm2_int8_activations_keep_perplexity(smollm2_w4g128):
     """SmolLM2-135M w4g128, 192 tokens of the default text fed through decode steps:
     act_bits=8 (int8 activations per group, down_proj's input 16-bit) keeps perplexity
     within 1 % of the default 16-bit steps and the top-1 token at >= 85 % of positions
@@ -445,8 +451,7 @@ def test_smollm2_int8_activations_keep_perplexity(tmp_path):
     import torch
 
     from plait.runtime.evaluate import default_text
-    out = tmp_path / "w4g128"
-    assert main(["compile", "smollm2", "--recipe", "w4g128", "-o", str(out)]) == 0
+    out = smollm2_w4g128
     n, res = 192, {}
     for bits in (16, 8):
         with Session(out, device="cpu", act_bits=bits) as s:
