@@ -322,6 +322,13 @@ def test_thread_pick_retries_the_slower_count_less_and_less():
     fd._step_s = {2: 0.020, 1: 0.015}                # the load changed: one thread is faster
     picks = [fd._step_threads(2) for _ in range(16)]
     assert picks[:15] == [1] * 15 and picks[15] == 2
+    # the retry of two threads measures 8 ms: that replaces the 20 ms estimate of the
+    # loaded period at once, and the next step runs on two threads; the count in use
+    # keeps a running average
+    fd._record_step(2, 0.008)
+    assert fd._step_s[2] == 0.008 and fd._step_threads(2) == 2
+    fd._record_step(2, 0.012)
+    assert fd._step_s[2] == pytest.approx(0.75 * 0.008 + 0.25 * 0.012)
 
 
 def test_no_compiler_falls_back(monkeypatch, tmp_path):
